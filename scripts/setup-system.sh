@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages and npm modules synthvhd, its demo and its tests need.
+# Idempotent: does nothing when everything is there. Needs root for apt (Debian 12).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command → Debian package that provides it
+declare -A need=(
+  [qemu-img]=qemu-utils [vhdiinfo]=libvhdi-utils [sgdisk]=gdisk [sfdisk]=fdisk
+  [mkntfs]=ntfs-3g [ntfs-3g]=ntfs-3g [mkfs.btrfs]=btrfs-progs [mkfs.xfs]=xfsprogs
+  [mformat]=mtools [mkfs.vfat]=dosfstools [fusermount3]=fuse3 [smbd]=samba
+  [smbclient]=smbclient [testparm]=samba-common-bin [losetup]=mount [mkfs.ext4]=e2fsprogs
+  [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "synthvhd setup: missing Debian packages: $pkgs— run as root or: sudo apt-get install $pkgs" >&2
+    exit 1
+  fi
+  echo "synthvhd setup: installing $pkgs" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || { echo "synthvhd setup: apt-get update failed" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || { echo "synthvhd setup: apt-get install $pkgs failed" >&2; exit 1; }
+fi
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
+if [ ! -d node_modules/fuse-native ] || [ ! -d node_modules/ava ]; then
+  npm ci --no-audit --no-fund >/dev/null || { echo "synthvhd setup: npm ci failed" >&2; exit 1; }
+fi
