@@ -1,0 +1,41 @@
+// One virtual disk per backup: the main image with its partners placed into their partitions.
+import { type AssembledDisk, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
+import type { DiskImage } from '../container/disk-image.js';
+import { nameBasedId } from '../container/guid.js';
+import type { ImageFolder } from '../urbackup/storage.js';
+import type { IdentifiedSource, LoadedImage } from './image-loader.js';
+
+export interface BackupDisk {
+  readonly client: string;
+  /** The main image's folder name; the virtual files are named after it. */
+  readonly folder: string;
+  readonly time: Date;
+  readonly images: readonly ImageFolder[];
+  readonly disk: AssembledDisk;
+  readonly sources: readonly IdentifiedSource[];
+  /** Stable and distinct per backup (design.md "Identity"). */
+  readonly id: Buffer;
+}
+
+export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] = []): BackupDisk {
+  const parts = partners.map((p) => {
+    if (p.kind !== 'partition') throw new Error(`${p.folder.raw}: a whole-disk image cannot be a partner`);
+    return p.image;
+  });
+  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(main.folder.mbrPath, main.image, parts);
+  const mainRaw = main.kind === 'whole-disk' ? main.raw : main.image.raw;
+  const { client, folder, time } = main.folder;
+  return {
+    client,
+    folder,
+    time,
+    images: [main.folder, ...partners.map((p) => p.folder)],
+    disk,
+    sources: [mainRaw, ...parts.map((p) => p.raw)],
+    id: nameBasedId(`synthvhd:${client}/${folder}`),
+  };
+}
+
+export function diskImage(b: BackupDisk): DiskImage {
+  return { layout: b.disk.layout, sectorSize: b.disk.sectorSize, id: b.id, timestamp: b.time };
+}

@@ -1,0 +1,129 @@
+// Reads what a disk needs from one image folder: the parsed `.raw.mbr` and the volume's place
+// in the `.raw`. Parsed results are kept while the files are unchanged, so rescans only stat.
+import { constants } from 'node:fs';
+import { type FileHandle, lstat, open } from 'node:fs/promises';
+import type { PartitionImage } from '../disk/assemble.js';
+import type { Bytes, SourceFile } from '../disk/layout.js';
+import { type MbrFile, MbrFileError, parseMbrFile } from '../urbackup/mbr-file.js';
+import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
+import type { ImageFolder } from '../urbackup/storage.js';
+
+/** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (urbackup-raw-format.md §3.1). */
+const MBR_FILE_MAX: Bytes = 1024 * 1024;
+/** Storage files are only ever opened read-only; O_NONBLOCK keeps a FIFO from hanging us. */
+const READ_ONLY = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+
+/** What identifies a file's contents without reading it: device, inode, size, mtime. */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: Bytes;
+  readonly mtimeMs: number;
+}
+
+export interface IdentifiedSource extends SourceFile {
+  readonly identity: FileIdentity;
+}
+
+export type LoadedImage =
+  | { readonly kind: 'partition'; readonly folder: ImageFolder; readonly image: PartitionImage & { raw: IdentifiedSource } }
+  | { readonly kind: 'whole-disk'; readonly folder: ImageFolder; readonly raw: IdentifiedSource; readonly diskLength: Bytes; readonly mbr: MbrFile };
+
+export class ImageLoadError extends Error {
+  override name = 'ImageLoadError';
+}
+
+function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+async function openRegular(path: string): Promise<{ fh: FileHandle; identity: FileIdentity }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, READ_ONLY);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageLoadError(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new ImageLoadError(`${path}: not a regular file`);
+  }
+  return { fh, identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
+}
+
+async function readAt(fh: FileHandle, length: number, position: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buf.subarray(0, done);
+}
+
+async function statRegular(path: string): Promise<FileIdentity> {
+  const st = await lstat(path).catch((e: unknown) => {
+    throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
+  });
+  if (!st.isFile()) throw new ImageLoadError(`${path}: not a regular file`);
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+}
+
+async function readMbrFile(path: string): Promise<{ mbr: MbrFile; identity: FileIdentity }> {
+  const { fh, identity } = await openRegular(path);
+  try {
+    // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (§3.4): read just those.
+    const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
+    const buf = await readAt(fh, len, 0);
+    if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
+      throw new ImageLoadError(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
+    }
+    return { mbr: parseMbrFile(buf, path), identity };
+  } catch (e) {
+    if (e instanceof MbrFileError) throw new ImageLoadError(e.message);
+    throw e;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Loads image folders, remembering results while the `.raw` and `.raw.mbr` are unchanged. */
+export class ImageLoader {
+  private readonly cache = new Map<string, { mbrId: FileIdentity; rawId: FileIdentity; loaded: LoadedImage }>();
+
+  async load(folder: ImageFolder): Promise<LoadedImage> {
+    const cached = this.cache.get(folder.raw);
+    if (cached) {
+      const [rawId, mbrId] = await Promise.all([statRegular(folder.raw), statRegular(folder.mbrPath)]);
+      if (sameIdentity(cached.rawId, rawId) && sameIdentity(cached.mbrId, mbrId)) return cached.loaded;
+    }
+    this.cache.delete(folder.raw);
+    const { mbr, identity: mbrId } = await readMbrFile(folder.mbrPath);
+    const { fh, identity: rawId } = await openRegular(folder.raw);
+    try {
+      const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
+      let loaded: LoadedImage;
+      if (mbr.kind === 'whole-disk') {
+        loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr };
+      } else {
+        const head = mayHaveSyntheticGpt(rawId.size) ? await readAt(fh, RAW_HEAD_BYTES, 0) : undefined;
+        loaded = { kind: 'partition', folder, image: { mbr, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) } };
+      }
+      this.cache.set(folder.raw, { mbrId, rawId, loaded });
+      return loaded;
+    } catch (e) {
+      if (e instanceof RawFileError) throw new ImageLoadError(e.message);
+      throw e;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Drops entries of images no longer present. */
+  retain(rawPaths: ReadonlySet<string>): void {
+    for (const k of this.cache.keys()) if (!rawPaths.has(k)) this.cache.delete(k);
+  }
+}

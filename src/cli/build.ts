@@ -1,0 +1,48 @@
+// `synthvhd build SOURCE -o OUT.vhd|OUT.vhdx [--reflink auto|always|never]`
+import { extname, resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { containerLayout, type ContainerFormat } from '../catalog/storage-catalog.js';
+import { canBeVhd } from '../container/vhd.js';
+import { materialize, type ReflinkMode } from '../io/materialize.js';
+import { UsageError } from './errors.js';
+import { humanBytes } from './format.js';
+import { ProgressBar } from './progress-bar.js';
+import { loadBackupDisk } from './source.js';
+
+export interface BuildArgs {
+  source: string;
+  output: string;
+  reflink: ReflinkMode;
+  verbose: boolean;
+}
+
+export function buildCommand(y: Argv): Argv<BuildArgs> {
+  return y
+    .positional('source', { type: 'string', demandOption: true, describe: 'an image folder (<YYMMDD-HHMM>_Image_<letter>) or its .raw file' })
+    .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the disk file to write; .vhd or .vhdx picks the format' })
+    .option('reflink', {
+      choices: ['auto', 'always', 'never'] as const,
+      default: 'auto' as const,
+      describe: 'clone partition data with FICLONERANGE (same btrfs/XFS/ZFS filesystem); auto copies where it cannot, always fails instead',
+    }) as unknown as Argv<BuildArgs>;
+}
+
+export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<void> {
+  const ext = extname(a.output).toLowerCase();
+  if (ext !== '.vhd' && ext !== '.vhdx') throw new UsageError(`${a.output}: the output name must end in .vhd or .vhdx`);
+  const format = ext.slice(1) as ContainerFormat;
+  const b = await loadBackupDisk(a.source);
+  for (const w of b.disk.warnings) log(`warning: ${b.images[0]!.mbrPath}: ${w}`);
+  if (format === 'vhd') {
+    const reason = canBeVhd({ size: b.disk.layout.size, sectorSize: b.disk.sectorSize });
+    if (reason) throw new Error(`${a.output}: cannot write a .vhd: ${reason}; write a .vhdx instead`);
+  }
+  const layout = containerLayout(b, format);
+  const bar = new ProgressBar(`building ${b.folder}.${format}`, layout.size);
+  const out = resolve(a.output);
+  const r = await materialize(layout, out, { reflink: a.reflink, onProgress: (done) => bar.update(done) }).finally(() => bar.done());
+  log(
+    `${out}: ${humanBytes(r.size)} ${format.toUpperCase()} written (${humanBytes(r.clonedBytes)} cloned, ${humanBytes(r.copiedBytes)} copied)` +
+      (r.reason ? `; copied because ${r.reason}` : ''),
+  );
+}

@@ -1,0 +1,28 @@
+// The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
+import type { BackupDisk } from '../catalog/backup-disk.js';
+import { CONTAINER_FORMATS, containerLayout, formatsFor } from '../catalog/storage-catalog.js';
+import { guidToString } from '../disk/gpt.js';
+
+export function diskJson(b: BackupDisk) {
+  return {
+    client: b.client,
+    folder: b.folder,
+    time: b.time.toISOString(),
+    id: guidToString(b.id),
+    table: b.disk.table,
+    sectorSize: b.disk.sectorSize,
+    diskSize: b.disk.layout.size,
+    identity: b.disk.identity,
+    files: formatsFor(b, CONTAINER_FORMATS).map((f) => ({ name: `${b.folder}.${f}`, format: f, size: containerLayout(b, f).size })),
+    images: b.images.map((i) => ({ folder: i.folder, letter: i.letter, raw: i.raw, complete: i.complete })),
+    partitions: b.disk.partitions.map((p) => ({
+      number: p.number,
+      start: p.start,
+      length: p.length,
+      description: p.description,
+      imagedFrom: p.imagedFrom ?? null,
+      volumeLength: p.volumeLength ?? null,
+    })),
+    warnings: [...b.disk.warnings],
+  };
+}

@@ -1,0 +1,37 @@
+// `synthvhd list --storage DIR [--json]`
+import type { Argv } from 'yargs';
+import { ImageLoader } from '../catalog/image-loader.js';
+import { scanDisks } from '../catalog/storage-catalog.js';
+import { diskJson } from './disk-json.js';
+import { humanBytes } from './format.js';
+
+export interface ListArgs {
+  storage: string;
+  json: boolean;
+  showIncomplete: boolean;
+}
+
+export function listCommand(y: Argv): Argv<ListArgs> {
+  return y
+    .option('storage', { type: 'string', demandOption: true, describe: 'the UrBackup storage folder (holds one folder per client)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON (see README for the fields)' })
+    .option('show-incomplete', { type: 'boolean', default: false, describe: 'include images without .raw.sync' }) as unknown as Argv<ListArgs>;
+}
+
+export async function runList(a: ListArgs, out: (s: string) => void, log: (s: string) => void): Promise<void> {
+  const { disks, warnings } = await scanDisks(a.storage, new ImageLoader(), { showIncomplete: a.showIncomplete });
+  if (a.json) {
+    out(JSON.stringify({ storage: a.storage, disks: disks.map(diskJson), warnings }, null, 2));
+    return;
+  }
+  for (const w of warnings) log(`warning: ${w}`);
+  for (const b of disks) {
+    const j = diskJson(b);
+    out(`${b.client}/${b.folder}  ${j.table.toUpperCase()} ${humanBytes(j.diskSize)}  ${j.files.map((f) => f.name).join(' ')}`);
+    for (const p of j.partitions) {
+      out(`  #${p.number} ${humanBytes(p.length)} at ${p.start}  ${p.description}${p.imagedFrom ? `  ← ${p.imagedFrom}` : ''}`);
+    }
+    for (const w of j.warnings) out(`  warning: ${w}`);
+  }
+  if (disks.length === 0) log(`no complete image backups found in ${a.storage}`);
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// The `synthvhd` command: one subcommand per file in this folder.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { type BuildArgs, buildCommand, runBuild } from './build.js';
+import { EXIT_RUNTIME, EXIT_USAGE, UsageError, errorText } from './errors.js';
+import { type InspectArgs, inspectCommand, runInspect } from './inspect.js';
+import { type ListArgs, listCommand, runList } from './list.js';
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+async function guarded(fn: () => Promise<void>, verbose: boolean): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    log(`synthvhd: ${errorText(e)}`);
+    if (verbose && e instanceof Error && e.stack) log(e.stack);
+    process.exitCode = e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('synthvhd')
+  .usage('$0 <command> [options]\n\nVirtual VHD/VHDX disks from UrBackup raw image backups.')
+  .option('verbose', { type: 'boolean', default: false, describe: 'more detail on errors' })
+  .command<BuildArgs>(
+    'build <source>',
+    'write the whole disk of one image backup as a real .vhd or .vhdx file (reflinked where possible)',
+    buildCommand,
+    (a) => guarded(() => runBuild(a, log), a.verbose),
+  )
+  .command<InspectArgs>(
+    'inspect <path>',
+    'show a .raw.mbr, or the disk an image folder or .raw makes (partitions, segments, warnings)',
+    inspectCommand,
+    (a) => guarded(() => runInspect(a, out), (a as unknown as { verbose: boolean }).verbose),
+  )
+  .command<ListArgs>(
+    'list',
+    'list every disk that serve would show for a storage',
+    listCommand,
+    (a) => guarded(() => runList(a, out, log), (a as unknown as { verbose: boolean }).verbose),
+  )
+  .demandCommand(1, 'name a command; see --help')
+  .strict()
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    log(`synthvhd: ${msg}\n`);
+    log(y.help() as unknown as string);
+    process.exit(EXIT_USAGE);
+  })
+  .help()
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .parseAsync();

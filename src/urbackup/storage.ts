@@ -1,0 +1,131 @@
+// Finding image backups in an UrBackup storage folder (urbackup-raw-format.md §1.1–1.3, §7).
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** `<YYMMDD-HHMM>_Image_<letter>` (§1.1 backuppath_single). */
+const IMAGE_FOLDER = /^(\d{6}-\d{4})_Image_(.+)$/;
+/** Mount points, temporary ZFS links and migration leftovers next to image folders (§1.2). */
+const NOT_AN_IMAGE_FOLDER = /_(mnt\d*|unit\d*|new|incomplete)$/;
+/** `<storage>/urbackup` holds the database copy (§1.4), not a client. */
+const DATABASE_FOLDER = 'urbackup';
+
+export interface ImageFolder {
+  readonly client: string;
+  /** Folder name, e.g. 230520-0143_Image_C. */
+  readonly folder: string;
+  readonly dir: string;
+  /** The folder's timestamp, server local time (§1.1). */
+  readonly time: Date;
+  readonly letter: string;
+  readonly raw: string;
+  readonly mbrPath: string;
+  /** `.raw.sync` exists: the image finished and was synced (§1.2). */
+  readonly complete: boolean;
+}
+
+export interface Discovery {
+  readonly images: ImageFolder[];
+  readonly warnings: string[];
+}
+
+export class StorageError extends Error {
+  override name = 'StorageError';
+}
+
+/** `YYMMDD-HHMM` as local time. */
+export function parseFolderTime(ts: string): Date {
+  const n = (a: number, b: number): number => Number(ts.slice(a, b));
+  return new Date(2000 + n(0, 2), n(2, 4) - 1, n(4, 6), n(7, 9), n(9, 11));
+}
+
+function isHidden(name: string): boolean {
+  return name.startsWith('.');
+}
+
+function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err.code ?? err.message;
+}
+
+/**
+ * Reads one image folder. Returns a reason string when the folder is not a usable image
+ * backup (no `.raw`, a `.raw` that is not a regular file, no `.raw.mbr`).
+ */
+export async function readImageFolder(dir: string, client = basename(dirname(dir))): Promise<ImageFolder | string> {
+  const folder = basename(dir);
+  const m = IMAGE_FOLDER.exec(folder);
+  if (!m) return `${dir}: not an UrBackup image folder (expected <YYMMDD-HHMM>_Image_<letter>)`;
+  const [, ts, letter] = m as unknown as [string, string, string];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    return `${dir}: cannot read folder (${errnoText(e)})`;
+  }
+  // The file carries the folder's own timestamp and letter (§1.1 imgpath); fall back to any .raw.
+  const expected = `Image_${letter}_${ts}.raw`;
+  const rawName = names.includes(expected) ? expected : names.find((n) => /^Image_.+_\d{6}-\d{4}\.raw$/.test(n));
+  if (!rawName) return `${dir}: no Image_*.raw file in the image folder`;
+  const raw = join(dir, rawName);
+  const st = await lstat(raw).catch((e: unknown) => errnoText(e));
+  if (typeof st === 'string') return `${raw}: cannot stat (${st})`;
+  if (st.isSymbolicLink()) return `${raw}: is a symbolic link; refused (image files must be regular files)`;
+  if (!st.isFile()) return `${raw}: not a regular file`;
+  const mbrPath = `${raw}.mbr`;
+  if (!names.includes(`${rawName}.mbr`)) return `${mbrPath}: missing (every image has one; cannot place the volume on a disk)`;
+  const complete = names.includes(`${rawName}.sync`);
+  return { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete };
+}
+
+/** Every image folder below `storage/<client>/`, skipping everything that is not an image backup. */
+export async function discoverStorage(storage: string): Promise<Discovery> {
+  let clients: string[];
+  try {
+    const st = await stat(storage);
+    if (!st.isDirectory()) throw new StorageError(`${storage}: not a directory`);
+    clients = await readdir(storage);
+  } catch (e) {
+    if (e instanceof StorageError) throw e;
+    throw new StorageError(`${storage}: cannot read the storage folder (${errnoText(e)})`);
+  }
+  const warnings: string[] = [];
+  const perClient = await Promise.all(
+    clients
+      .filter((c) => !isHidden(c) && c !== DATABASE_FOLDER)
+      .sort()
+      .map(async (client) => {
+        const cdir = join(storage, client);
+        let entries: string[];
+        try {
+          if (!(await stat(cdir)).isDirectory()) return [];
+          entries = await readdir(cdir);
+        } catch (e) {
+          warnings.push(`${cdir}: skipped (${errnoText(e)})`);
+          return [];
+        }
+        const found = await Promise.all(
+          entries
+            .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
+            .sort()
+            .map(async (f) => {
+              const dir = join(cdir, f);
+              // ZFS image folders are symlinks to dataset mount points (§1.1): follow them.
+              const st = await stat(dir).catch((e: unknown) => errnoText(e));
+              if (typeof st === 'string') {
+                warnings.push(`${dir}: skipped (${st})`);
+                return undefined;
+              }
+              if (!st.isDirectory()) return undefined;
+              const r = await readImageFolder(dir, client);
+              if (typeof r === 'string') {
+                warnings.push(r);
+                return undefined;
+              }
+              return r;
+            }),
+        );
+        return found.filter((x): x is ImageFolder => x !== undefined);
+      }),
+  );
+  return { images: perClient.flat(), warnings: warnings.sort() };
+}
