@@ -5,15 +5,13 @@ import { containerLayout, type ContainerFormat } from '../catalog/storage-catalo
 import { canBeVhd } from '../container/vhd.js';
 import { materialize, type ReflinkMode } from '../io/materialize.js';
 import { UsageError } from './errors.js';
-import { humanBytes } from './format.js';
-import { ProgressBar } from './progress-bar.js';
+import { formatBytes as humanBytes, progressBar } from './progress-bar.js';
 import { loadBackupDisk } from './source.js';
 
 export interface BuildArgs {
   source: string;
   output: string;
   reflink: ReflinkMode;
-  verbose: boolean;
 }
 
 export function buildCommand(y: Argv): Argv<BuildArgs> {
@@ -38,9 +36,9 @@ export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<
     if (reason) throw new Error(`${a.output}: cannot write a .vhd: ${reason}; write a .vhdx instead`);
   }
   const layout = containerLayout(b, format);
-  const bar = new ProgressBar(`building ${b.folder}.${format}`, layout.size);
+  const bar = progressBar(`building ${b.folder}.${format}`);
   const out = resolve(a.output);
-  const r = await materialize(layout, out, { reflink: a.reflink, onProgress: (done) => bar.update(done) }).finally(() => bar.done());
+  const r = await materialize(layout, out, { reflink: a.reflink, onProgress: bar.update }).finally(bar.finish);
   log(
     `${out}: ${humanBytes(r.size)} ${format.toUpperCase()} written (${humanBytes(r.clonedBytes)} cloned, ${humanBytes(r.copiedBytes)} copied)` +
       (r.reason ? `; copied because ${r.reason}` : ''),

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { ImageLoader } from '../catalog/image-loader.js';
 import { scanDisks } from '../catalog/storage-catalog.js';
 import { diskJson } from './disk-json.js';
-import { humanBytes } from './format.js';
+import { formatBytes as humanBytes } from './progress-bar.js';
 
 export interface ListArgs {
   storage: string;

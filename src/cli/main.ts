@@ -6,11 +6,15 @@ import { type BuildArgs, buildCommand, runBuild } from './build.js';
 import { EXIT_RUNTIME, EXIT_USAGE, UsageError, errorText } from './errors.js';
 import { type InspectArgs, inspectCommand, runInspect } from './inspect.js';
 import { type ListArgs, listCommand, runList } from './list.js';
+import { type ServeArgs, runServe, serveCommand } from './serve.js';
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
-async function guarded(fn: () => Promise<void>, verbose: boolean): Promise<void> {
+// Read before yargs so every command's error path knows it, whatever its own option types.
+const verbose = process.argv.includes('--verbose');
+
+async function guarded(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (e) {
@@ -28,19 +32,25 @@ await yargs(hideBin(process.argv))
     'build <source>',
     'write the whole disk of one image backup as a real .vhd or .vhdx file (reflinked where possible)',
     buildCommand,
-    (a) => guarded(() => runBuild(a, log), a.verbose),
+    (a) => guarded(() => runBuild(a, log)),
   )
   .command<InspectArgs>(
     'inspect <path>',
     'show a .raw.mbr, or the disk an image folder or .raw makes (partitions, segments, warnings)',
     inspectCommand,
-    (a) => guarded(() => runInspect(a, out), (a as unknown as { verbose: boolean }).verbose),
+    (a) => guarded(() => runInspect(a, out)),
   )
   .command<ListArgs>(
     'list',
     'list every disk that serve would show for a storage',
     listCommand,
-    (a) => guarded(() => runList(a, out, log), (a as unknown as { verbose: boolean }).verbose),
+    (a) => guarded(() => runList(a, out, log)),
+  )
+  .command<ServeArgs>(
+    'serve',
+    'mount a FUSE filesystem that shows a .vhd and .vhdx for every backup (foreground; Ctrl-C unmounts)',
+    serveCommand,
+    (a) => guarded(() => runServe(a, log)),
   )
   .demandCommand(1, 'name a command; see --help')
   .strict()

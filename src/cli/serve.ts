@@ -1,0 +1,43 @@
+// `synthvhd serve --storage DIR --mount DIR [...]`: the FUSE filesystem, in the foreground.
+import type { Argv } from 'yargs';
+import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
+import { serve } from '../fuse/serve.js';
+import { UsageError } from './errors.js';
+
+export interface ServeArgs {
+  storage: string;
+  mount: string;
+  mode: 'passthrough' | 'reflink' | 'auto';
+  cacheDir?: string;
+  formats: string;
+  allowOther: boolean;
+  showIncomplete: boolean;
+}
+
+export function serveCommand(y: Argv): Argv<ServeArgs> {
+  return y
+    .option('storage', { type: 'string', demandOption: true, describe: 'the UrBackup storage folder (never written to)' })
+    .option('mount', { type: 'string', demandOption: true, describe: 'where to mount the virtual tree <client>/<backup>.vhd|.vhdx' })
+    .option('mode', {
+      choices: ['passthrough', 'reflink', 'auto'] as const,
+      default: 'auto' as const,
+      describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open; auto: reflink when --cache-dir can clone from the storage',
+    })
+    .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files (same btrfs/XFS/ZFS filesystem as the storage)' })
+    .option('formats', { type: 'string', default: 'vhd,vhdx', describe: 'comma-separated container formats to show' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount; needs root or user_allow_other' })
+    .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' }) as unknown as Argv<ServeArgs>;
+}
+
+export function parseFormats(s: string): ContainerFormat[] {
+  const list = s.split(',').map((f) => f.trim().toLowerCase()).filter(Boolean);
+  const bad = list.filter((f) => !(CONTAINER_FORMATS as readonly string[]).includes(f));
+  if (bad.length || list.length === 0) throw new UsageError(`--formats: '${s}' is not a list of vhd,vhdx`);
+  return [...new Set(list)] as ContainerFormat[];
+}
+
+export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {
+  if (a.mode === 'reflink' && !a.cacheDir) throw new UsageError('--mode reflink needs --cache-dir');
+  const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete });
+  await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
+}

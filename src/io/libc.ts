@@ -1,0 +1,91 @@
+// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs), through koffi.
+import koffi from 'koffi';
+import { getSystemErrorMap } from 'node:util';
+
+const libc = koffi.load('libc.so.6');
+
+/** Pointer to struct file_clone_range from <linux/fs.h>, the argument of FICLONERANGE. */
+export const fileCloneRangePtr = koffi.pointer(koffi.struct('file_clone_range', {
+  src_fd: 'int64_t',
+  src_offset: 'uint64_t',
+  src_length: 'uint64_t',
+  dest_offset: 'uint64_t',
+}));
+
+/** struct statfs of glibc on 64-bit Linux (all words are 64-bit longs; f_fsid is two ints). */
+const StatFs = koffi.struct('statfs', {
+  f_type: 'long',
+  f_bsize: 'long',
+  f_blocks: 'uint64_t',
+  f_bfree: 'uint64_t',
+  f_bavail: 'uint64_t',
+  f_files: 'uint64_t',
+  f_ffree: 'uint64_t',
+  f_fsid: koffi.array('int', 2),
+  f_namelen: 'long',
+  f_frsize: 'long',
+  f_flags: 'long',
+  f_spare: koffi.array('long', 4),
+});
+
+/** ioctl is variadic in C: callers pass the argument's type and value after the request. */
+export const ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)') as (fd: number, request: number, argType: unknown, arg: unknown) => number;
+
+/** off_t is 64-bit on 64-bit Linux; koffi returns a number for offsets below 2^53. */
+export const lseek = libc.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: number, whence: number) => number;
+
+const statfsRaw = libc.func('statfs', 'int', ['const char *', koffi.out(koffi.pointer(StatFs))]) as (path: string, out: Record<string, unknown>) => number;
+const fstatfsRaw = libc.func('fstatfs', 'int', ['int', koffi.out(koffi.pointer(StatFs))]) as (fd: number, out: Record<string, unknown>) => number;
+
+export interface StatFsInfo {
+  /** Filesystem magic number (f_type). */
+  readonly type: number;
+  /** f_bsize: the clone granularity (the sector size on btrfs and XFS, the recordsize on ZFS). */
+  readonly blockSize: number;
+}
+
+export interface Errno {
+  readonly errno: number;
+  /** The errno name: EXDEV, EINVAL, EOPNOTSUPP, ... */
+  readonly code: string;
+  /** The system's text for it. */
+  readonly text: string;
+}
+
+/** A failed system call other than a clone (those throw ReflinkError). */
+export class SyscallError extends Error {
+  override name = 'SyscallError';
+  constructor(what: string, readonly error: Errno) {
+    super(`${what} failed: ${error.code} (${error.text})`);
+  }
+}
+
+// Later names win, so 95 reads EOPNOTSUPP rather than its alias ENOTSUP.
+const errnoNames = new Map<number, string>(Object.entries(koffi.os.errno).map(([name, n]) => [n, name]));
+
+/** The errno value the last libc call on this thread left behind. */
+export function lastErrno(): Errno {
+  const errno = koffi.errno();
+  return {
+    errno,
+    code: errnoNames.get(errno) ?? `errno ${errno}`,
+    text: getSystemErrorMap().get(-errno)?.[1] ?? 'unknown error',
+  };
+}
+
+function toInfo(s: Record<string, unknown>): StatFsInfo {
+  // f_type is signed long: magic numbers above 2^31 (btrfs 0x9123683E) fit, no sign issue on 64-bit.
+  return { type: Number(s['f_type']), blockSize: Number(s['f_bsize']) };
+}
+
+export function statfs(path: string): StatFsInfo {
+  const out: Record<string, unknown> = {};
+  if (statfsRaw(path, out) !== 0) throw new SyscallError(`statfs ${path}`, lastErrno());
+  return toInfo(out);
+}
+
+export function fstatfs(fd: number): StatFsInfo {
+  const out: Record<string, unknown> = {};
+  if (fstatfsRaw(fd, out) !== 0) throw new SyscallError(`fstatfs fd ${fd}`, lastErrno());
+  return toInfo(out);
+}
