@@ -1,4 +1,5 @@
 // Everything `serve` and `list` show for a storage: one disk per backup, in each container format.
+import { ContainerError } from '../container/disk-image.js';
 import { canBeVhd, vhdLayout } from '../container/vhd.js';
 import { vhdxLayout } from '../container/vhdx.js';
 import type { Layout } from '../disk/layout.js';
@@ -11,7 +12,12 @@ export type ContainerFormat = 'vhd' | 'vhdx';
 export const CONTAINER_FORMATS: readonly ContainerFormat[] = ['vhd', 'vhdx'];
 
 export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
-  return format === 'vhd' ? vhdLayout(diskImage(b)) : vhdxLayout(diskImage(b));
+  try {
+    return format === 'vhd' ? vhdLayout(diskImage(b)) : vhdxLayout(diskImage(b));
+  } catch (e) {
+    if (e instanceof ContainerError) throw new ContainerError(`${b.images[0]!.dir}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** The formats a disk can be shown in: no `.vhd` for 4Kn disks or disks over 2040 GiB. */

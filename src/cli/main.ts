@@ -6,6 +6,7 @@ import { type BuildArgs, buildCommand, runBuild } from './build.js';
 import { EXIT_RUNTIME, EXIT_USAGE, UsageError, errorText } from './errors.js';
 import { type InspectArgs, inspectCommand, runInspect } from './inspect.js';
 import { type ListArgs, listCommand, runList } from './list.js';
+import { type SambaConfArgs, runSambaConf, sambaConfCommand } from './samba-conf.js';
 import { type ServeArgs, runServe, serveCommand } from './serve.js';
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -52,6 +53,7 @@ await yargs(hideBin(process.argv))
     serveCommand,
     (a) => guarded(() => runServe(a, log)),
   )
+  .command<SambaConfArgs>('samba-conf', 'print an smb.conf share section for the mount', sambaConfCommand, (a) => guarded(async () => runSambaConf(a, out)))
   .demandCommand(1, 'name a command; see --help')
   .strict()
   .fail((msg, err, y) => {

@@ -1,0 +1,22 @@
+// `synthvhd samba-conf --mount DIR [--share NAME] [--valid-users LIST]`
+import { resolve } from 'node:path';
+import type { Argv } from 'yargs';
+import { shareSection } from '../samba/share-section.js';
+
+export interface SambaConfArgs {
+  mount: string;
+  share: string;
+  validUsers?: string;
+}
+
+export function sambaConfCommand(y: Argv): Argv<SambaConfArgs> {
+  return y
+    .option('mount', { type: 'string', demandOption: true, describe: 'the synthvhd mount point to share' })
+    .option('share', { type: 'string', default: 'backups', describe: 'share name' })
+    .option('valid-users', { type: 'string', describe: 'Samba "valid users" list (default: any authenticated user; never guests)' }) as unknown as Argv<SambaConfArgs>;
+}
+
+export function runSambaConf(a: SambaConfArgs, out: (s: string) => void): void {
+  out(`# synthvhd share: add to /etc/samba/smb.conf, then: testparm -s && systemctl reload smbd`);
+  out(shareSection({ name: a.share, path: resolve(a.mount), ...(a.validUsers && { validUsers: a.validUsers }) }));
+}

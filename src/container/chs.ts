@@ -1,0 +1,41 @@
+import type { Bytes } from '../disk/layout.js';
+
+export interface ChsGeometry {
+  readonly cylinders: number;
+  readonly heads: number;
+  readonly sectorsPerTrack: number;
+}
+
+/** Sectors of a CHS geometry at its maximum, 65535/16/255 (vhd-vhdx-format.md §1.3 step 1). */
+const MAX_CHS_SECTORS = 65535 * 16 * 255;
+
+/**
+ * The VHD spec's CHS geometry for a disk of `size` bytes (vhd-vhdx-format.md §1.3). It rounds
+ * down, so C·H·S can cover less than the disk; readers that matter use Current Size (§1.4).
+ */
+export function chsGeometry(size: Bytes): ChsGeometry {
+  const total = Math.min(Math.floor(size / 512), MAX_CHS_SECTORS);
+  let sectorsPerTrack: number;
+  let heads: number;
+  let cylTimesHeads: number;
+  if (total >= 65535 * 16 * 63) {
+    sectorsPerTrack = 255;
+    heads = 16;
+    cylTimesHeads = Math.floor(total / sectorsPerTrack);
+  } else {
+    sectorsPerTrack = 17;
+    cylTimesHeads = Math.floor(total / sectorsPerTrack);
+    heads = Math.max(4, Math.ceil(cylTimesHeads / 1024));
+    if (cylTimesHeads >= heads * 1024 || heads > 16) {
+      sectorsPerTrack = 31;
+      heads = 16;
+      cylTimesHeads = Math.floor(total / sectorsPerTrack);
+    }
+    if (cylTimesHeads >= heads * 1024) {
+      sectorsPerTrack = 63;
+      heads = 16;
+      cylTimesHeads = Math.floor(total / sectorsPerTrack);
+    }
+  }
+  return { cylinders: Math.floor(cylTimesHeads / heads), heads, sectorsPerTrack };
+}

@@ -1,0 +1,229 @@
+// Fixed VHDX with the disk as one contiguous, 1 MiB-aligned payload run (vhd-vhdx-format.md §2).
+import { type Bytes, type Layout, type Segment, concat, paint, shift } from '../disk/layout.js';
+import { crc32c } from './crc32c.js';
+import { ContainerError, type DiskImage } from './disk-image.js';
+import { msGuid, nameBasedId } from './guid.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Header-section objects at fixed offsets (§2.1). */
+export const VHDX_HEADER_1_OFFSET: Bytes = 64 * KiB;
+export const VHDX_HEADER_2_OFFSET: Bytes = 128 * KiB;
+export const VHDX_REGION_TABLE_1_OFFSET: Bytes = 192 * KiB;
+export const VHDX_REGION_TABLE_2_OFFSET: Bytes = 256 * KiB;
+/** A header is a 4 KiB structure, its CRC covers all of it (§2.3). */
+export const VHDX_HEADER_SIZE: Bytes = 4 * KiB;
+/** A region table is 64 KiB, its CRC covers all of it (§2.4). */
+export const VHDX_REGION_TABLE_SIZE: Bytes = 64 * KiB;
+/** Every object after the header section is aligned to 1 MiB (§2). */
+export const VHDX_ALIGNMENT: Bytes = MiB;
+/** The empty log: 1 MiB of zeros at 1 MiB (§2.1, §2.7). */
+const LOG_OFFSET: Bytes = MiB;
+const LOG_LENGTH: Bytes = MiB;
+/** Metadata region: 1 MiB at 2 MiB, as Windows lays it out (§2.1). */
+const METADATA_OFFSET: Bytes = 2 * MiB;
+const METADATA_LENGTH: Bytes = MiB;
+/** Metadata items start 64 KiB into the region, after the table (§2.5). */
+export const VHDX_METADATA_ITEMS_OFFSET: Bytes = 64 * KiB;
+/** BAT region at 3 MiB (§2.1). */
+const BAT_OFFSET: Bytes = 3 * MiB;
+/** Largest VirtualDiskSize, 64 TiB (§2.8). */
+export const VHDX_MAX_DISK_SIZE: Bytes = 64 * 1024 * 1024 * MiB;
+/**
+ * BlockSize: 32 MiB, Hyper-V's default. The BAT is one in-memory `bytes` segment rebuilt on
+ * every open; at 32 MiB it stays ≤ 16.2 MiB for a 64 TiB disk (1 MiB blocks would need
+ * 512 MiB), and padding a partial last block costs nothing because it is a zero segment.
+ */
+const BLOCK_SIZE: Bytes = 32 * MiB;
+/** A chunk covers 2^23 logical sectors; one sector-bitmap BAT entry follows each (§2.6). */
+const SECTORS_PER_CHUNK = 2 ** 23;
+
+/** BAT entry state of a payload block whose data is at FileOffsetMB (§2.6). */
+export const VHDX_PAYLOAD_BLOCK_FULLY_PRESENT = 6;
+/** BAT entry state of a payload block that reads as zeros; its FileOffsetMB must be 0 (§2.6). */
+export const VHDX_PAYLOAD_BLOCK_ZERO = 2;
+/** File Parameters flag bit 0: LeaveBlockAllocated, the fixed-disk marker (§2.5). */
+export const VHDX_LEAVE_BLOCK_ALLOCATED = 1;
+/** Metadata entry flags (§2.5): bit1 IsVirtualDisk, bit2 IsRequired. */
+const IS_VIRTUAL_DISK = 2;
+const IS_REQUIRED = 4;
+/** Header SequenceNumbers; they must differ so one header is current (§2.3). */
+const SEQUENCE_NUMBER_1 = 1n;
+const SEQUENCE_NUMBER_2 = 2n;
+/** Header Version and LogVersion (§2.3). */
+export const VHDX_VERSION = 1;
+const LOG_VERSION = 0;
+/** Diagnostic creator string in the file type identifier (§2.2). */
+const CREATOR = 'synthvhd';
+
+/** Region GUIDs (§2.4). */
+export const VHDX_REGION = {
+  bat: msGuid('2DC27766-F623-4200-9D64-115E9BFD4A08'),
+  metadata: msGuid('8B7CA206-4790-4B9A-B8FE-575F050F886E'),
+} as const;
+
+/** The five required metadata items of a fixed disk: GUID, entry flags, payload length (§2.5). */
+export const VHDX_METADATA_ITEMS = {
+  fileParameters: { guid: msGuid('CAA16737-FA36-4D43-B3B6-33F0AA44E76B'), flags: IS_REQUIRED, length: 8 },
+  virtualDiskSize: { guid: msGuid('2FA54224-CD1B-4876-B211-5DBED83BF4B8'), flags: IS_VIRTUAL_DISK | IS_REQUIRED, length: 8 },
+  virtualDiskId: { guid: msGuid('BECA12AB-B2E6-4523-93EF-C309E000C746'), flags: IS_VIRTUAL_DISK | IS_REQUIRED, length: 16 },
+  logicalSectorSize: { guid: msGuid('8141BF1D-A96F-4709-BA47-F233A8FAAB5F'), flags: IS_VIRTUAL_DISK | IS_REQUIRED, length: 4 },
+  physicalSectorSize: { guid: msGuid('CDA348C7-445D-4471-9CC9-E9885251C556'), flags: IS_VIRTUAL_DISK | IS_REQUIRED, length: 4 },
+} as const;
+
+function roundUp(n: Bytes, unit: Bytes): Bytes {
+  return Math.ceil(n / unit) * unit;
+}
+
+/** BAT shape of a disk (§2.6). */
+interface BatGeometry {
+  readonly blocks: number;
+  readonly chunkRatio: number;
+  /** Region length, sized for N + ⌈N/chunkRatio⌉ entries, which satisfies both readings of the spec. */
+  readonly regionLength: Bytes;
+}
+
+function batGeometry(diskSize: Bytes, sectorSize: 512 | 4096): BatGeometry {
+  const blocks = Math.ceil(diskSize / BLOCK_SIZE);
+  const chunkRatio = (SECTORS_PER_CHUNK * sectorSize) / BLOCK_SIZE;
+  const entries = blocks + Math.ceil(blocks / chunkRatio);
+  return { blocks, chunkRatio, regionLength: roundUp(8 * entries, VHDX_ALIGNMENT) };
+}
+
+/** Where the disk starts in the VHDX file: the first 1 MiB boundary after the BAT (§2.1). */
+export function vhdxPayloadOffset(diskSize: Bytes, sectorSize: 512 | 4096): Bytes {
+  return BAT_OFFSET + batGeometry(diskSize, sectorSize).regionLength;
+}
+
+function fileIdentifier(): Buffer {
+  return Buffer.concat([Buffer.from('vhdxfile', 'latin1'), Buffer.from(CREATOR, 'utf16le')]);
+}
+
+function header(sequenceNumber: bigint, fileWriteGuid: Buffer, dataWriteGuid: Buffer): Buffer {
+  const h = Buffer.alloc(VHDX_HEADER_SIZE);
+  h.write('head', 0, 'latin1');
+  h.writeBigUInt64LE(sequenceNumber, 8);
+  fileWriteGuid.copy(h, 16);
+  dataWriteGuid.copy(h, 32);
+  // LogGuid (48..63) stays zero: the log is empty and must not be replayed (§2.7).
+  h.writeUInt16LE(LOG_VERSION, 64);
+  h.writeUInt16LE(VHDX_VERSION, 66);
+  h.writeUInt32LE(LOG_LENGTH, 68);
+  h.writeBigUInt64LE(BigInt(LOG_OFFSET), 72);
+  h.writeUInt32LE(crc32c(h), 4);
+  return h;
+}
+
+function regionTable(batLength: Bytes): Buffer {
+  const t = Buffer.alloc(VHDX_REGION_TABLE_SIZE);
+  t.write('regi', 0, 'latin1');
+  t.writeUInt32LE(2, 8);
+  const entries: [Buffer, Bytes, Bytes][] = [
+    [VHDX_REGION.bat, BAT_OFFSET, batLength],
+    [VHDX_REGION.metadata, METADATA_OFFSET, METADATA_LENGTH],
+  ];
+  entries.forEach(([guid, offset, length], i) => {
+    const at = 16 + 32 * i;
+    guid.copy(t, at);
+    t.writeBigUInt64LE(BigInt(offset), at + 16);
+    t.writeUInt32LE(length, at + 24);
+    t.writeUInt32LE(1, at + 28); // Required
+  });
+  t.writeUInt32LE(crc32c(t), 4);
+  return t;
+}
+
+type MetadataItemName = keyof typeof VHDX_METADATA_ITEMS;
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value);
+  return b;
+}
+
+function metadataItemData(disk: DiskImage): Record<MetadataItemName, Buffer> {
+  const virtualDiskSize = Buffer.alloc(8);
+  virtualDiskSize.writeBigUInt64LE(BigInt(disk.layout.size));
+  return {
+    fileParameters: Buffer.concat([u32(BLOCK_SIZE), u32(VHDX_LEAVE_BLOCK_ALLOCATED)]),
+    virtualDiskSize,
+    virtualDiskId: disk.id,
+    logicalSectorSize: u32(disk.sectorSize),
+    // Physical = logical: a backup does not record the original disk's physical sector size,
+    // and claiming 4096 on a 512-byte disk would make Windows flag 63-sector-aligned partitions
+    // as misaligned. 512/512 is also what Windows itself writes for a fixed VHDX (§2.1).
+    physicalSectorSize: u32(disk.sectorSize),
+  };
+}
+
+/** The metadata table and the items packed back to back from 64 KiB, as two pieces of the region (§2.5). */
+function metadata(disk: DiskImage): { table: Buffer; items: Buffer } {
+  const data = metadataItemData(disk);
+  const names = Object.keys(VHDX_METADATA_ITEMS) as MetadataItemName[];
+  const table = Buffer.alloc(32 + 32 * names.length);
+  table.write('metadata', 0, 'latin1');
+  table.writeUInt16LE(names.length, 10);
+  let offset = VHDX_METADATA_ITEMS_OFFSET;
+  names.forEach((name, i) => {
+    const at = 32 + 32 * i;
+    VHDX_METADATA_ITEMS[name].guid.copy(table, at);
+    table.writeUInt32LE(offset, at + 16);
+    table.writeUInt32LE(data[name].length, at + 20);
+    table.writeUInt32LE(VHDX_METADATA_ITEMS[name].flags, at + 24);
+    offset += data[name].length;
+  });
+  return { table, items: Buffer.concat(names.map((name) => data[name])) };
+}
+
+/** Entries up to the last payload block; the rest of the region stays zero (§2.6). */
+function bat(geo: BatGeometry, payloadOffset: Bytes): Buffer {
+  const lastIndex = geo.blocks - 1 + Math.floor((geo.blocks - 1) / geo.chunkRatio);
+  const b = Buffer.alloc(8 * (lastIndex + 1));
+  for (let k = 0; k < geo.blocks; k++) {
+    // The offset is a multiple of 1 MiB, so the entry is offset | state; written as two u32
+    // halves because a BigInt per entry is slow for millions of entries.
+    const offset = payloadOffset + k * BLOCK_SIZE;
+    const at = 8 * (k + Math.floor(k / geo.chunkRatio));
+    b.writeUInt32LE((offset % 2 ** 32) + VHDX_PAYLOAD_BLOCK_FULLY_PRESENT, at);
+    b.writeUInt32LE(Math.floor(offset / 2 ** 32), at + 4);
+  }
+  return b;
+}
+
+function validate(disk: DiskImage): void {
+  const size = disk.layout.size;
+  if (disk.sectorSize !== 512 && disk.sectorSize !== 4096) throw new ContainerError(`cannot make a VHDX: sector size ${disk.sectorSize} is not 512 or 4096`);
+  if (disk.id.length !== 16) throw new ContainerError(`cannot make a VHDX: the disk id must be 16 bytes, got ${disk.id.length}`);
+  if (size <= 0) throw new ContainerError('cannot make a VHDX: the disk is empty');
+  if (size % disk.sectorSize !== 0) throw new ContainerError(`cannot make a VHDX: disk size ${size} is not a multiple of the ${disk.sectorSize}-byte sector`);
+  if (size > VHDX_MAX_DISK_SIZE) throw new ContainerError(`cannot make a VHDX: disk size ${size} is over the VHDX maximum of 64 TiB`);
+}
+
+/** A fixed VHDX around the disk, whose bytes sit unchanged at vhdxPayloadOffset(). */
+export function vhdxLayout(disk: DiskImage): Layout {
+  validate(disk);
+  const size = disk.layout.size;
+  const geo = batGeometry(size, disk.sectorSize);
+  const payload = BAT_OFFSET + geo.regionLength;
+  // Write GUIDs only need to be stable per disk: the file is rebuilt identically on every open.
+  const idHex = disk.id.toString('hex');
+  const fileWriteGuid = nameBasedId(`synthvhd VHDX FileWriteGuid ${idHex}`);
+  const dataWriteGuid = nameBasedId(`synthvhd VHDX DataWriteGuid ${idHex}`);
+  const regions = regionTable(geo.regionLength);
+  const meta = metadata(disk);
+  const head = paint(payload, [
+    { kind: 'bytes', start: 0, data: fileIdentifier() },
+    { kind: 'bytes', start: VHDX_HEADER_1_OFFSET, data: header(SEQUENCE_NUMBER_1, fileWriteGuid, dataWriteGuid) },
+    { kind: 'bytes', start: VHDX_HEADER_2_OFFSET, data: header(SEQUENCE_NUMBER_2, fileWriteGuid, dataWriteGuid) },
+    { kind: 'bytes', start: VHDX_REGION_TABLE_1_OFFSET, data: regions },
+    { kind: 'bytes', start: VHDX_REGION_TABLE_2_OFFSET, data: regions },
+    { kind: 'bytes', start: METADATA_OFFSET, data: meta.table },
+    { kind: 'bytes', start: METADATA_OFFSET + VHDX_METADATA_ITEMS_OFFSET, data: meta.items },
+    { kind: 'bytes', start: BAT_OFFSET, data: bat(geo, payload) },
+  ]);
+  // The file ends on a whole block (§2.6 "Partial last block").
+  const end = payload + geo.blocks * BLOCK_SIZE;
+  const tail: Segment[] = end > payload + size ? [{ kind: 'zero', start: payload + size, length: end - payload - size }] : [];
+  return concat([[...head.segments], shift(disk.layout, payload), tail]);
+}

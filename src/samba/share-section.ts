@@ -1,0 +1,42 @@
+// The smb.conf share for a synthvhd mount (vhd-vhdx-format.md §3.2 "Settings for a FUSE-backed share").
+
+export interface ShareOptions {
+  readonly name: string;
+  readonly path: string;
+  /** Samba `valid users`; empty means any authenticated user. */
+  readonly validUsers?: string;
+}
+
+/**
+ * Settings a read-only share of immutable, FUSE-backed VHD files needs, each with its reason.
+ * The shipped samba-conf/smb.conf carries the same lines (a test keeps them in step).
+ */
+export const SHARE_SETTINGS: readonly (readonly [key: string, value: string, why: string])[] = [
+  ['read only', 'yes', 'attach with "attach vdisk readonly"; the mount refuses writes anyway'],
+  ['guest ok', 'no', 'backups are sensitive: authenticated users only'],
+  ['browseable', 'yes', ''],
+  ['store dos attributes', 'no', 'the FUSE mount has no user.* xattrs; nothing may mark a file SPARSE (Windows refuses sparse VHDs)'],
+  ['ea support', 'no', 'no extended attributes on the mount'],
+  ['map archive', 'no', 'DOS attributes come from nothing but the mode bits'],
+  ['map hidden', 'no', ''],
+  ['map system', 'no', ''],
+  ['map readonly', 'no', ''],
+  ['vfs objects', '', 'no btrfs/streams/acl modules: they could report COMPRESSED or need xattrs'],
+  ['kernel oplocks', 'no', 'FUSE has no kernel leases'],
+  ['kernel share modes', 'no', ''],
+  ['posix locking', 'no', 'with the two above, lets Samba grant durable handles'],
+  ['oplocks', 'yes', 'safe: the virtual files never change while they exist'],
+  ['strict allocate', 'no', 'never fallocate on the FUSE mount'],
+  ['strict sync', 'no', 'nothing to flush on a read-only mount'],
+  ['use sendfile', 'no', ''],
+];
+
+export function shareSection(o: ShareOptions): string {
+  const lines = [`[${o.name}]`, `   comment = UrBackup image backups as virtual disks (synthvhd)`, `   path = ${o.path}`];
+  for (const [k, v, why] of SHARE_SETTINGS) {
+    if (why) lines.push(`   # ${why}`);
+    lines.push(`   ${k} = ${v}`.trimEnd());
+  }
+  lines.push(o.validUsers ? `   valid users = ${o.validUsers}` : '   # valid users = @backupadmins   (default: any authenticated Samba user)');
+  return `${lines.join('\n')}\n`;
+}
