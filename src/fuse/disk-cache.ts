@@ -1,0 +1,127 @@
+// Reflink mode's cache: one materialized disk file per virtual file, reused while its sources are unchanged.
+import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { materialize } from '../io/materialize.js';
+import type { FdCache } from './fd-cache.js';
+import type { VirtualFile } from './virtual-file.js';
+
+/** Sidecar next to each cache file: which sources, in which state, it was built from. */
+const SIDECAR_SUFFIX = '.sources.json';
+
+interface SourceStamp {
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+interface Sidecar {
+  readonly key: string;
+  readonly size: number;
+  readonly sources: readonly SourceStamp[];
+  /** False while the build runs: a crash leaves an entry that prune still knows how to remove. */
+  readonly complete: boolean;
+}
+
+async function stampsOf(file: VirtualFile): Promise<SourceStamp[]> {
+  return Promise.all(
+    file.sources.map(async ({ path }) => {
+      const s = await stat(path);
+      return { path, dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+    }),
+  );
+}
+
+async function readSidecar(path: string): Promise<Sidecar | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Sidecar;
+  } catch {
+    return undefined;
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await unlink(path).catch(() => undefined);
+}
+
+/** Where a built disk is, or why there is none (the caller serves that file in passthrough). */
+export type CacheResult = { readonly path: string } | { readonly fallback: string };
+
+export class DiskCache {
+  private readonly building = new Map<string, Promise<CacheResult>>();
+
+  private constructor(readonly dir: string, private readonly fds: FdCache) {}
+
+  /** Opens (creating it 0700) the cache directory. */
+  static async open(dir: string, fds: FdCache): Promise<DiskCache> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    return new DiskCache(dir, fds);
+  }
+
+  /** The cache file of a virtual file: its key, escaped into one file name. */
+  pathOf(key: string): string {
+    return join(this.dir, encodeURIComponent(key));
+  }
+
+  /**
+   * The built disk of `file`, building it first unless a build from the same source state
+   * exists. Concurrent calls for one file share one build. Throws when the layout is bad.
+   */
+  get(file: VirtualFile): Promise<CacheResult> {
+    let pending = this.building.get(file.key);
+    if (!pending) {
+      pending = this.reuseOrBuild(file).finally(() => this.building.delete(file.key));
+      this.building.set(file.key, pending);
+    }
+    return pending;
+  }
+
+  private async reuseOrBuild(file: VirtualFile): Promise<CacheResult> {
+    const dest = this.pathOf(file.key);
+    const sidecarPath = dest + SIDECAR_SUFFIX;
+    const stamps = await stampsOf(file);
+    const want: Sidecar = { key: file.key, size: file.size, sources: stamps, complete: true };
+    const [have, built] = await Promise.all([readSidecar(sidecarPath), stat(dest).catch(() => undefined)]);
+    if (have && built?.size === file.size && JSON.stringify(have) === JSON.stringify(want)) return { path: dest };
+
+    const layout = file.layout();
+    await writeSidecar(sidecarPath, { ...want, complete: false });
+    try {
+      await materialize(layout, dest, { reflink: 'always' });
+    } catch (e) {
+      await removeQuietly(dest);
+      await removeQuietly(sidecarPath);
+      return { fallback: (e as Error).message };
+    } finally {
+      // The path now names another file (or none): cached descriptors of the old one must go.
+      this.fds.evict(dest);
+    }
+    await writeSidecar(sidecarPath, want);
+    return { path: dest };
+  }
+
+  /** Removes the cache files of backups that are gone (keys not in `current`). */
+  async prune(current: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.dir)) {
+      if (!name.endsWith(SIDECAR_SUFFIX)) continue;
+      const sidecarPath = join(this.dir, name);
+      const key = (await readSidecar(sidecarPath))?.key;
+      if (key !== undefined && (current.has(key) || this.building.has(key))) continue;
+      const dest = sidecarPath.slice(0, -SIDECAR_SUFFIX.length);
+      await removeQuietly(dest);
+      await removeQuietly(sidecarPath);
+      this.fds.evict(dest);
+      removed.push(key ?? dest);
+    }
+    return removed;
+  }
+}
+
+async function writeSidecar(path: string, sidecar: Sidecar): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify(sidecar), { mode: 0o600 });
+  await rename(tmp, path);
+}

@@ -1,0 +1,122 @@
+// Mounting and unmounting the FUSE filesystem, with the checks that turn libfuse's silence into clear errors.
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import Fuse, { type FuseOps } from 'fuse-native';
+
+const execFileP = promisify(execFile);
+
+/** libfuse 2 reads at most 32 pages per request (FUSE_MAX_PAGES_PER_REQ); asking for more gains nothing. */
+const MAX_READ = 128 * 1024;
+/**
+ * Seconds the kernel trusts a lookup or attributes. libfuse 2's high-level API has one value
+ * for files and directories; 1 s lets a deleted backup's name go quickly, while file contents
+ * stay in the page cache regardless (kernel_cache: the files never change).
+ */
+const ENTRY_TIMEOUT = 1;
+const ATTR_TIMEOUT = 1;
+
+export class MountError extends Error {
+  override name = 'MountError';
+}
+
+export interface Mounted {
+  readonly mountpoint: string;
+  unmount(): Promise<void>;
+}
+
+/** Mount points in this mount namespace, decoded from /proc/self/mountinfo (field 5; type after " - "). */
+async function mountsAt(mountpoint: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return info
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f.length > 5 && unescape(f[4]!) === mountpoint)
+    .map((f) => f[f.indexOf('-') + 1] ?? 'unknown');
+}
+
+async function lazyUnmount(mountpoint: string): Promise<void> {
+  try {
+    await execFileP('fusermount', ['-u', '-z', mountpoint]);
+  } catch {
+    await execFileP('umount', ['-l', mountpoint]);
+  }
+}
+
+async function checkDevice(): Promise<void> {
+  try {
+    await access('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new MountError('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
+  }
+}
+
+async function checkAllowOther(): Promise<void> {
+  if (process.getuid?.() === 0) return;
+  const conf = await readFile('/etc/fuse.conf', 'utf8').catch(() => '');
+  if (!/^\s*user_allow_other\s*$/m.test(conf)) {
+    throw new MountError("--allow-other needs 'user_allow_other' in /etc/fuse.conf when not running as root");
+  }
+}
+
+/** Removes a mount left by a server that died (its FUSE connection answers ENOTCONN). */
+async function cleanStale(mountpoint: string, log: (line: string) => void): Promise<void> {
+  const types = await mountsAt(mountpoint);
+  if (types.length === 0) return;
+  const alive = await stat(mountpoint).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => e.code !== 'ENOTCONN' && e.code !== 'ENXIO',
+  );
+  if (alive) throw new MountError(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
+  for (let i = 0; i < types.length; i++) await lazyUnmount(mountpoint);
+  log(`${mountpoint}: cleaned a stale mount left by a server that died`);
+}
+
+async function checkEmpty(mountpoint: string): Promise<void> {
+  await mkdir(mountpoint, { recursive: true });
+  const entries = await readdir(mountpoint).catch((e: Error) => {
+    throw new MountError(`${mountpoint}: cannot use it as a mount point: ${e.message}`);
+  });
+  if (entries.length > 0) throw new MountError(`${mountpoint} is busy: the folder is not empty`);
+}
+
+export async function mount(mountpoint: string, ops: FuseOps, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
+  const mnt = resolve(mountpoint);
+  await checkDevice();
+  if (opts.allowOther) await checkAllowOther();
+  await cleanStale(mnt, log);
+  await checkEmpty(mnt);
+  const fuse = new Fuse(mnt, ops, {
+    allowOther: opts.allowOther,
+    kernelCache: true,
+    maxRead: MAX_READ,
+    entryTimeout: ENTRY_TIMEOUT,
+    attrTimeout: ATTR_TIMEOUT,
+    // use_ino: st_ino reaches the kernel (Samba keys its locks on it); fuse-native has no option for it.
+    fsname: 'synthvhd,use_ino',
+    subtype: 'synthvhd',
+    // A reflink build can outlast any fixed limit, and a timed-out read would leave a pread
+    // writing into a buffer FUSE has already taken back.
+    timeout: false,
+  });
+  await new Promise<void>((done, fail) => {
+    fuse.mount((err) => (err ? fail(new MountError(`${mnt}: cannot mount: ${err.message}`)) : done()));
+  });
+  return {
+    mountpoint: mnt,
+    unmount: () =>
+      new Promise<void>((done) => {
+        fuse.unmount((err) => {
+          if (!err) return done();
+          // fusermount failed (not ours to unmount, or busy): detach it lazily instead.
+          lazyUnmount(mnt).then(done, (e: Error) => {
+            log(`${mnt}: unmount failed: ${e.message}`);
+            done();
+          });
+        });
+      }),
+  };
+}

@@ -1,0 +1,134 @@
+// The tree under the mount: <mount>/<client>/<file>, with stable inode numbers.
+import { createHash } from 'node:crypto';
+import type { VirtualFile } from './virtual-file.js';
+
+/** The FUSE root directory's inode number (FUSE_ROOT_ID). */
+export const ROOT_INO = 1;
+
+export interface FileNode {
+  readonly kind: 'file';
+  readonly ino: number;
+  readonly file: VirtualFile;
+}
+
+export interface DirNode {
+  readonly kind: 'dir';
+  readonly ino: number;
+  readonly name: string;
+  readonly mtime: Date;
+  /** Sorted by name. */
+  readonly files: ReadonlyMap<string, FileNode>;
+}
+
+export interface RootNode {
+  readonly kind: 'root';
+  readonly ino: number;
+  readonly mtime: Date;
+  /** Sorted by name. */
+  readonly dirs: ReadonlyMap<string, DirNode>;
+}
+
+export type Node = RootNode | DirNode | FileNode;
+
+function hash32(text: string): number {
+  return createHash('sha1').update(text).digest().readUInt32LE(0);
+}
+
+/**
+ * Inode numbers from a hash of each entry's key. The kernel takes a u32, so collisions are
+ * possible: they are resolved by rehashing with a counter, in key order, so the same set of
+ * keys gets the same numbers on every start. Within one run a key keeps its first number.
+ */
+export class InodeAllocator {
+  private readonly byKey = new Map<string, number>();
+  private readonly taken = new Set<number>([0, ROOT_INO]);
+
+  /** Numbers for `keys`; keys not seen again are released for reuse. */
+  assign(keys: readonly string[]): Map<string, number> {
+    const wanted = new Set(keys);
+    for (const [key, ino] of this.byKey) {
+      if (!wanted.has(key)) {
+        this.byKey.delete(key);
+        this.taken.delete(ino);
+      }
+    }
+    for (const key of [...wanted].sort()) {
+      if (this.byKey.has(key)) continue;
+      let ino = hash32(key);
+      for (let n = 1; this.taken.has(ino); n++) ino = hash32(`${key}#${n}`);
+      this.byKey.set(key, ino);
+      this.taken.add(ino);
+    }
+    return new Map(keys.map((k) => [k, this.byKey.get(k)!]));
+  }
+}
+
+const dirKey = (name: string): string => `dir:${name}`;
+const fileKey = (key: string): string => `file:${key}`;
+
+function newest(dates: Iterable<Date>, fallback: Date): Date {
+  let best = fallback;
+  let any = false;
+  for (const d of dates) {
+    if (!any || d.getTime() > best.getTime()) best = d;
+    any = true;
+  }
+  return best;
+}
+
+/** A usable path component: no separators, not "." or "..", no NUL. */
+function validName(name: string): boolean {
+  return name.length > 0 && name !== '.' && name !== '..' && !/[/\0]/.test(name);
+}
+
+/** One scan's tree. Immutable: a rescan builds a new one. */
+export class Namespace {
+  readonly root: RootNode;
+  /** Why some files were left out (bad names, duplicates). */
+  readonly warnings: string[] = [];
+
+  constructor(files: readonly VirtualFile[], inodes: InodeAllocator, emptyTime: Date) {
+    const kept = new Map<string, VirtualFile>();
+    const keys = new Set<string>();
+    for (const f of files) {
+      const path = `${f.dir}/${f.name}`;
+      if (!validName(f.dir) || !validName(f.name)) this.warnings.push(`${path}: not a valid file name, not shown`);
+      else if (kept.has(path)) this.warnings.push(`${path}: shown twice by the catalog, keeping the first`);
+      else if (keys.has(f.key)) this.warnings.push(`${path}: key ${f.key} is already used by another file, not shown`);
+      else {
+        kept.set(path, f);
+        keys.add(f.key);
+      }
+    }
+    const byDir = new Map<string, VirtualFile[]>();
+    for (const f of kept.values()) {
+      const list = byDir.get(f.dir) ?? [];
+      list.push(f);
+      byDir.set(f.dir, list);
+    }
+    const inos = inodes.assign([...[...byDir.keys()].map(dirKey), ...[...keys].map(fileKey)]);
+    const dirs = new Map<string, DirNode>();
+    for (const name of [...byDir.keys()].sort()) {
+      const list = byDir.get(name)!.sort((a, b) => (a.name < b.name ? -1 : 1));
+      const nodes = new Map<string, FileNode>(list.map((f) => [f.name, { kind: 'file', ino: inos.get(fileKey(f.key))!, file: f }]));
+      dirs.set(name, { kind: 'dir', ino: inos.get(dirKey(name))!, name, mtime: newest(list.map((f) => f.mtime), emptyTime), files: nodes });
+    }
+    this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...dirs.values()].map((d) => d.mtime), emptyTime), dirs };
+  }
+
+  /** The node at a FUSE path ("/", "/client", "/client/file"), or undefined. */
+  lookup(path: string): Node | undefined {
+    if (path === '/') return this.root;
+    const slash = path.indexOf('/', 1);
+    if (slash < 0) return this.root.dirs.get(path.slice(1));
+    const dir = this.root.dirs.get(path.slice(1, slash));
+    return dir?.files.get(path.slice(slash + 1));
+  }
+
+  /** Every file shown, keyed by VirtualFile.key. */
+  files(): Map<string, VirtualFile> {
+    const out = new Map<string, VirtualFile>();
+    for (const d of this.root.dirs.values()) for (const n of d.files.values()) out.set(n.file.key, n.file);
+    return out;
+  }
+}

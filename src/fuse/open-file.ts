@@ -1,0 +1,98 @@
+// What an open virtual file reads from: its layout (passthrough) or its built disk (reflink).
+import { stat } from 'node:fs/promises';
+import type { Bytes, Layout, SourceFile } from '../disk/layout.js';
+import { sourcesOf } from '../disk/layout.js';
+import { readLayout } from '../disk/layout-reader.js';
+import { canReflink } from '../io/reflink.js';
+import type { DiskCache } from './disk-cache.js';
+import type { FdCache, FdLease } from './fd-cache.js';
+import type { VirtualFile } from './virtual-file.js';
+
+export type ServeMode = 'passthrough' | 'reflink' | 'auto';
+
+/**
+ * An open handle: the layout and the descriptors of its sources, held from open to release,
+ * so reads stay correct after the backup is deleted or rescanned away.
+ */
+export class OpenFile {
+  private readonly fdByPath = new Map<string, number>();
+  /** Bound once, so a read allocates no closure. */
+  private readonly fdOf = (s: SourceFile): number => this.fdByPath.get(s.path)!;
+
+  constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache) {
+    for (const l of leases) this.fdByPath.set(l.path, l.fd);
+  }
+
+  /** Reads straight into `buf`; returns the byte count (short only at end of file). */
+  read(pos: Bytes, buf: Buffer, length: Bytes): Promise<number> {
+    return readLayout(this.layout, pos, buf, length, this.fdOf);
+  }
+
+  release(): void {
+    for (const l of this.leases) this.fds.release(l);
+  }
+}
+
+async function openLayout(file: VirtualFile, layout: Layout, fds: FdCache): Promise<OpenFile> {
+  const got = await Promise.allSettled(sourcesOf(layout).map((s) => fds.acquire(s.path)));
+  const leases = got.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = got.find((r) => r.status === 'rejected');
+  if (failed) {
+    for (const l of leases) fds.release(l);
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return new OpenFile(file, layout, leases, fds);
+}
+
+/** A built disk file as a one-segment layout. */
+function wholeFile(path: string, size: Bytes): Layout {
+  return { size, segments: size > 0 ? [{ kind: 'file', start: 0, length: size, source: { path }, offset: 0 }] : [] };
+}
+
+/** Opens virtual files in the serve mode, falling back to passthrough per file with one log line why. */
+export class FileOpener {
+  private readonly fellBack = new Set<string>();
+  /** auto mode: whether the cache can clone from a source filesystem, by st_dev. */
+  private readonly cloneable = new Map<number, Promise<boolean>>();
+
+  constructor(
+    private readonly mode: ServeMode,
+    private readonly fds: FdCache,
+    private readonly cache: DiskCache | undefined,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Throws when the layout is bad or a source cannot be opened (the FUSE open fails EIO). */
+  async open(file: VirtualFile): Promise<OpenFile> {
+    if (this.cache && (await this.wantsReflink(file))) {
+      const built = await this.cache.get(file);
+      if ('path' in built) return openLayout(file, wholeFile(built.path, file.size), this.fds);
+      this.fallBack(file, built.fallback);
+    }
+    return openLayout(file, file.layout(), this.fds);
+  }
+
+  private async wantsReflink(file: VirtualFile): Promise<boolean> {
+    if (this.fellBack.has(file.key)) return false;
+    if (this.mode !== 'auto') return this.mode === 'reflink';
+    const first = file.sources[0];
+    if (!first) return false;
+    const { dev } = await stat(first.path);
+    let probe = this.cloneable.get(dev);
+    if (!probe) {
+      probe = canReflink(first.path, this.cache!.dir).then((ok) => {
+        if (!ok) this.log(`auto mode: ${this.cache!.dir} cannot share extents with ${first.path}: serving that filesystem in passthrough`);
+        return ok;
+      });
+      // A failed probe (source gone) is not an answer: ask again next time.
+      probe.catch(() => this.cloneable.delete(dev));
+      this.cloneable.set(dev, probe);
+    }
+    return probe;
+  }
+
+  private fallBack(file: VirtualFile, why: string): void {
+    this.fellBack.add(file.key);
+    this.log(`${file.key}: cannot build a reflinked copy, serving it in passthrough: ${why}`);
+  }
+}

@@ -1,0 +1,23 @@
+// What the FUSE filesystem shows: one virtual disk file per backup, produced by a Catalog.
+import type { Bytes, Layout, SourceFile } from '../disk/layout.js';
+
+export interface VirtualFile {
+  /** Client folder name: one directory level under the mount. */
+  readonly dir: string;
+  /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
+  readonly name: string;
+  /** Exact, constant st_size. */
+  readonly size: Bytes;
+  /** Backup time, shown as st_mtime. */
+  readonly mtime: Date;
+  /** Stable identity across scans and restarts, e.g. "client1/230520-0143_Image_C.vhdx". */
+  readonly key: string;
+  /** The backing .raw files the layout reads. */
+  readonly sources: readonly SourceFile[];
+  /** Built on open; throws an Error with a clear message for a bad backup (the open fails EIO). */
+  layout(): Layout;
+}
+
+export interface Catalog {
+  scan(): Promise<{ files: VirtualFile[]; warnings: string[] }>;
+}
