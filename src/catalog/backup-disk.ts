@@ -2,6 +2,7 @@
 import { type AssembledDisk, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
 import type { DiskImage } from '../container/disk-image.js';
 import { nameBasedId } from '../container/guid.js';
+import type { AssociationSource } from '../urbackup/partners.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import type { IdentifiedSource, LoadedImage } from './image-loader.js';
 
@@ -15,9 +16,13 @@ export interface BackupDisk {
   readonly sources: readonly IdentifiedSource[];
   /** Stable and distinct per backup (design.md "Identity"). */
   readonly id: Buffer;
+  /** Where the partner images' association came from. */
+  readonly partnersFrom?: AssociationSource;
+  /** Problems with the grouping, beside the disk's own. */
+  readonly warnings: readonly string[];
 }
 
-export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] = []): BackupDisk {
+export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] = [], partnersFrom?: AssociationSource): BackupDisk {
   const parts = partners.map((p) => {
     if (p.kind !== 'partition') throw new Error(`${p.folder.raw}: a whole-disk image cannot be a partner`);
     return p.image;
@@ -33,6 +38,8 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     disk,
     sources: [mainRaw, ...parts.map((p) => p.raw)],
     id: nameBasedId(`synthvhd:${client}/${folder}`),
+    ...(partners.length > 0 && partnersFrom && { partnersFrom }),
+    warnings: [],
   };
 }
 

@@ -4,7 +4,9 @@ import { canBeVhd, vhdLayout } from '../container/vhd.js';
 import { vhdxLayout } from '../container/vhdx.js';
 import type { Layout } from '../disk/layout.js';
 import type { Catalog, VirtualFile } from '../fuse/virtual-file.js';
-import { discoverStorage } from '../urbackup/storage.js';
+import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
+import { type AssociationSource, type Grouping, groupImages } from '../urbackup/partners.js';
+import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
 import { type BackupDisk, backupDisk, diskImage } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
@@ -27,6 +29,10 @@ export function formatsFor(b: BackupDisk, wanted: readonly ContainerFormat[]): C
 
 export interface ScanOptions {
   readonly showIncomplete?: boolean;
+  /** Assemble SYSVOL/ESP partners into their main image's disk (default true). */
+  readonly partners?: boolean;
+  /** Main image folder key (`client/folder`) → partner folder keys, from UrBackup's database. */
+  readonly associations?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface DiskScan {
@@ -38,12 +44,18 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Scans a storage for disks; repeated scans with the same loader only stat unchanged images. */
-export async function scanDisks(storage: string, loader: ImageLoader, opts: ScanOptions = {}): Promise<DiskScan> {
-  const found = await discoverStorage(storage);
-  const warnings = [...found.warnings];
-  const images = found.images.filter((i) => opts.showIncomplete || i.complete);
-  loader.retain(new Set(images.map((i) => i.raw)));
+interface LoadedCandidate {
+  readonly folder: ImageFolder;
+  readonly mbr?: PartitionedMbrFile;
+  readonly loaded: LoadedImage;
+}
+
+function candidate(l: LoadedImage): LoadedCandidate {
+  return { folder: l.folder, loaded: l, ...(l.kind === 'partition' && { mbr: l.image.mbr }) };
+}
+
+/** Loads images, reporting the ones that cannot be read as warnings. */
+export async function loadImages(images: readonly ImageFolder[], loader: ImageLoader, warnings: string[]): Promise<LoadedImage[]> {
   const loaded = await Promise.all(
     images.map((i) =>
       loader.load(i).catch((e: unknown) => {
@@ -52,32 +64,59 @@ export async function scanDisks(storage: string, loader: ImageLoader, opts: Scan
       }),
     ),
   );
+  return loaded.filter((l): l is LoadedImage => l !== undefined);
+}
+
+/** Groups loaded images into disks (main image + partners) and assembles each. */
+export function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions, warnings: string[]): BackupDisk[] {
+  const cands = loaded.map(candidate);
+  const { groups, notes }: Grouping<LoadedCandidate> =
+    opts.partners === false ? { groups: cands.map((main) => ({ main, partners: [] })), notes: [] } : groupImages(cands, opts.associations);
+  warnings.push(...notes);
   const disks: BackupDisk[] = [];
-  for (const l of loaded) {
-    if (!l) continue;
-    const d = cachedDisk(l, warnings);
+  for (const g of groups) {
+    const d = cachedDisk(g.main.loaded, g.partners.map((p) => p.loaded), g.source, warnings);
     if (d) disks.push(d);
   }
+  return disks;
+}
+
+/** Scans a storage for disks; repeated scans with the same loader only stat unchanged images. */
+export async function scanDisks(storage: string, loader: ImageLoader, opts: ScanOptions = {}): Promise<DiskScan> {
+  const found = await discoverStorage(storage);
+  const warnings = [...found.warnings];
+  const images = found.images.filter((i) => opts.showIncomplete || i.complete);
+  loader.retain(new Set(images.map((i) => i.raw)));
+  const disks = disksOf(await loadImages(images, loader, warnings), opts, warnings);
   return { disks, warnings };
 }
 
-// Assembled disks are kept as long as their loaded image (itself cached while unchanged).
-const diskCache = new WeakMap<LoadedImage, BackupDisk | string>();
+// Assembled disks are kept as long as their loaded images (themselves cached while unchanged).
+const diskCache = new WeakMap<LoadedImage, { partners: readonly LoadedImage[]; disk: BackupDisk | string }>();
 
-function cachedDisk(l: LoadedImage, warnings: string[]): BackupDisk | undefined {
-  let d = diskCache.get(l);
-  if (d === undefined) {
-    try {
-      d = backupDisk(l);
-    } catch (e) {
-      d = errorText(e);
-    }
-    diskCache.set(l, d);
+function assemble(main: LoadedImage, partners: readonly LoadedImage[], source: AssociationSource | undefined): BackupDisk | string {
+  try {
+    return backupDisk(main, partners, source);
+  } catch (e) {
+    if (partners.length === 0) return errorText(e);
+    // A partner that does not fit must not hide the main disk: serve it alone and say why.
+    const alone = assemble(main, [], undefined);
+    return typeof alone === 'string' ? alone : { ...alone, warnings: [`partners not assembled: ${errorText(e)}`] };
   }
+}
+
+function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], source: AssociationSource | undefined, warnings: string[]): BackupDisk | undefined {
+  let c = diskCache.get(main);
+  if (!c || c.partners.length !== partners.length || c.partners.some((p, i) => p !== partners[i])) {
+    c = { partners, disk: assemble(main, partners, source) };
+    diskCache.set(main, c);
+  }
+  const d = c.disk;
   if (typeof d === 'string') {
     warnings.push(d);
     return undefined;
   }
+  warnings.push(...d.warnings);
   return d;
 }
 

@@ -15,6 +15,7 @@ export function diskJson(b: BackupDisk) {
     identity: b.disk.identity,
     files: formatsFor(b, CONTAINER_FORMATS).map((f) => ({ name: `${b.folder}.${f}`, format: f, size: containerLayout(b, f).size })),
     images: b.images.map((i) => ({ folder: i.folder, letter: i.letter, raw: i.raw, complete: i.complete })),
+    partnersFrom: b.partnersFrom ?? null,
     partitions: b.disk.partitions.map((p) => ({
       number: p.number,
       start: p.start,
@@ -23,6 +24,6 @@ export function diskJson(b: BackupDisk) {
       imagedFrom: p.imagedFrom ?? null,
       volumeLength: p.volumeLength ?? null,
     })),
-    warnings: [...b.disk.warnings],
+    warnings: [...b.disk.warnings, ...b.warnings],
   };
 }

@@ -28,6 +28,7 @@ export async function runList(a: ListArgs, out: (s: string) => void, log: (s: st
   for (const b of disks) {
     const j = diskJson(b);
     out(`${b.client}/${b.folder}  ${j.table.toUpperCase()} ${humanBytes(j.diskSize)}  ${j.files.map((f) => f.name).join(' ')}`);
+    if (j.images.length > 1) out(`  assembled from ${j.images.map((i) => i.folder).join(' + ')} (partners from the ${j.partnersFrom})`);
     for (const p of j.partitions) {
       out(`  #${p.number} ${humanBytes(p.length)} at ${p.start}  ${p.description}${p.imagedFrom ? `  ← ${p.imagedFrom}` : ''}`);
     }

@@ -9,6 +9,9 @@ import { type ListArgs, listCommand, runList } from './list.js';
 import { type SambaConfArgs, runSambaConf, sambaConfCommand } from './samba-conf.js';
 import { type ServeArgs, runServe, serveCommand } from './serve.js';
 
+// `synthvhd list | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
+
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
