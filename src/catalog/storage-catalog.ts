@@ -116,7 +116,7 @@ function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], source:
     warnings.push(d);
     return undefined;
   }
-  warnings.push(...d.warnings);
+  for (const w of [...d.disk.warnings, ...d.warnings]) warnings.push(`${d.images[0]!.dir}: ${w}`);
   return d;
 }
 

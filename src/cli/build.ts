@@ -12,6 +12,7 @@ export interface BuildArgs {
   source: string;
   output: string;
   reflink: ReflinkMode;
+  partners: boolean;
 }
 
 export function buildCommand(y: Argv): Argv<BuildArgs> {
@@ -22,6 +23,11 @@ export function buildCommand(y: Argv): Argv<BuildArgs> {
       choices: ['auto', 'always', 'never'] as const,
       default: 'auto' as const,
       describe: 'clone partition data with FICLONERANGE (same btrfs/XFS/ZFS filesystem); auto copies where it cannot, always fails instead',
+    })
+    .option('partners', {
+      type: 'boolean',
+      default: true,
+      describe: 'assemble the SYSVOL/ESP images that belong to this backup into the disk (--no-partners: the image alone)',
     }) as unknown as Argv<BuildArgs>;
 }
 
@@ -29,8 +35,10 @@ export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<
   const ext = extname(a.output).toLowerCase();
   if (ext !== '.vhd' && ext !== '.vhdx') throw new UsageError(`${a.output}: the output name must end in .vhd or .vhdx`);
   const format = ext.slice(1) as ContainerFormat;
-  const b = await loadBackupDisk(a.source);
-  for (const w of b.disk.warnings) log(`warning: ${b.images[0]!.mbrPath}: ${w}`);
+  const warnings: string[] = [];
+  const b = await loadBackupDisk(a.source, { partners: a.partners, warnings });
+  for (const w of new Set(warnings)) log(`warning: ${w}`);
+  if (b.images.length > 1) log(`assembling ${b.images.map((i) => i.folder).join(' + ')} (partners from the ${b.partnersFrom})`);
   if (format === 'vhd') {
     const reason = canBeVhd({ size: b.disk.layout.size, sectorSize: b.disk.sectorSize });
     if (reason) throw new Error(`${a.output}: cannot write a .vhd: ${reason}; write a .vhdx instead`);

@@ -1,9 +1,11 @@
 // Resolving a command-line SOURCE (an image folder, its .raw, or its .raw.mbr) to a disk.
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type BackupDisk, backupDisk } from '../catalog/backup-disk.js';
+import type { BackupDisk } from '../catalog/backup-disk.js';
 import { ImageLoader } from '../catalog/image-loader.js';
-import { type ImageFolder, readImageFolder } from '../urbackup/storage.js';
+import { disksOf, loadImages } from '../catalog/storage-catalog.js';
+import { folderKey, isPartnerLetter } from '../urbackup/partners.js';
+import { discoverClient, type ImageFolder, readImageFolder } from '../urbackup/storage.js';
 
 export async function imageFolderOf(source: string): Promise<ImageFolder> {
   const path = resolve(source);
@@ -16,7 +18,20 @@ export async function imageFolderOf(source: string): Promise<ImageFolder> {
   return folder;
 }
 
-export async function loadBackupDisk(source: string): Promise<BackupDisk> {
+/**
+ * The disk of one image folder, as `serve` shows it: with its SYSVOL/ESP partners from the same
+ * client folder unless `partners` is false.
+ */
+export async function loadBackupDisk(source: string, opts: { partners?: boolean; warnings?: string[] } = {}): Promise<BackupDisk> {
   const folder = await imageFolderOf(source);
-  return backupDisk(await new ImageLoader().load(folder));
+  const warnings = opts.warnings ?? [];
+  const loader = new ImageLoader();
+  const main = await loader.load(folder);
+  // A SYSVOL/ESP folder named on its own is built on its own.
+  const partners = opts.partners !== false && !isPartnerLetter(folder.letter);
+  const siblings = partners ? (await discoverClient(dirname(dirname(folder.dir)), folder.client, [])).filter((f) => f.complete && f.dir !== folder.dir) : [];
+  const others = await loadImages(siblings, loader, []);
+  const disk = disksOf([main, ...others], { partners }, warnings).find((d) => folderKey(d.images[0]!) === folderKey(folder));
+  if (!disk) throw new Error(warnings.join('; ') || `${folder.dir}: no disk could be assembled`);
+  return disk;
 }

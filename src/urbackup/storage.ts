@@ -93,39 +93,42 @@ export async function discoverStorage(storage: string): Promise<Discovery> {
     clients
       .filter((c) => !isHidden(c) && c !== DATABASE_FOLDER)
       .sort()
-      .map(async (client) => {
-        const cdir = join(storage, client);
-        let entries: string[];
-        try {
-          if (!(await stat(cdir)).isDirectory()) return [];
-          entries = await readdir(cdir);
-        } catch (e) {
-          warnings.push(`${cdir}: skipped (${errnoText(e)})`);
-          return [];
-        }
-        const found = await Promise.all(
-          entries
-            .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
-            .sort()
-            .map(async (f) => {
-              const dir = join(cdir, f);
-              // ZFS image folders are symlinks to dataset mount points (§1.1): follow them.
-              const st = await stat(dir).catch((e: unknown) => errnoText(e));
-              if (typeof st === 'string') {
-                warnings.push(`${dir}: skipped (${st})`);
-                return undefined;
-              }
-              if (!st.isDirectory()) return undefined;
-              const r = await readImageFolder(dir, client);
-              if (typeof r === 'string') {
-                warnings.push(r);
-                return undefined;
-              }
-              return r;
-            }),
-        );
-        return found.filter((x): x is ImageFolder => x !== undefined);
-      }),
+      .map((client) => discoverClient(storage, client, warnings)),
   );
   return { images: perClient.flat(), warnings: warnings.sort() };
+}
+
+/** The image folders of one client folder; problems go to `warnings`. */
+export async function discoverClient(storage: string, client: string, warnings: string[]): Promise<ImageFolder[]> {
+  const cdir = join(storage, client);
+  let entries: string[];
+  try {
+    if (!(await stat(cdir)).isDirectory()) return [];
+    entries = await readdir(cdir);
+  } catch (e) {
+    warnings.push(`${cdir}: skipped (${errnoText(e)})`);
+    return [];
+  }
+  const found = await Promise.all(
+    entries
+      .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
+      .sort()
+      .map(async (f) => {
+        const dir = join(cdir, f);
+        // ZFS image folders are symlinks to dataset mount points (§1.1): follow them.
+        const st = await stat(dir).catch((e: unknown) => errnoText(e));
+        if (typeof st === 'string') {
+          warnings.push(`${dir}: skipped (${st})`);
+          return undefined;
+        }
+        if (!st.isDirectory()) return undefined;
+        const r = await readImageFolder(dir, client);
+        if (typeof r === 'string') {
+          warnings.push(r);
+          return undefined;
+        }
+        return r;
+      }),
+  );
+  return found.filter((x): x is ImageFolder => x !== undefined);
 }
