@@ -72,8 +72,8 @@ test.after('the backup storage is byte-for-byte unchanged', async (t) => {
   t.deepEqual(await treeFingerprint(xstorage), xbefore);
 });
 
-function folderOf(root: string, sc: sc.Scenario, letter: string): string {
-  return join(root, sc.client, sc.images[letter]!.folder);
+function folderOf(sc: sc.Scenario, letter: string): string {
+  return sc.images[letter]!.folder;
 }
 
 async function build(t: ExecutionContext, source: string, out: string, ...args: string[]): Promise<void> {
@@ -126,34 +126,34 @@ async function fullCheck(t: ExecutionContext, sc: sc.Scenario, source: string, e
 }
 
 test('GPT UEFI disk: C: with its ESP assembled (found by the heuristic)', async (t) => {
-  await fullCheck(t, s.uefi, folderOf(storage, s.uefi, 'C'), s.uefi.expected['C+ESP']!, [3, 1]);
+  await fullCheck(t, s.uefi, folderOf(s.uefi, 'C'), s.uefi.expected['C+ESP']!, [3, 1]);
 });
 
 test('GPT UEFI disk: --no-partners builds C: alone, ESP stays zero', async (t) => {
-  await fullCheck(t, s.uefi, folderOf(storage, s.uefi, 'C'), s.uefi.expected.C!, [3], ['--no-partners']);
+  await fullCheck(t, s.uefi, folderOf(s.uefi, 'C'), s.uefi.expected.C!, [3], ['--no-partners']);
 });
 
 test('BIOS MBR disk: System Reserved (SYSVOL) + C:', async (t) => {
-  await fullCheck(t, s.bios, folderOf(storage, s.bios, 'C'), s.bios.expected['C+SYSVOL']!, [2, 1]);
+  await fullCheck(t, s.bios, folderOf(s.bios, 'C'), s.bios.expected['C+SYSVOL']!, [2, 1]);
 });
 
 test('incremental (btrfs snapshot of the previous backup) gives the changed files', async (t) => {
-  await fullCheck(t, s.incr, folderOf(storage, s.incr, 'C'), s.incr.expected['C-incr']!, [3]);
+  await fullCheck(t, s.incr, folderOf(s.incr, 'C'), s.incr.expected['C-incr']!, [3]);
 });
 
 test('MBR disk with GRUB extra data', async (t) => {
-  await fullCheck(t, s.grub, folderOf(storage, s.grub, '_dev_sda1'), s.grub.expected._dev_sda1!, [1]);
+  await fullCheck(t, s.grub, folderOf(s.grub, '_dev_sda1'), s.grub.expected._dev_sda1!, [1]);
 });
 
 test('whole-disk (v100) image', async (t) => {
-  await fullCheck(t, s.whole, folderOf(storage, s.whole, 'C'), s.whole.expected.C!, []);
+  await fullCheck(t, s.whole, folderOf(s.whole, 'C'), s.whole.expected.C!, []);
   const vhd = join(work, 'whole.vhd');
-  await build(t, join(folderOf(storage, s.whole, 'C'), `Image_C_${s.whole.images.C!.time}.raw`), vhd);
+  await build(t, s.whole.images.C!.raw, vhd);
   await filesMatch(t, s.whole, vhd, [1].filter((i) => s.whole.files[i]));
 });
 
 test('legacy disk with C: at sector 63: reflink always fails clearly, auto copies correctly', async (t) => {
-  const src = folderOf(storage, s.legacy, 'C');
+  const src = folderOf(s.legacy, 'C');
   const out = join(btrfs.mountpoint, 'legacy.vhd');
   const r = await synthvhd(['build', src, '-o', out, '--reflink', 'always']);
   t.is(r.code, 1);
@@ -168,7 +168,7 @@ test('legacy disk with C: at sector 63: reflink always fails clearly, auto copie
 });
 
 test('4Kn GPT disk: only a .vhdx, with 4096-byte logical sectors', async (t) => {
-  const src = folderOf(storage, s.kn, 'C');
+  const src = folderOf(s.kn, 'C');
   const vhd = join(work, 'kn.vhd');
   const r = await synthvhd(['build', src, '-o', vhd]);
   t.is(r.code, 1);
@@ -196,7 +196,7 @@ test('reflink on btrfs: a 2 GiB disk built on the same filesystem adds under 1 M
   for (const ext of ['vhd', 'vhdx']) {
     const out = join(btrfs.mountpoint, `big.${ext}`);
     const started = Date.now();
-    await build(t, join(storage, 'big-pc', s.big.folder), out, '--reflink', 'always');
+    await build(t, s.big.folder, out, '--reflink', 'always');
     t.log(`${ext}: built in ${Date.now() - started} ms`);
     await run('sync', []);
     const du = await run('btrfs', ['filesystem', 'du', '--raw', '-s', out]);
@@ -213,7 +213,7 @@ test('reflink on XFS: built on the same filesystem with --reflink always, identi
   await run('sync', []);
   const used = async (): Promise<number> => Number((await run('df', ['--output=used', '-B1', xfs.mountpoint])).trim().split('\n')[1]);
   const u0 = await used();
-  await build(t, folderOf(xstorage, s.xuefi, 'C'), out, '--reflink', 'always');
+  await build(t, folderOf(s.xuefi, 'C'), out, '--reflink', 'always');
   await run('sync', []);
   const added = (await used()) - u0;
   t.log(`XFS space added: ${added} bytes`);
