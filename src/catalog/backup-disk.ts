@@ -1,5 +1,7 @@
 // One virtual disk per backup: the main image with its partners placed into their partitions.
-import { type AssembledDisk, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
+import { type AssembledDisk, AssembleError, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
+import { withUniqueIds } from '../disk/unique-ids.js';
+import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { DiskImage } from '../container/disk-image.js';
 import { nameBasedId } from '../container/guid.js';
 import type { AssociationSource } from '../urbackup/partners.js';
@@ -22,14 +24,21 @@ export interface BackupDisk {
   readonly warnings: readonly string[];
 }
 
-export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] = [], partnersFrom?: AssociationSource): BackupDisk {
+export interface DiskOptions {
+  readonly partnersFrom?: AssociationSource;
+  /** Rewrite the disk signature / GUIDs (--unique-ids). */
+  readonly uniqueIds?: boolean;
+}
+
+export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] = [], opts: DiskOptions = {}): BackupDisk {
+  const { client, folder, time } = main.folder;
   const parts = partners.map((p) => {
     if (p.kind !== 'partition') throw new Error(`${p.folder.raw}: a whole-disk image cannot be a partner`);
     return p.image;
   });
-  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(main.folder.mbrPath, main.image, parts);
+  const image = main.kind === 'partition' && opts.uniqueIds ? { ...main.image, mbr: uniqueMbr(main.folder.mbrPath, main.image.mbr, `${client}/${folder}`) } : undefined;
+  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(main.folder.mbrPath, image ?? main.image, parts);
   const mainRaw = main.kind === 'whole-disk' ? main.raw : main.image.raw;
-  const { client, folder, time } = main.folder;
   return {
     client,
     folder,
@@ -38,11 +47,19 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     disk,
     sources: [mainRaw, ...parts.map((p) => p.raw)],
     id: nameBasedId(`synthvhd:${client}/${folder}`),
-    ...(partners.length > 0 && partnersFrom && { partnersFrom }),
+    ...(partners.length > 0 && opts.partnersFrom && { partnersFrom: opts.partnersFrom }),
     warnings: [],
   };
 }
 
 export function diskImage(b: BackupDisk): DiskImage {
   return { layout: b.disk.layout, sectorSize: b.disk.sectorSize, id: b.id, timestamp: b.time };
+}
+
+function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): PartitionedMbrFile {
+  try {
+    return withUniqueIds(mbr, seed);
+  } catch (e) {
+    throw new AssembleError(path, `cannot give the disk unique ids: ${e instanceof Error ? e.message : e}`);
+  }
 }

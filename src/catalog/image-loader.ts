@@ -1,17 +1,18 @@
 // Reads what a disk needs from one image folder: the parsed `.raw.mbr` and the volume's place
 // in the `.raw`. Parsed results are kept while the files are unchanged, so rescans only stat.
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, open } from 'node:fs/promises';
+import { type FileHandle, lstat } from 'node:fs/promises';
 import type { PartitionImage } from '../disk/assemble.js';
 import type { Bytes, SourceFile } from '../disk/layout.js';
+import { openReadOnly } from '../io/read-only-open.js';
 import { type MbrFile, MbrFileError, parseMbrFile } from '../urbackup/mbr-file.js';
 import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 
 /** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (urbackup-raw-format.md §3.1). */
 const MBR_FILE_MAX: Bytes = 1024 * 1024;
-/** Storage files are only ever opened read-only; O_NONBLOCK keeps a FIFO from hanging us. */
-const READ_ONLY = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+/** O_NONBLOCK keeps a FIFO from hanging us; O_NOFOLLOW refuses a symlinked file. */
+const OPEN_FLAGS = constants.O_NONBLOCK | constants.O_NOFOLLOW;
 
 /** What identifies a file's contents without reading it: device, inode, size, mtime. */
 export interface FileIdentity {
@@ -40,7 +41,7 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 async function openRegular(path: string): Promise<{ fh: FileHandle; identity: FileIdentity }> {
   let fh: FileHandle;
   try {
-    fh = await open(path, READ_ONLY);
+    fh = await openReadOnly(path, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ImageLoadError(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);

@@ -5,9 +5,10 @@ import { vhdxLayout } from '../container/vhdx.js';
 import type { Layout } from '../disk/layout.js';
 import type { Catalog, VirtualFile } from '../fuse/virtual-file.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
-import { type AssociationSource, type Grouping, groupImages } from '../urbackup/partners.js';
+import type { AssociationDatabase, Associations } from '../urbackup/database.js';
+import { type Grouping, groupImages } from '../urbackup/partners.js';
 import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
-import { type BackupDisk, backupDisk, diskImage } from './backup-disk.js';
+import { type BackupDisk, type DiskOptions, backupDisk, diskImage } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
 export type ContainerFormat = 'vhd' | 'vhdx';
@@ -31,8 +32,10 @@ export interface ScanOptions {
   readonly showIncomplete?: boolean;
   /** Assemble SYSVOL/ESP partners into their main image's disk (default true). */
   readonly partners?: boolean;
-  /** Main image folder key (`client/folder`) → partner folder keys, from UrBackup's database. */
-  readonly associations?: ReadonlyMap<string, readonly string[]>;
+  /** Give every disk its own signature / GUIDs (--unique-ids). */
+  readonly uniqueIds?: boolean;
+  /** UrBackup's database, for which SYSVOL/ESP images belong to which main image. */
+  readonly database?: AssociationDatabase;
 }
 
 export interface DiskScan {
@@ -68,14 +71,22 @@ export async function loadImages(images: readonly ImageFolder[], loader: ImageLo
 }
 
 /** Groups loaded images into disks (main image + partners) and assembles each. */
-export function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions, warnings: string[]): BackupDisk[] {
+export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions, warnings: string[]): Promise<BackupDisk[]> {
   const cands = loaded.map(candidate);
+  let associations: Associations | undefined;
+  if (opts.partners !== false && opts.database) {
+    try {
+      associations = await opts.database.read();
+    } catch (e) {
+      warnings.push(`${errorText(e)}; using the heuristic for SYSVOL/ESP`);
+    }
+  }
   const { groups, notes }: Grouping<LoadedCandidate> =
-    opts.partners === false ? { groups: cands.map((main) => ({ main, partners: [] })), notes: [] } : groupImages(cands, opts.associations);
+    opts.partners === false ? { groups: cands.map((main) => ({ main, partners: [] })), notes: [] } : groupImages(cands, associations);
   warnings.push(...notes);
   const disks: BackupDisk[] = [];
   for (const g of groups) {
-    const d = cachedDisk(g.main.loaded, g.partners.map((p) => p.loaded), g.source, warnings);
+    const d = cachedDisk(g.main.loaded, g.partners.map((p) => p.loaded), { ...(g.source && { partnersFrom: g.source }), uniqueIds: opts.uniqueIds === true }, warnings);
     if (d) disks.push(d);
   }
   return disks;
@@ -87,28 +98,31 @@ export async function scanDisks(storage: string, loader: ImageLoader, opts: Scan
   const warnings = [...found.warnings];
   const images = found.images.filter((i) => opts.showIncomplete || i.complete);
   loader.retain(new Set(images.map((i) => i.raw)));
-  const disks = disksOf(await loadImages(images, loader, warnings), opts, warnings);
+  const disks = await disksOf(await loadImages(images, loader, warnings), opts, warnings);
   return { disks, warnings };
 }
 
 // Assembled disks are kept as long as their loaded images (themselves cached while unchanged).
 const diskCache = new WeakMap<LoadedImage, { partners: readonly LoadedImage[]; disk: BackupDisk | string }>();
 
-function assemble(main: LoadedImage, partners: readonly LoadedImage[], source: AssociationSource | undefined): BackupDisk | string {
+function assemble(main: LoadedImage, partners: readonly LoadedImage[], opts: DiskOptions): BackupDisk | string {
   try {
-    return backupDisk(main, partners, source);
+    const b = backupDisk(main, partners, opts);
+    // A table claiming a disk no container can hold (over 64 TiB) is one broken backup, not a failed scan.
+    containerSize(b, 'vhdx');
+    return b;
   } catch (e) {
     if (partners.length === 0) return errorText(e);
     // A partner that does not fit must not hide the main disk: serve it alone and say why.
-    const alone = assemble(main, [], undefined);
+    const alone = assemble(main, [], { ...opts, partnersFrom: undefined });
     return typeof alone === 'string' ? alone : { ...alone, warnings: [`partners not assembled: ${errorText(e)}`] };
   }
 }
 
-function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], source: AssociationSource | undefined, warnings: string[]): BackupDisk | undefined {
+function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], opts: DiskOptions, warnings: string[]): BackupDisk | undefined {
   let c = diskCache.get(main);
   if (!c || c.partners.length !== partners.length || c.partners.some((p, i) => p !== partners[i])) {
-    c = { partners, disk: assemble(main, partners, source) };
+    c = { partners, disk: assemble(main, partners, opts) };
     diskCache.set(main, c);
   }
   const d = c.disk;

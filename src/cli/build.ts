@@ -1,6 +1,7 @@
 // `synthvhd build SOURCE -o OUT.vhd|OUT.vhdx [--reflink auto|always|never]`
 import { extname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
+import { DATABASE_OPTION } from './database-option.js';
 import { containerLayout, type ContainerFormat } from '../catalog/storage-catalog.js';
 import { canBeVhd } from '../container/vhd.js';
 import { materialize, type ReflinkMode } from '../io/materialize.js';
@@ -9,6 +10,8 @@ import { formatBytes as humanBytes, progressBar } from './progress-bar.js';
 import { loadBackupDisk } from './source.js';
 
 export interface BuildArgs {
+  uniqueIds: boolean;
+  urbackupDb?: string;
   source: string;
   output: string;
   reflink: ReflinkMode;
@@ -28,7 +31,13 @@ export function buildCommand(y: Argv): Argv<BuildArgs> {
       type: 'boolean',
       default: true,
       describe: 'assemble the SYSVOL/ESP images that belong to this backup into the disk (--no-partners: the image alone)',
-    }) as unknown as Argv<BuildArgs>;
+    })
+    .option('unique-ids', {
+      type: 'boolean',
+      default: false,
+      describe: 'give each disk its own MBR signature / GPT GUIDs (derived from client and backup) so several restore points can be attached at once; the original identity is needed to boot',
+    })
+    .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<BuildArgs>;
 }
 
 export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<void> {
@@ -36,7 +45,7 @@ export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<
   if (ext !== '.vhd' && ext !== '.vhdx') throw new UsageError(`${a.output}: the output name must end in .vhd or .vhdx`);
   const format = ext.slice(1) as ContainerFormat;
   const warnings: string[] = [];
-  const b = await loadBackupDisk(a.source, { partners: a.partners, warnings });
+  const b = await loadBackupDisk(a.source, { partners: a.partners, uniqueIds: a.uniqueIds, warnings, ...(a.urbackupDb && { database: a.urbackupDb }) });
   for (const w of new Set(warnings)) log(`warning: ${w}`);
   if (b.images.length > 1) log(`assembling ${b.images.map((i) => i.folder).join(' + ')} (partners from the ${b.partnersFrom})`);
   if (format === 'vhd') {

@@ -1,11 +1,13 @@
 // `synthvhd list --storage DIR [--json]`
 import type { Argv } from 'yargs';
+import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { ImageLoader } from '../catalog/image-loader.js';
 import { scanDisks } from '../catalog/storage-catalog.js';
 import { diskJson } from './disk-json.js';
 import { formatBytes as humanBytes } from './progress-bar.js';
 
 export interface ListArgs {
+  urbackupDb?: string;
   storage: string;
   json: boolean;
   showIncomplete: boolean;
@@ -15,11 +17,13 @@ export function listCommand(y: Argv): Argv<ListArgs> {
   return y
     .option('storage', { type: 'string', demandOption: true, describe: 'the UrBackup storage folder (holds one folder per client)' })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON (see README for the fields)' })
-    .option('show-incomplete', { type: 'boolean', default: false, describe: 'include images without .raw.sync' }) as unknown as Argv<ListArgs>;
+    .option('show-incomplete', { type: 'boolean', default: false, describe: 'include images without .raw.sync' })
+    .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ListArgs>;
 }
 
 export async function runList(a: ListArgs, out: (s: string) => void, log: (s: string) => void): Promise<void> {
-  const { disks, warnings } = await scanDisks(a.storage, new ImageLoader(), { showIncomplete: a.showIncomplete });
+  const database = await databaseFor(a.storage, a.urbackupDb);
+  const { disks, warnings } = await scanDisks(a.storage, new ImageLoader(), { showIncomplete: a.showIncomplete, ...(database && { database }) });
   if (a.json) {
     out(JSON.stringify({ storage: a.storage, disks: disks.map(diskJson), warnings }, null, 2));
     return;

@@ -1,10 +1,13 @@
 // `synthvhd serve --storage DIR --mount DIR [...]`: the FUSE filesystem, in the foreground.
 import type { Argv } from 'yargs';
+import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
 import { serve } from '../fuse/serve.js';
 import { UsageError } from './errors.js';
 
 export interface ServeArgs {
+  uniqueIds: boolean;
+  urbackupDb?: string;
   storage: string;
   mount: string;
   mode: 'passthrough' | 'reflink' | 'auto';
@@ -26,7 +29,13 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files (same btrfs/XFS/ZFS filesystem as the storage)' })
     .option('formats', { type: 'string', default: 'vhd,vhdx', describe: 'comma-separated container formats to show' })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount; needs root or user_allow_other' })
-    .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' }) as unknown as Argv<ServeArgs>;
+    .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' })
+    .option('unique-ids', {
+      type: 'boolean',
+      default: false,
+      describe: 'give each disk its own MBR signature / GPT GUIDs (derived from client and backup) so several restore points can be attached at once; the original identity is needed to boot',
+    })
+    .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
 
 export function parseFormats(s: string): ContainerFormat[] {
@@ -38,6 +47,8 @@ export function parseFormats(s: string): ContainerFormat[] {
 
 export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {
   if (a.mode === 'reflink' && !a.cacheDir) throw new UsageError('--mode reflink needs --cache-dir');
-  const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete });
+  const database = await databaseFor(a.storage, a.urbackupDb);
+  if (database) log(`SYSVOL/ESP associations from ${database.path}`);
+  const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
   await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
 }

@@ -6,6 +6,7 @@ import { ImageLoader } from '../catalog/image-loader.js';
 import { disksOf, loadImages } from '../catalog/storage-catalog.js';
 import { folderKey, isPartnerLetter } from '../urbackup/partners.js';
 import { discoverClient, type ImageFolder, readImageFolder } from '../urbackup/storage.js';
+import { databaseFor } from './database-option.js';
 
 export async function imageFolderOf(source: string): Promise<ImageFolder> {
   const path = resolve(source);
@@ -22,16 +23,18 @@ export async function imageFolderOf(source: string): Promise<ImageFolder> {
  * The disk of one image folder, as `serve` shows it: with its SYSVOL/ESP partners from the same
  * client folder unless `partners` is false.
  */
-export async function loadBackupDisk(source: string, opts: { partners?: boolean; warnings?: string[] } = {}): Promise<BackupDisk> {
+export async function loadBackupDisk(source: string, opts: { partners?: boolean; uniqueIds?: boolean; database?: string; warnings?: string[] } = {}): Promise<BackupDisk> {
   const folder = await imageFolderOf(source);
   const warnings = opts.warnings ?? [];
   const loader = new ImageLoader();
   const main = await loader.load(folder);
   // A SYSVOL/ESP folder named on its own is built on its own.
   const partners = opts.partners !== false && !isPartnerLetter(folder.letter);
-  const siblings = partners ? (await discoverClient(dirname(dirname(folder.dir)), folder.client, [])).filter((f) => f.complete && f.dir !== folder.dir) : [];
+  const storage = dirname(dirname(folder.dir));
+  const siblings = partners ? (await discoverClient(storage, folder.client, [])).filter((f) => f.complete && f.dir !== folder.dir) : [];
   const others = await loadImages(siblings, loader, []);
-  const disk = disksOf([main, ...others], { partners }, warnings).find((d) => folderKey(d.images[0]!) === folderKey(folder));
+  const database = await databaseFor(storage, opts.database);
+  const disk = (await disksOf([main, ...others], { partners, uniqueIds: opts.uniqueIds === true, ...(database && { database }) }, warnings)).find((d) => folderKey(d.images[0]!) === folderKey(folder));
   if (!disk) throw new Error(warnings.join('; ') || `${folder.dir}: no disk could be assembled`);
   return disk;
 }
