@@ -1,7 +1,7 @@
 // Whole-disk assembly from partition images, as UrBackup's restore writes them onto a blank
 // disk (urbackup-raw-format.md §4.2, §4.3).
 import { type GptHeader, gptEntries, gptEntryBytes, gptTableCrc, guidToString, parseGptHeader, GptError } from './gpt.js';
-import { type Bytes, type Layout, type Piece, type SourceFile, paint } from './layout.js';
+import { type Bytes, type Layout, LayoutError, type Piece, type SourceFile, paint } from './layout.js';
 import { MBR_SIGNATURE_OFFSET, hasBootSignature, isExtended, mbrEntries, mbrExtent } from './mbr-table.js';
 import type { PartitionedMbrFile, SectorSize } from '../urbackup/mbr-file.js';
 
@@ -85,7 +85,12 @@ function gptView(mbr: PartitionedMbrFile): TableView {
     throw new FormatProblem(`GPT table is ${gpt.table.data.length} bytes, shorter than ${h.numEntries} × ${h.entrySize}`);
   }
   if (gptTableCrc(gpt.table.data, h) !== h.tableCrc) warnings.push('GPT partition table CRC does not match the header (written as stored)');
-  const entries = gptEntries(gpt.table.data, h);
+  let entries: ReturnType<typeof gptEntries>;
+  try {
+    entries = gptEntries(gpt.table.data, h);
+  } catch (e) {
+    throw e instanceof GptError ? new FormatProblem(`GPT table: ${e.message}`) : e;
+  }
   for (const e of entries) {
     if (e.lastLba < e.firstLba) throw new FormatProblem(`GPT entry ${e.index} ends (LBA ${e.lastLba}) before it starts (LBA ${e.firstLba})`);
   }
@@ -158,8 +163,16 @@ export function assembleDisk(mainPath: string, main: PartitionImage, partners: r
     const img = imaged.get(i + 1);
     return { number: i + 1, ...p, ...(img && { imagedFrom: img.raw.path, volumeLength: img.volumeLength }) };
   });
+  let layout: Layout;
+  try {
+    layout = paint(size, pieces);
+  } catch (e) {
+    // Positions near 2^53 in a corrupt table: no disk can hold them.
+    if (e instanceof LayoutError) throw new AssembleError(mainPath, `the partition table places data outside any possible disk: ${e.message}`);
+    throw e;
+  }
   return {
-    layout: paint(size, pieces),
+    layout,
     sectorSize,
     table: view.table,
     identity: view.identity,

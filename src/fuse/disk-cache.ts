@@ -87,18 +87,20 @@ export class DiskCache {
     if (have && built?.size === file.size && JSON.stringify(have) === JSON.stringify(want)) return { path: dest };
 
     const layout = file.layout();
-    await writeSidecar(sidecarPath, { ...want, complete: false });
     try {
+      // Sidecar writes can fail too (cache filesystem full): any failure means passthrough, nothing left behind.
+      await writeSidecar(sidecarPath, { ...want, complete: false });
       await materialize(layout, dest, { reflink: 'always' });
+      await writeSidecar(sidecarPath, want);
     } catch (e) {
       await removeQuietly(dest);
       await removeQuietly(sidecarPath);
+      await removeQuietly(`${sidecarPath}.tmp`);
       return { fallback: (e as Error).message };
     } finally {
       // The path now names another file (or none): cached descriptors of the old one must go.
       this.fds.evict(dest);
     }
-    await writeSidecar(sidecarPath, want);
     return { path: dest };
   }
 

@@ -1,7 +1,7 @@
 // Read-only descriptors of backing files, shared between open handles and kept for reuse.
-import { close, constants, open } from 'node:fs';
-import { promisify } from 'node:util';
+import { close, constants } from 'node:fs';
 import { LRUCache } from 'lru-cache';
+import { openReadOnlyFd } from '../io/read-only-open.js';
 
 /** A descriptor shared by every handle that reads the same path. */
 export interface FdLease {
@@ -22,16 +22,13 @@ function closeQuietly(fd: number): void {
   close(fd, () => undefined);
 }
 
-// Plain descriptors: a fs/promises FileHandle would close itself when garbage-collected.
-const openFd = promisify(open);
-
 /** Opens without updating atime (backup storage is never written); O_NOATIME needs ownership. */
 async function openReadOnly(path: string): Promise<number> {
   try {
-    return await openFd(path, constants.O_RDONLY | constants.O_NOATIME);
+    return await openReadOnlyFd(path, constants.O_NOATIME);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return await openFd(path, constants.O_RDONLY);
+    return await openReadOnlyFd(path);
   }
 }
 

@@ -8,6 +8,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Bytes, Layout, Segment } from '../disk/layout.js';
 import { ShortReadError } from '../disk/layout-reader.js';
 import { fstatfs } from './libc.js';
+import { O_ACCMODE, openReadOnly } from './read-only-open.js';
 import { ReflinkError, cloneRange } from './reflink.js';
 import { dataRanges } from './sparse.js';
 
@@ -46,8 +47,6 @@ const COPY_CHUNK: Bytes = 8 << 20;
 const CLONE_CHUNK: Bytes = 1 << 30;
 /** Clone errors that mean "these files cannot share extents": copy instead (ioctl_ficlonerange(2)). */
 const CANNOT_CLONE: ReadonlySet<string> = new Set(['EXDEV', 'EOPNOTSUPP', 'EINVAL', 'ENOTTY']);
-/** O_ACCMODE, <fcntl.h>: the access-mode bits of open flags (O_RDONLY is 0). */
-const O_ACCMODE = 3;
 
 interface Source {
   readonly path: string;
@@ -67,7 +66,7 @@ async function assertReadOnly(fd: number, path: string): Promise<void> {
 }
 
 async function openSource(path: string): Promise<Source> {
-  const handle = await open(path, constants.O_RDONLY);
+  const handle = await openReadOnly(path);
   try {
     await assertReadOnly(handle.fd, path);
     return { path, handle, size: (await handle.stat()).size };

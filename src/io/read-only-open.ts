@@ -1,0 +1,32 @@
+// The one way backing files (the storage's .raw/.raw.mbr and built cache files) are opened:
+// read-only, checked in code so that no caller can ever pass a write flag (README "Guarantees").
+import { constants, open as openCb } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+/** O_ACCMODE, <fcntl.h>: the access-mode bits of open flags (O_RDONLY is 0). */
+export const O_ACCMODE = 3;
+/** Flags that could change a file: any write access mode, create, truncate, append. */
+const WRITING = O_ACCMODE | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND;
+
+export class ReadOnlyViolation extends Error {
+  override name = 'ReadOnlyViolation';
+}
+
+/** O_RDONLY plus `extra` (O_NOFOLLOW, O_NONBLOCK, O_NOATIME...); throws if `extra` could write. */
+export function readOnlyFlags(path: string, extra = 0): number {
+  if ((extra & WRITING) !== 0) throw new ReadOnlyViolation(`${path}: refusing to open a backing file with write flags (0${extra.toString(8)})`);
+  return constants.O_RDONLY | extra;
+}
+
+/** A FileHandle opened read-only. */
+export function openReadOnly(path: string, extra = 0): Promise<FileHandle> {
+  return open(path, readOnlyFlags(path, extra));
+}
+
+const openFd = promisify(openCb);
+
+/** A plain descriptor opened read-only (a FileHandle would close itself when garbage-collected). */
+export function openReadOnlyFd(path: string, extra = 0): Promise<number> {
+  return openFd(path, readOnlyFlags(path, extra));
+}

@@ -1,0 +1,130 @@
+// Nothing is written or exposed: storage files open read-only only, every write-like FUSE
+// operation is EROFS, other users see the mount only with --allow-other, the cache dir is 0700,
+// and the mount shows only generated disks (no path leads out of it).
+import { constants } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import test from 'ava';
+import { ReadOnlyViolation, readOnlyFlags } from '../src/io/read-only-open.js';
+import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
+import { run } from './helpers/run.js';
+import * as sc from './helpers/scenarios.js';
+import { type ServeProcess, forceUnmount, startServe } from './helpers/serve-process.js';
+import { treeFingerprint } from './helpers/tree-hash.js';
+
+let fs: LoopFs;
+let work: string;
+let storage: string;
+let grub: sc.Scenario;
+let before: Record<string, string>;
+const servers: ServeProcess[] = [];
+const mounts: string[] = [];
+
+async function serve(name: string, extra: string[] = []): Promise<{ m: string; srv: ServeProcess }> {
+  const m = join(work, name);
+  await mkdir(m);
+  mounts.push(m);
+  const srv = await startServe(['--storage', storage, '--mount', m, ...extra]);
+  servers.push(srv);
+  return { m, srv };
+}
+
+const vhdName = (): string => `${grub.images._dev_sda1!.folder.split('/').at(-1)}.vhd`;
+
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'synthvhd-sec-'));
+  await chmod(work, 0o755); // user nobody must reach the mount points
+  fs = await makeLoopFs('btrfs', 1024);
+  storage = join(fs.mountpoint, 'storage');
+  await mkdir(storage);
+  grub = await sc.grubMbr({ storage, workDir: work, kind: 'btrfs' });
+  before = await treeFingerprint(storage);
+});
+
+test.after.always(async () => {
+  for (const s of servers) await s.stop();
+  for (const m of mounts) await forceUnmount(m);
+  await fs?.cleanup();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+test.after('the storage is unchanged', async (t) => {
+  t.deepEqual(await treeFingerprint(storage), before);
+});
+
+test('the one open path for backing files refuses every write flag', (t) => {
+  t.is(readOnlyFlags('/s/x.raw', constants.O_NOFOLLOW), constants.O_RDONLY | constants.O_NOFOLLOW);
+  for (const flag of [constants.O_WRONLY, constants.O_RDWR, constants.O_CREAT, constants.O_TRUNC, constants.O_APPEND]) {
+    t.throws(() => readOnlyFlags('/s/x.raw', flag), { instanceOf: ReadOnlyViolation, message: /^\/s\/x\.raw: refusing/ });
+  }
+});
+
+test.serial('every write-like operation fails with EROFS', async (t) => {
+  const { m, srv } = await serve('mnt-ro', ['--mode', 'passthrough']);
+  const dir = join(m, grub.client);
+  const f = join(dir, vhdName());
+  const ops = [
+    `setfattr -n user.x -v 1 '${f}'`,
+    `setfattr -x user.x '${f}'`,
+    `chmod 666 '${f}'`,
+    `chown nobody '${f}'`,
+    `ln '${f}' '${dir}/hard'`,
+    `ln -s '${f}' '${dir}/soft'`,
+    `mknod '${dir}/node' p`,
+    `touch -d 2001-01-01 '${f}'`,
+    `dd if=/dev/zero of='${f}' bs=512 count=1 conv=notrunc`,
+    `rmdir '${dir}'`,
+  ];
+  for (const cmd of ops) {
+    const r = await run('sh', ['-c', `{ ${cmd}; } 2>&1; echo rc=$?`]);
+    t.regex(r, /Read-only file system/, cmd);
+    t.notRegex(r, /rc=0$/m, cmd);
+  }
+  t.is((await stat(f)).mode & 0o7777, 0o444);
+  await srv.stop();
+});
+
+test.serial('other users cannot read the mount without --allow-other, and can with it', async (t) => {
+  const asNobody = (cmd: string): Promise<string> => run('sh', ['-c', `runuser -u nobody -- sh -c "${cmd}" 2>&1; echo rc=$?`]);
+  const closed = await serve('mnt-private', ['--mode', 'passthrough']);
+  const denied = await asNobody(`ls '${closed.m}'`);
+  t.regex(denied, /Permission denied/);
+  t.regex(denied, /rc=[1-9]/);
+  await closed.srv.stop();
+  const open = await serve('mnt-shared', ['--mode', 'passthrough', '--allow-other']);
+  const f = join(open.m, grub.client, vhdName());
+  const ok = await asNobody(`head -c 1024 '${f}' | wc -c`);
+  t.regex(ok, /^1024\nrc=0$/m);
+  t.regex(await run('sh', ['-c', `grep ' ${open.m} ' /proc/self/mounts`]), /allow_other/);
+  await open.srv.stop();
+});
+
+test.serial('the cache dir is created 0700 (and made 0700 if it exists)', async (t) => {
+  const fresh = join(fs.mountpoint, 'cache-new', 'nested');
+  const a = await serve('mnt-cache-a', ['--mode', 'reflink', '--cache-dir', fresh]);
+  t.is((await stat(fresh)).mode & 0o777, 0o700);
+  await a.srv.stop();
+  const existing = join(fs.mountpoint, 'cache-open');
+  await mkdir(existing, { mode: 0o777 });
+  await chmod(existing, 0o777);
+  const b = await serve('mnt-cache-b', ['--mode', 'reflink', '--cache-dir', existing]);
+  t.is((await stat(existing)).mode & 0o777, 0o700);
+  await b.srv.stop();
+});
+
+test.serial('the mount shows only generated disks; no name leads out of it', async (t) => {
+  const { m, srv } = await serve('mnt-names', ['--mode', 'passthrough']);
+  t.deepEqual(await readdir(m), [grub.client]);
+  t.deepEqual((await readdir(join(m, grub.client))).sort(), [vhdName(), `${vhdName()}x`]);
+  // `..` is resolved by the kernel to the mount's own parent, never to the storage.
+  t.is(await realpath(join(m, grub.client, '..', '..')), await realpath(dirname(m)));
+  const c = grub.client;
+  for (const [rel, inside] of [[`${c}/..%2F..`, false], [`${c}/%2E%2E`, false], [`${c}/urbackup`, false], [`${c}/../${c}`, true]] as const) {
+    const r = await run('sh', ['-c', `ls -d '${m}/${rel}/${vhdName()}' 2>&1; echo rc=$?`]);
+    t.regex(r, inside ? /rc=0/ : /No such file/, rel);
+  }
+  const raw = (await readdir(grub.images._dev_sda1!.folder)).find((f) => f.endsWith('.raw'))!;
+  t.regex(await run('sh', ['-c', `ls '${m}/${grub.client}/${raw}' 2>&1; echo rc=$?`]), /No such file/);
+  await srv.stop();
+});
