@@ -4,7 +4,7 @@
 import test from 'ava';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { shareSection } from '../src/samba/share-section.js';
@@ -69,6 +69,13 @@ test.before(async () => {
     const out = join(loop.mountpoint, 'built', path.replace('/', '_'));
     await run(process.execPath, [CLI, 'build', join(storage, folder), '-o', out]);
     built.set(path, out);
+  }
+});
+
+// A crashed smbd child only shows as one dropped connection: its log tells.
+test.after('no smbd process panicked', async (t) => {
+  for (const name of await readdir(smbd!.logDir)) {
+    if (name.startsWith('log.')) t.notRegex(await readFile(join(smbd!.logDir, name), 'utf8'), /PANIC|INTERNAL ERROR/, name);
   }
 });
 
@@ -157,20 +164,22 @@ async function fileIdOverNewConnection(path: string): Promise<SmbFileId> {
   const closed = new Promise((r) => child.once('close', r));
   child.stdin.write(`open "${path}"\n`);
   try {
+    let json = '';
     for (let i = 0; i < 100; i++) {
-      const status = JSON.parse(await run('smbstatus', ['-s', smbd!.conf, '-L', '--json'])) as { open_files?: Record<string, { filename: string; fileid: SmbFileId }> };
+      json = await run('smbstatus', ['-s', smbd!.conf, '-L', '--json']);
+      const status = JSON.parse(json) as { open_files?: Record<string, { filename: string; fileid: SmbFileId }> };
       const open = Object.values(status.open_files ?? {}).find((f) => f.filename === path);
       if (open) return { devid: open.fileid.devid, inode: open.fileid.inode };
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`${path} never showed up as open in smbstatus; smbclient said: ${out}`);
+    throw new Error(`${path} never showed up as open in smbstatus; smbclient said: ${out}; smbstatus: ${json}`);
   } finally {
     child.stdin.end('quit\n');
     await closed;
   }
 }
 
-test('the SMB file id is the FUSE inode and stays the same across connections', async (t) => {
+test.serial('the SMB file id is the FUSE inode and stays the same across connections', async (t) => {
   const [vhd, vhdx] = ['uefi-pc/240101-1200_Image_C.vhd', 'uefi-pc/240101-1200_Image_C.vhdx'];
   const first = await fileIdOverNewConnection(vhd);
   const second = await fileIdOverNewConnection(vhd);

@@ -3,11 +3,16 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { type BuildArgs, buildCommand, runBuild } from './build.js';
+import { type DoctorArgs, doctorCommand, runDoctor } from './doctor.js';
 import { EXIT_RUNTIME, EXIT_USAGE, UsageError, errorText } from './errors.js';
 import { type InspectArgs, inspectCommand, runInspect } from './inspect.js';
 import { type ListArgs, listCommand, runList } from './list.js';
 import { type SambaConfArgs, runSambaConf, sambaConfCommand } from './samba-conf.js';
 import { type ServeArgs, runServe, serveCommand } from './serve.js';
+
+// Partition reads run on libuv's thread pool (4 threads unless told otherwise, read when the pool
+// starts): more threads keep one stalled storage from holding up the reads of every other disk.
+process.env.UV_THREADPOOL_SIZE ??= '32';
 
 // `synthvhd list | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
@@ -55,6 +60,12 @@ await yargs(hideBin(process.argv))
     'mount a FUSE filesystem that shows a .vhd and .vhdx for every backup (foreground; Ctrl-C unmounts)',
     serveCommand,
     (a) => guarded(() => runServe(a, log)),
+  )
+  .command<DoctorArgs>(
+    'doctor',
+    'check FUSE, reflink support of the storage and cache, and the Samba share; says what to fix',
+    doctorCommand,
+    (a) => guarded(() => runDoctor(a, out)),
   )
   .command<SambaConfArgs>('samba-conf', 'print an smb.conf share section for the mount', sambaConfCommand, (a) => guarded(async () => runSambaConf(a, out)))
   .demandCommand(1, 'name a command; see --help')

@@ -30,12 +30,13 @@ export interface RootNode {
 
 export type Node = RootNode | DirNode | FileNode;
 
-function hash32(text: string): number {
-  return createHash('sha1').update(text).digest().readUInt32LE(0);
+/** 31 bits: some readers (smbstatus, 32-bit tools) take inode numbers as signed. */
+function hash31(text: string): number {
+  return createHash('sha1').update(text).digest().readUInt32LE(0) & 0x7fffffff;
 }
 
 /**
- * Inode numbers from a hash of each entry's key. The kernel takes a u32, so collisions are
+ * Inode numbers from a hash of each entry's key. FUSE here takes a u32, so collisions are
  * possible: they are resolved by rehashing with a counter, in key order, so the same set of
  * keys gets the same numbers on every start. Within one run a key keeps its first number.
  */
@@ -54,8 +55,8 @@ export class InodeAllocator {
     }
     for (const key of [...wanted].sort()) {
       if (this.byKey.has(key)) continue;
-      let ino = hash32(key);
-      for (let n = 1; this.taken.has(ino); n++) ino = hash32(`${key}#${n}`);
+      let ino = hash31(key);
+      for (let n = 1; this.taken.has(ino); n++) ino = hash31(`${key}#${n}`);
       this.byKey.set(key, ino);
       this.taken.add(ino);
     }

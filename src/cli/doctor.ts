@@ -1,0 +1,39 @@
+// `synthvhd doctor [--storage DIR] [--cache-dir DIR] [--mount DIR] [--smb-conf FILE]`: one line per finding.
+import type { Argv } from 'yargs';
+import { type Finding, formatFinding } from '../doctor/finding.js';
+import { checkAllowOther, checkFuseDevice, checkFusermount } from '../doctor/fuse-checks.js';
+import { checkReflink } from '../doctor/reflink-check.js';
+import { checkMounted, checkSambaTools, checkShare } from '../doctor/samba-checks.js';
+import { EXIT_RUNTIME } from './errors.js';
+
+/** The mount point of the shipped smb.conf and systemd unit. */
+export const DEFAULT_MOUNT = '/srv/synthvhd';
+
+export interface DoctorArgs {
+  storage?: string;
+  cacheDir?: string;
+  mount: string;
+  smbConf?: string;
+}
+
+export function doctorCommand(y: Argv): Argv<DoctorArgs> {
+  return y
+    .option('storage', { type: 'string', describe: 'the UrBackup storage folder (only read)' })
+    .option('cache-dir', { type: 'string', describe: 'the --cache-dir of serve: tests a reflink clone into it' })
+    .option('mount', { type: 'string', default: DEFAULT_MOUNT, describe: 'the mount point of serve, which a Samba share should export' })
+    .option('smb-conf', { type: 'string', describe: "the smb.conf to check (default: Samba's own)" }) as unknown as Argv<DoctorArgs>;
+}
+
+export async function runDoctor(a: DoctorArgs, out: (s: string) => void): Promise<void> {
+  const findings: Finding[] = [
+    await checkFuseDevice(),
+    await checkFusermount(),
+    await checkAllowOther(process.getuid?.() ?? 0),
+    ...(await checkReflink(a.storage, a.cacheDir)),
+    ...(await checkSambaTools()),
+    ...(await checkShare(a.mount, a.smbConf)),
+    await checkMounted(a.mount),
+  ];
+  for (const f of findings) out(formatFinding(f));
+  if (findings.some((f) => f.level === 'fail')) process.exitCode = EXIT_RUNTIME;
+}

@@ -1,0 +1,83 @@
+// Samba's side: smbd and testparm installed, and a share of the active smb.conf on the mount with
+// the settings `synthvhd samba-conf` prints.
+import { resolve } from 'node:path';
+import { SHARE_SETTINGS } from '../samba/share-section.js';
+import { type Finding, fail, ok, warn } from './finding.js';
+import { runTool, whichTool } from './tools.js';
+
+export type SmbConf = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+/** The sections of `testparm -s [-v]` output: section name → key → value, as testparm spells them. */
+export function parseTestparm(stdout: string): SmbConf {
+  const out = new Map<string, Map<string, string>>();
+  let current: Map<string, string> | undefined;
+  for (const line of stdout.split('\n')) {
+    const section = /^\[(.+)\]\s*$/.exec(line);
+    if (section) out.set(section[1]!, (current = new Map()));
+    const kv = /^\s+([^=]+?)\s*=\s*(.*?)\s*$/.exec(line);
+    if (kv && current) current.set(kv[1]!.toLowerCase(), kv[2]!);
+  }
+  return out;
+}
+
+const samePath = (a: string, b: string): boolean => resolve(a) === resolve(b);
+
+/**
+ * The shares whose path is `mount`. In `testparm -s -v` output a share lists only what differs
+ * from the defaults printed under [global], so a setting's value is the share's, else global's.
+ */
+export function sharesAt(conf: SmbConf, mount: string): string[] {
+  return [...conf].filter(([name, kv]) => name !== 'global' && kv.has('path') && samePath(kv.get('path')!, mount)).map(([name]) => name);
+}
+
+/** Settings of `share` that differ from SHARE_SETTINGS, as "key = actual (want wanted)". */
+export function shareDrift(conf: SmbConf, share: string): string[] {
+  const kv = conf.get(share)!;
+  const global = conf.get('global') ?? new Map<string, string>();
+  const out: string[] = [];
+  for (const [key, want] of SHARE_SETTINGS) {
+    const actual = kv.get(key) ?? global.get(key);
+    if (actual !== undefined && actual.toLowerCase() !== want.toLowerCase()) out.push(`${key} = ${actual} (want ${want || 'empty'})`);
+  }
+  return out;
+}
+
+export async function checkSambaTools(): Promise<Finding[]> {
+  const out: Finding[] = [];
+  for (const [tool, pkg] of [['smbd', 'samba'], ['testparm', 'samba-common-bin']] as const) {
+    const path = await whichTool(tool);
+    out.push(path ? ok(`${tool} found at ${path}`) : fail(`${tool} is not installed`, `apt-get install ${pkg}`));
+  }
+  return out;
+}
+
+/** Checks the smb.conf that testparm reads (`smbConf`, or Samba's default) for a share of `mount`. */
+export async function checkShare(mount: string, smbConf: string | undefined): Promise<Finding[]> {
+  const testparm = await whichTool('testparm');
+  if (!testparm) return [];
+  const r = await runTool(testparm, ['-s', '-v', ...(smbConf ? [smbConf] : [])]);
+  const confName = smbConf ?? 'the default smb.conf';
+  if (r.code !== 0) return [fail(`testparm rejects ${confName}: ${r.stderr.trim().split('\n').pop()}`, 'fix the smb.conf (testparm -s shows where)')];
+  const conf = parseTestparm(r.stdout);
+  const shares = sharesAt(conf, mount);
+  if (shares.length === 0) {
+    return [fail(`no share in ${confName} has path = ${mount}`, `add the output of 'synthvhd samba-conf --mount ${mount}' to it, then 'smbcontrol smbd reload-config'`)];
+  }
+  return shares.map((share) => {
+    const drift = shareDrift(conf, share);
+    if (conf.get(share)!.get('guest ok')?.toLowerCase() === 'yes') return fail(`share [${share}] allows guests`, "set 'guest ok = no': backups are sensitive");
+    return drift.length === 0
+      ? ok(`share [${share}] in ${confName} exports ${mount} with the synthvhd settings`)
+      : warn(`share [${share}] exports ${mount} but differs from 'synthvhd samba-conf': ${drift.join(', ')}`, "use the settings 'synthvhd samba-conf' prints (vhd-vhdx-format.md §3.2 says why)");
+  });
+}
+
+/** Whether a synthvhd FUSE filesystem is mounted at `mount` right now (findmnt, util-linux). */
+export async function checkMounted(mount: string): Promise<Finding> {
+  const findmnt = await whichTool('findmnt');
+  if (!findmnt) return warn(`cannot tell whether ${mount} is mounted: findmnt is missing`, 'apt-get install util-linux');
+  const r = await runTool(findmnt, ['-n', '-o', 'FSTYPE', '--mountpoint', resolve(mount)]);
+  const type = r.stdout.trim();
+  if (r.code !== 0 || !type) return warn(`nothing is mounted at ${mount}`, `start the server: systemctl start synthvhd (or synthvhd serve --storage DIR --mount ${mount} --allow-other)`);
+  return type.startsWith('fuse') ? ok(`a FUSE filesystem (${type}) is mounted at ${mount}`) : warn(`${mount} is a ${type} mount, not synthvhd's`, 'point --mount at an empty folder of its own');
+}

@@ -1,0 +1,81 @@
+// `synthvhd doctor` on real filesystems and real smb.conf files, through the CLI.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { shareSection } from '../src/samba/share-section.js';
+import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
+import { requireTool } from './helpers/run.js';
+
+const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+let btrfs: LoopFs | undefined;
+let work = '';
+let storage = '';
+
+test.before(async () => {
+  requireTool('testparm');
+  btrfs = await makeLoopFs('btrfs', 256);
+  work = await mkdtemp(join(tmpdir(), 'synthvhd-doctor-'));
+  storage = join(btrfs.mountpoint, 'urbackup');
+  const folder = join(storage, 'pc1', '240101-1200_Image_C');
+  await mkdir(folder, { recursive: true });
+  await writeFile(join(folder, 'Image_C_240101-1200.raw'), randomBytes(1 << 20));
+  await mkdir(join(btrfs.mountpoint, 'cache'));
+});
+
+test.after.always(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+  await btrfs?.cleanup();
+});
+
+function doctor(...args: string[]): { code: number | null; lines: string[] } {
+  const r = spawnSync(process.execPath, [CLI, 'doctor', ...args], { encoding: 'utf8' });
+  return { code: r.status, lines: r.stdout.trim().split('\n') };
+}
+
+const line = (lines: string[], re: RegExp): string => lines.find((l) => re.test(l)) ?? `(no line matches ${re}: ${lines.join(' | ')})`;
+
+async function conf(name: string, section: string): Promise<string> {
+  const path = join(work, name);
+  await writeFile(path, `[global]\n   server role = standalone server\n\n${section}`);
+  return path;
+}
+
+async function tree(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort();
+}
+
+test('a cache on the storage filesystem can reflink; one on another filesystem cannot; the storage is not written', async (t) => {
+  const before = await tree(storage);
+  const smbConf = await conf('ok.conf', shareSection({ name: 'backups', path: '/srv/x' }));
+  const same = doctor('--storage', storage, '--cache-dir', join(btrfs!.mountpoint, 'cache'), '--mount', '/srv/x', '--smb-conf', smbConf);
+  t.regex(line(same.lines, /cache .*clone/), /^ok +cache .* \(btrfs\) can clone from the storage/);
+  t.regex(line(same.lines, /^\w+ +storage/), /^ok +storage .* is on btrfs/);
+  const other = doctor('--storage', storage, '--cache-dir', work, '--mount', '/srv/x', '--smb-conf', smbConf);
+  t.regex(line(other.lines, /cache .*clone/), /^warn +cache .* cannot clone from the storage \(btrfs\)/);
+  t.deepEqual(await tree(storage), before);
+  t.deepEqual(await readdir(join(btrfs!.mountpoint, 'cache')), []);
+});
+
+test('every finding is one ok/warn/fail line; FUSE and Samba tools are found', (t) => {
+  const r = doctor('--mount', '/srv/x', '--smb-conf', '/nonexistent.conf');
+  for (const l of r.lines) t.regex(l, /^(ok {2}|warn|fail) {2}\S/);
+  t.regex(line(r.lines, /dev\/fuse/), /^ok/);
+  t.regex(line(r.lines, /fusermount/), /^ok/);
+  t.regex(line(r.lines, /smbd/), /^ok +smbd found/);
+});
+
+test('a share at the mount with the synthvhd settings is ok; drifted settings warn; guests and a missing share fail', async (t) => {
+  const good = doctor('--mount', '/srv/x', '--smb-conf', await conf('good.conf', shareSection({ name: 'vhds', path: '/srv/x/' })));
+  t.regex(line(good.lines, /share|testparm rejects/), /^ok +share \[vhds\] .* exports \/srv\/x with the synthvhd settings/);
+  const drifted = doctor('--mount', '/srv/x', '--smb-conf', await conf('drift.conf', '[vhds]\n   path = /srv/x\n   read only = yes\n   vfs objects = btrfs\n'));
+  t.regex(line(drifted.lines, /share/), /^warn +share \[vhds\].*store dos attributes = Yes \(want no\).*vfs objects = btrfs \(want empty\)/);
+  const guests = doctor('--mount', '/srv/x', '--smb-conf', await conf('guest.conf', shareSection({ name: 'vhds', path: '/srv/x' }).replace('guest ok = no', 'guest ok = yes')));
+  t.regex(line(guests.lines, /share/), /^fail +share \[vhds\] allows guests/);
+  t.is(guests.code, 1);
+  const none = doctor('--mount', '/srv/x', '--smb-conf', await conf('none.conf', shareSection({ name: 'vhds', path: '/srv/elsewhere' })));
+  t.regex(line(none.lines, /share/), /^fail +no share .* has path = \/srv\/x — add the output of 'synthvhd samba-conf --mount \/srv\/x'/);
+  t.is(none.code, 1);
+});
