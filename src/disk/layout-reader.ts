@@ -1,4 +1,5 @@
 import { read as fsRead } from 'node:fs';
+import { readCached } from '../io/cached-read.js';
 import { type Bytes, type Layout, type SourceFile, segmentIndexAt } from './layout.js';
 
 /** Hands out an open, read-only descriptor for a backing file (usually from a bounded cache). */
@@ -11,9 +12,18 @@ export class ShortReadError extends Error {
   }
 }
 
+/** A settled promise, shared: a read served from the page cache allocates none. */
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * Reads exactly `len` bytes. What the page cache holds is copied right here (no trip through
+ * the thread pool and back, the main cost of a cached read); the rest is read asynchronously.
+ */
 function preadFull(fd: number, buf: Buffer, off: number, len: number, pos: number, path: string): Promise<void> {
+  const cached = readCached(fd, buf, off, len, pos);
+  if (cached === len) return DONE;
   return new Promise((resolve, reject) => {
-    let done = 0;
+    let done = cached;
     const step = (): void => {
       fsRead(fd, buf, off + done, len - done, pos + done, (err, n) => {
         if (err) return reject(err);

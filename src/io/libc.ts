@@ -1,4 +1,4 @@
-// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs), through koffi.
+// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs, preadv2), through koffi.
 import koffi from 'koffi';
 import { getSystemErrorMap } from 'node:util';
 
@@ -33,6 +33,17 @@ export const ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)') 
 
 /** off_t is 64-bit on 64-bit Linux; koffi returns a number for offsets below 2^53. */
 export const lseek = libc.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: number, whence: number) => number;
+
+const IoVec = koffi.struct('iovec', { iov_base: 'void *', iov_len: 'size_t' });
+
+/** preadv2(2): pread with per-call flags such as RWF_NOWAIT. */
+export const preadv2 = libc.func('preadv2', 'int64_t', ['int', koffi.pointer(IoVec), 'int', 'int64_t', 'int']) as (
+  fd: number,
+  iov: { iov_base: Buffer; iov_len: number }[],
+  iovcnt: number,
+  offset: number,
+  flags: number,
+) => number;
 
 const statfsRaw = libc.func('statfs', 'int', ['const char *', koffi.out(koffi.pointer(StatFs))]) as (path: string, out: Record<string, unknown>) => number;
 const fstatfsRaw = libc.func('fstatfs', 'int', ['int', koffi.out(koffi.pointer(StatFs))]) as (fd: number, out: Record<string, unknown>) => number;

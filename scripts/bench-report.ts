@@ -1,0 +1,160 @@
+// The benchmark's results, the issue's targets checked against them, and the printed table.
+
+export const TARGETS = ['synthvhd-passthrough', 'synthvhd-reflink', 'xmount', 'raw'] as const;
+export type Target = (typeof TARGETS)[number];
+
+/** Every run, in measuring order, and their median. */
+export interface Series {
+  readonly runs: number[];
+  readonly median: number;
+}
+
+export type PerTarget = Record<Target, Series>;
+
+export interface BenchResults {
+  readonly meta: {
+    readonly quick: boolean;
+    readonly runs: number;
+    readonly date: string;
+    readonly kernel: string;
+    readonly cpus: number;
+    readonly volumeBytes: number;
+    readonly dataBytes: number;
+    readonly fragExtents: number;
+  };
+  /**
+   * MB/s (10^6 bytes per second) of 1 MiB reads over the volume: cold (page cache dropped),
+   * warm (read before: everything cached), and fusePath (backing file cached, the FUSE file's
+   * own pages dropped: the cost of the FUSE round trips alone).
+   */
+  readonly sequential: { readonly cold: PerTarget; readonly warm: PerTarget; readonly fusePath: PerTarget };
+  /** IOPS of 4 KiB random reads, caches dropped before each run. */
+  readonly random: { readonly runtimeSeconds: number; readonly jobs1: PerTarget; readonly jobs4: PerTarget };
+  /** MB/s of an smbclient download, caches dropped before each run. */
+  readonly samba: { readonly synthvhd: Series; readonly plain: Series };
+  readonly build: {
+    readonly extents: number;
+    readonly synthvhdSeconds: Series;
+    readonly cpSeconds: Series;
+    readonly synthvhdExclusiveBytes: number;
+    readonly cpExclusiveBytes: number;
+  };
+  readonly listing: {
+    readonly backups: number;
+    readonly clients: number;
+    /** Spawn to mounted: the catalog scan and the mount. */
+    readonly startSeconds: Series;
+    readonly firstSeconds: Series;
+    readonly secondSeconds: Series;
+    /** Highest VmHWM of the serve process over the runs. */
+    readonly peakRssBytes: number;
+  };
+  /** open() to the first 4 KiB of volume data of a disk never opened before, caches dropped. */
+  readonly firstByte: { readonly passthroughMs: Series; readonly reflinkMs: Series };
+}
+
+export interface Check {
+  readonly what: string;
+  readonly value: number;
+  readonly limit: number;
+  /** '>=' / '<=' / '<' between value and limit. */
+  readonly rule: '>=' | '<=' | '<';
+  readonly unit: string;
+  readonly pass: boolean;
+}
+
+export function series(runs: number[]): Series {
+  const s = [...runs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { runs, median };
+}
+
+function check(what: string, value: number, rule: Check['rule'], limit: number, unit: string): Check {
+  const pass = rule === '>=' ? value >= limit : rule === '<=' ? value <= limit : value < limit;
+  return { what, value, limit, rule, unit, pass };
+}
+
+const MiB = 1024 * 1024;
+
+/** The targets of issue 6, as ratios of medians measured side by side in this run. */
+export function checks(r: BenchResults): Check[] {
+  const out: Check[] = [];
+  const { cold, warm } = r.sequential;
+  for (const mode of ['passthrough', 'reflink'] as const) {
+    const t: Target = `synthvhd-${mode}`;
+    out.push(
+      check(`sequential cold ${mode} / xmount`, cold[t].median / cold.xmount.median, '>=', 1.2, '×'),
+      check(`sequential cold ${mode} / raw`, cold[t].median / cold.raw.median, '>=', 0.7, '×'),
+      check(`sequential warm ${mode} / xmount`, warm[t].median / warm.xmount.median, '>=', 2, '×'),
+      check(`random 4 KiB, 4 jobs, ${mode} / xmount`, r.random.jobs4[t].median / r.random.jobs4.xmount.median, '>=', 1.2, '×'),
+    );
+  }
+  out.push(
+    check('Samba download synthvhd / plain .raw share', r.samba.synthvhd.median / r.samba.plain.median, '>=', 0.9, '×'),
+    check('reflink build / cp --reflink (time)', r.build.synthvhdSeconds.median / r.build.cpSeconds.median, '<=', 2, '×'),
+    check('reflink build exclusive space', r.build.synthvhdExclusiveBytes / MiB, '<', 1, 'MiB'),
+    check(`listing ${r.listing.backups} backups, first ls -lR`, r.listing.firstSeconds.median, '<', 1, 's'),
+    check(`listing ${r.listing.backups} backups, second ls -lR`, r.listing.secondSeconds.median, '<', 0.2, 's'),
+    check('serve peak RSS', r.listing.peakRssBytes / MiB, '<', 200, 'MiB'),
+    check('first byte, passthrough', r.firstByte.passthroughMs.median, '<', 50, 'ms'),
+  );
+  return out;
+}
+
+const num = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+function rows(head: string[], body: string[][]): string {
+  const all = [head, ...body];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')).join('\n');
+}
+
+export function table(r: BenchResults, cs: readonly Check[]): string {
+  const m = r.meta;
+  const n = (s: Series, d = 0): string => num(s.median, d);
+  const out = [
+    `synthvhd benchmark ${m.quick ? '(quick) ' : ''}— ${m.date}, kernel ${m.kernel}, ${m.cpus} CPUs, median of ${m.runs} run(s), targets alternated`,
+    `volume ${(m.volumeBytes / MiB).toFixed(0)} MiB with ${(m.dataBytes / MiB).toFixed(0)} MiB data; fragmented copy ${m.fragExtents} extents`,
+    '',
+    '1+2. Reads of the same volume bytes (sequential: 1 MiB, MB/s; random: 4 KiB, IOPS, cold)',
+    '     seq fuse path = backing file cached, the virtual file\'s own pages dropped',
+    rows(
+      ['target', 'seq cold', 'seq warm', 'seq fuse path', 'rand 1 job', 'rand 4 jobs'],
+      TARGETS.map((t) => [t, n(r.sequential.cold[t]), n(r.sequential.warm[t]), n(r.sequential.fusePath[t]), n(r.random.jobs1[t]), n(r.random.jobs4[t])]),
+    ),
+    '',
+    '3. Samba on loopback, smbclient download, cold (MB/s)',
+    rows(['share', 'MB/s'], [['synthvhd .vhd', n(r.samba.synthvhd)], ['plain .raw', n(r.samba.plain)]]),
+    '',
+    `4. Build of the fragmented backup (${r.build.extents} extents) on btrfs`,
+    rows(
+      ['command', 'seconds', 'exclusive KiB'],
+      [
+        ['synthvhd build --reflink always', n(r.build.synthvhdSeconds, 3), num(r.build.synthvhdExclusiveBytes / 1024)],
+        ['cp --reflink=always', n(r.build.cpSeconds, 3), num(r.build.cpExclusiveBytes / 1024)],
+      ],
+    ),
+    '',
+    `5. Listing ${r.listing.backups} backups over ${r.listing.clients} clients`,
+    rows(
+      ['step', 'value'],
+      [
+        ['serve start (scan + mount), s', n(r.listing.startSeconds, 3)],
+        ['first ls -lR, s', n(r.listing.firstSeconds, 3)],
+        ['second ls -lR, s', n(r.listing.secondSeconds, 3)],
+        ['peak RSS, MiB', num(r.listing.peakRssBytes / MiB, 1)],
+      ],
+    ),
+    '',
+    '6. open() to first 4 KiB of volume data, disk never opened before, cold (ms)',
+    rows(['mode', 'ms'], [['passthrough', n(r.firstByte.passthroughMs, 1)], ['reflink (includes the build)', n(r.firstByte.reflinkMs, 1)]]),
+    '',
+    'Targets (issue 6)',
+    rows(
+      ['check', 'value', 'target', ''],
+      cs.map((c) => [c.what, `${num(c.value, 2)} ${c.unit}`, `${c.rule} ${c.limit} ${c.unit}`, c.pass ? 'PASS' : 'FAIL']),
+    ),
+  ];
+  return out.join('\n') + '\n';
+}

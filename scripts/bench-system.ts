@@ -1,0 +1,159 @@
+// What the benchmark drives: synthvhd serve and xmount mounts, fio, the page cache, processes.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bytes } from '../src/disk/layout.js';
+import { run } from '../test/helpers/run.js';
+
+/** The compiled synthvhd command next to this script in dist/. */
+export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** How long a mount may take to come up or go away. */
+const PROCESS_WAIT_MS = 120_000;
+
+export class BenchError extends Error {
+  override name = 'BenchError';
+}
+
+/** Empties the page cache, dentries and inodes (proc(5) /proc/sys/vm/drop_caches). */
+export function dropCaches(): void {
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+export function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return seconds(t);
+}
+
+/** Peak resident set size of a process (VmHWM in /proc/PID/status). */
+export async function peakRss(pid: number): Promise<Bytes> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kb === undefined) throw new BenchError(`/proc/${pid}/status: no VmHWM line`);
+  return Number(kb) * 1024;
+}
+
+function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      done(true);
+    });
+  });
+}
+
+export interface Served {
+  readonly pid: number;
+  readonly mountpoint: string;
+  /** Seconds from spawn to the "serving" line (scan + mount). */
+  readonly startSeconds: number;
+  stop(): Promise<void>;
+}
+
+export interface ServeSpec {
+  readonly storage: string;
+  readonly mount: string;
+  readonly mode: 'passthrough' | 'reflink';
+  readonly cacheDir?: string;
+}
+
+/** Starts `synthvhd serve` and waits until it is mounted; stop() sends SIGTERM (it unmounts). */
+export async function startServe(spec: ServeSpec): Promise<Served> {
+  await mkdir(spec.mount, { recursive: true });
+  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : [])];
+  const t = process.hrtime.bigint();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new BenchError(`${spec.mount}: serve did not mount within ${PROCESS_WAIT_MS / 1000} s: ${stderr}`)), PROCESS_WAIT_MS);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/serving \d+ files at /.test(stderr)) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new BenchError(`${spec.mount}: serve exited (${code}) before mounting: ${stderr.trim()}`));
+    });
+  });
+  const startSeconds = seconds(t);
+  child.stderr!.resume();
+  return {
+    pid: child.pid!,
+    mountpoint: spec.mount,
+    startSeconds,
+    async stop() {
+      child.kill('SIGTERM');
+      if (!(await exited(child, PROCESS_WAIT_MS))) {
+        child.kill('SIGKILL');
+        await run('umount', ['-l', spec.mount]).catch(() => undefined);
+      }
+    },
+  };
+}
+
+export interface XmountMount {
+  /** The `.vhd` xmount shows for the raw file. */
+  readonly vhd: string;
+  stop(): Promise<void>;
+}
+
+/** `xmount --in raw FILE --out vhd MNT` (it daemonises once mounted). */
+export async function startXmount(raw: string, mount: string): Promise<XmountMount> {
+  await mkdir(mount, { recursive: true });
+  await run('xmount', ['--in', 'raw', raw, '--out', 'vhd', mount]);
+  const vhd = (await readdir(mount)).find((n) => n.endsWith('.vhd'));
+  if (!vhd) {
+    await run('fusermount', ['-u', mount]).catch(() => undefined);
+    throw new BenchError(`${mount}: xmount shows no .vhd`);
+  }
+  return {
+    vhd: join(mount, vhd),
+    async stop() {
+      await run('fusermount', ['-u', mount]).catch(() => run('umount', ['-l', mount]));
+      await rm(mount, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface FioJob {
+  readonly file: string;
+  readonly offset: Bytes;
+  readonly length: Bytes;
+  readonly rw: 'read' | 'randread';
+  readonly blockSize: Bytes;
+  readonly jobs: number;
+  /** Time-based run; without it each job reads its range once. */
+  readonly runtimeSeconds?: number;
+  /** Drop the file's own cached pages first (fio --invalidate=1); default: leave caches alone. */
+  readonly invalidate?: boolean;
+}
+
+export interface FioResult {
+  readonly bytesPerSecond: number;
+  readonly iops: number;
+}
+
+/** Buffered reads through the page cache. */
+export async function fio(job: FioJob): Promise<FioResult> {
+  const args = [
+    '--name=bench', `--filename=${job.file}`, '--readonly', '--ioengine=psync', `--invalidate=${job.invalidate ? 1 : 0}`, '--randrepeat=0', '--norandommap',
+    `--rw=${job.rw}`, `--bs=${job.blockSize}`, `--offset=${job.offset}`, `--size=${job.length}`, `--numjobs=${job.jobs}`,
+    '--group_reporting', '--output-format=json',
+    ...(job.runtimeSeconds ? ['--time_based', `--runtime=${job.runtimeSeconds}`] : []),
+  ];
+  const out = JSON.parse(await run('fio', args)) as { jobs: { read: { bw_bytes: number; iops: number } }[] };
+  const read = out.jobs[0]?.read;
+  if (!read) throw new BenchError(`fio on ${job.file}: no read results`);
+  return { bytesPerSecond: read.bw_bytes, iops: read.iops };
+}

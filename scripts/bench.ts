@@ -1,0 +1,282 @@
+// `npm run bench [-- --quick] [--runs N] [--out FILE]`: synthvhd against xmount and direct reads
+// (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
+// side in one run (alternating order, median of runs), prints a table and writes JSON.
+import { createHash } from 'node:crypto';
+import { cpus, release } from 'node:os';
+import { open, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Bytes } from '../src/disk/layout.js';
+import { run } from '../test/helpers/run.js';
+import { type BenchFixture, FULL, QUICK, makeFixture } from './bench-fixture.js';
+import { type BenchResults, type PerTarget, type Series, TARGETS, type Target, checks, series, table } from './bench-report.js';
+import { startSamba } from './bench-samba.js';
+import { BenchError, CLI, type Served, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
+
+/** Default runs per measurement (median taken); --quick uses one. */
+const DEFAULT_RUNS = 3;
+const RANDOM_SECONDS = { full: 4, quick: 1 };
+/** At most this many runs of the slow listing step (each starts a server over the whole storage). */
+const MAX_LISTING_RUNS = 3;
+/** Bytes compared across targets to prove they read the same volume range. */
+const PROBE_BYTES = 64 * 1024;
+const READ_1M = 1024 * 1024;
+const READ_4K = 4096;
+/** smbd port: far from 445 and from other people's test servers. */
+const SMB_PORT_BASE = 46000;
+
+interface Options {
+  readonly quick: boolean;
+  readonly runs: number;
+  readonly out: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } },
+  });
+  const runs = values.runs === undefined ? (values.quick ? 1 : DEFAULT_RUNS) : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new BenchError(`--runs: '${values.runs}' is not a positive whole number`);
+  return { quick: values.quick!, runs, out: resolve(values.out!) };
+}
+
+const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+/** Rotates the order each round so no target always goes first (or right after a cache drop). */
+function rotated<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/** Runs `measure` for every item, `runs` rounds, alternating; returns each item's series. */
+async function sideBySide<T extends string>(items: readonly T[], runs: number, measure: (item: T) => Promise<number>): Promise<Record<T, Series>> {
+  const got = new Map<T, number[]>(items.map((i) => [i, []]));
+  for (let r = 0; r < runs; r++) for (const i of rotated(items, r)) got.get(i)!.push(await measure(i));
+  return Object.fromEntries(items.map((i) => [i, series(got.get(i)!)])) as Record<T, Series>;
+}
+
+interface ReadTarget {
+  readonly file: string;
+  /** Where the volume starts in this file. */
+  readonly offset: Bytes;
+}
+
+/** Cleanup steps, undone in reverse order however the run ends. */
+class Stack {
+  private readonly steps: (() => Promise<void>)[] = [];
+  push(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+  async unwind(): Promise<void> {
+    while (this.steps.length) await this.steps.pop()!().catch((e: Error) => log(`cleanup: ${e.message}`));
+  }
+}
+
+async function readAt(file: string, pos: Bytes, len: Bytes): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, pos);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Every target must show the same bytes at the same volume offsets, or the comparison is void. */
+async function verifyTargets(targets: Record<Target, ReadTarget>, fx: BenchFixture): Promise<void> {
+  for (const at of [0, Math.floor(fx.dataBytes / 3 / READ_4K) * READ_4K, fx.volumeBytes - PROBE_BYTES]) {
+    const sums = await Promise.all(TARGETS.map(async (t) => createHash('sha256').update(await readAt(targets[t].file, targets[t].offset + at, PROBE_BYTES)).digest('hex')));
+    if (new Set(sums).size !== 1) throw new BenchError(`targets differ at volume byte ${at}: ${TARGETS.map((t, i) => `${t}=${sums[i]!.slice(0, 12)}`).join(' ')}`);
+  }
+}
+
+async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixture, o: Options): Promise<Pick<BenchResults, 'sequential' | 'random'>> {
+  const seq = (t: Target, invalidate = false): Promise<number> =>
+    fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'read', blockSize: READ_1M, jobs: 1, invalidate }).then(
+      (r) => r.bytesPerSecond / 1e6,
+    );
+  log('1. sequential reads, cold');
+  const cold = await sideBySide(TARGETS, o.runs, (t) => (dropCaches(), seq(t)));
+  log('1. sequential reads, warm');
+  for (const t of TARGETS) await seq(t);
+  const warm = await sideBySide(TARGETS, o.runs, (t) => seq(t));
+  log('1. sequential reads, warm backing file, the virtual file\'s own cache dropped');
+  const fusePath = await sideBySide(TARGETS, o.runs, (t) => seq(t, t !== 'raw'));
+  const runtimeSeconds = o.quick ? RANDOM_SECONDS.quick : RANDOM_SECONDS.full;
+  const random = async (jobs: number): Promise<PerTarget> => {
+    log(`2. random 4 KiB reads, ${jobs} job(s)`);
+    return sideBySide(TARGETS, o.runs, (t) => {
+      dropCaches();
+      return fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'randread', blockSize: READ_4K, jobs, runtimeSeconds }).then((r) => r.iops);
+    });
+  };
+  return { sequential: { cold, warm, fusePath }, random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4) } };
+}
+
+async function sambaSection(passthrough: Served, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
+  log('3. Samba downloads');
+  const smb = await startSamba(
+    [
+      { name: 'synthvhd', path: passthrough.mountpoint },
+      { name: 'plain', path: dirname(fx.raw) },
+    ],
+    SMB_PORT_BASE + (process.pid % 1000),
+  );
+  stack.push(smb.stop);
+  const files = { synthvhd: fx.vhdPath, plain: basename(fx.raw) };
+  const sizes = { synthvhd: (await stat(join(passthrough.mountpoint, fx.vhdPath))).size, plain: (await stat(fx.raw)).size };
+  return sideBySide(['synthvhd', 'plain'] as const, o.runs, async (s) => {
+    dropCaches();
+    return sizes[s] / (await smb.download(s, files[s])) / 1e6;
+  });
+}
+
+/** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
+async function exclusiveBytes(path: string): Promise<number> {
+  await run('sync', ['-f', path]);
+  const lines = (await run('btrfs', ['filesystem', 'du', '--raw', '-s', path])).trim().split('\n');
+  const fields = lines[lines.length - 1]!.trim().split(/\s+/);
+  const exclusive = Number(fields[1]);
+  if (!Number.isFinite(exclusive)) throw new BenchError(`btrfs filesystem du ${path}: cannot read the Exclusive column: ${lines.join(' | ')}`);
+  return exclusive;
+}
+
+async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults['build']> {
+  log('4. reflink build of the fragmented backup');
+  const out = { synthvhd: join(fx.scratch, 'built.vhd'), cp: join(fx.scratch, 'copied.raw') };
+  const build = {
+    synthvhd: () => run(process.execPath, [CLI, 'build', fx.fragFolder, '-o', out.synthvhd, '--reflink', 'always']),
+    cp: () => run('cp', ['--reflink=always', fx.fragRaw, out.cp]),
+  };
+  const times = await sideBySide(['synthvhd', 'cp'] as const, o.runs, async (k) => {
+    await rm(out[k], { force: true });
+    await run('sync', ['-f', fx.scratch]);
+    dropCaches();
+    return timed(build[k]);
+  });
+  const result = {
+    extents: fx.fragExtents,
+    synthvhdSeconds: times.synthvhd,
+    cpSeconds: times.cp,
+    synthvhdExclusiveBytes: await exclusiveBytes(out.synthvhd),
+    cpExclusiveBytes: await exclusiveBytes(out.cp),
+  };
+  await rm(out.synthvhd);
+  await rm(out.cp);
+  return result;
+}
+
+async function listingSection(fx: BenchFixture, o: Options): Promise<BenchResults['listing']> {
+  log(`5. listing ${fx.listingBackups} backups`);
+  const start: number[] = [];
+  const first: number[] = [];
+  const second: number[] = [];
+  let rss = 0;
+  for (let r = 0; r < Math.min(o.runs, MAX_LISTING_RUNS); r++) {
+    const served = await startServe({ storage: fx.listing, mount: join(fx.scratch, `mnt-list-${r}`), mode: 'passthrough' });
+    try {
+      start.push(served.startSeconds);
+      const ls = async (): Promise<number> => {
+        let out = '';
+        const s = await timed(async () => (out = await run('ls', ['-lR', served.mountpoint])));
+        const files = (out.match(/\.vhdx?$/gm) ?? []).length;
+        if (files < fx.listingBackups) throw new BenchError(`ls -lR ${served.mountpoint}: ${files} files, expected at least ${fx.listingBackups}`);
+        return s;
+      };
+      first.push(await ls());
+      second.push(await ls());
+      rss = Math.max(rss, await peakRss(served.pid));
+    } finally {
+      await served.stop();
+    }
+  }
+  return { backups: fx.listingBackups, clients: fx.listingClients, startSeconds: series(start), firstSeconds: series(first), secondSeconds: series(second), peakRssBytes: rss };
+}
+
+async function firstByteSection(fx: BenchFixture, o: Options): Promise<BenchResults['firstByte']> {
+  log('6. first byte of a disk never opened before');
+  let n = 0;
+  const ms = await sideBySide(['passthrough', 'reflink'] as const, o.runs, async (mode) => {
+    const id = `${mode}-${n++}`;
+    const cacheDir = join(fx.scratch, `cache-${id}`);
+    const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, `mnt-${id}`), mode, cacheDir });
+    try {
+      dropCaches();
+      const buf = Buffer.alloc(READ_4K);
+      const t = process.hrtime.bigint();
+      const fh = await open(join(served.mountpoint, fx.vhdPath), 'r');
+      const { bytesRead } = await fh.read(buf, 0, READ_4K, fx.volumeOnDisk);
+      const elapsed = seconds(t) * 1000;
+      await fh.close();
+      if (bytesRead !== READ_4K) throw new BenchError(`${fx.vhdPath}: short first read (${bytesRead} bytes)`);
+      return elapsed;
+    } finally {
+      await served.stop();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+  return { passthroughMs: ms.passthrough, reflinkMs: ms.reflink };
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  if (process.getuid?.() !== 0) throw new BenchError('the benchmark needs root (loop devices, mounts, drop_caches)');
+  const stack = new Stack();
+  const interrupt = (): void => void stack.unwind().finally(() => process.exit(130));
+  process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+  try {
+    const fx = await makeFixture(o.quick ? QUICK : FULL, log);
+    stack.push(fx.cleanup);
+    const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough' });
+    stack.push(passthrough.stop);
+    const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
+    stack.push(reflink.stop);
+    const xmount = await startXmount(fx.raw, join(fx.scratch, 'mnt-xmount'));
+    stack.push(xmount.stop);
+    // xmount shows the .raw as it is (plus a footer): the volume sits where it does in the .raw.
+    const rawOffset = (await stat(fx.raw)).size - fx.volumeBytes;
+    const targets: Record<Target, ReadTarget> = {
+      'synthvhd-passthrough': { file: join(passthrough.mountpoint, fx.vhdPath), offset: fx.volumeOnDisk },
+      'synthvhd-reflink': { file: join(reflink.mountpoint, fx.vhdPath), offset: fx.volumeOnDisk },
+      xmount: { file: xmount.vhd, offset: rawOffset },
+      raw: { file: fx.raw, offset: rawOffset },
+    };
+    // Also builds reflink mode's disk, so that the read sections do not time the build.
+    await verifyTargets(targets, fx);
+
+    const reads = await readSections(targets, fx, o);
+    const samba = await sambaSection(passthrough, fx, o, stack);
+    const build = await buildSection(fx, o);
+    const listing = await listingSection(fx, o);
+    const firstByte = await firstByteSection(fx, o);
+    const results: BenchResults = {
+      meta: {
+        quick: o.quick,
+        runs: o.runs,
+        date: new Date().toISOString(),
+        kernel: release(),
+        cpus: cpus().length,
+        volumeBytes: fx.volumeBytes,
+        dataBytes: fx.dataBytes,
+        fragExtents: fx.fragExtents,
+      },
+      ...reads,
+      samba,
+      build,
+      listing,
+      firstByte,
+    };
+    const cs = checks(results);
+    process.stdout.write(table(results, cs));
+    await writeFile(o.out, JSON.stringify({ ...results, checks: cs }, null, 2) + '\n');
+    log(`results written to ${o.out}`);
+  } finally {
+    await stack.unwind();
+  }
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,43 @@
+// `npm run bench` is not a test (timings are noisy); this only proves the script still runs end
+// to end on its tiny fixture and writes every section of its JSON.
+import test from 'ava';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TARGETS } from '../scripts/bench-report.js';
+import { requireTool, run } from './helpers/run.js';
+
+const BENCH = fileURLToPath(new URL('../scripts/bench.js', import.meta.url));
+
+interface Series {
+  runs: number[];
+  median: number;
+}
+
+const isSeries = (s: Series | undefined): boolean => Array.isArray(s?.runs) && s!.runs.length === 1 && Number.isFinite(s!.median) && s!.median >= 0;
+
+test('bench --quick writes every section of its JSON, with one finite run per measurement', async (t) => {
+  for (const tool of ['fio', 'xmount', 'smbd', 'smbclient', 'pdbedit', 'filefrag', 'btrfs']) requireTool(tool);
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-bench-smoke-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'results.json');
+  const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
+  t.regex(stdout, /Targets \(issue 6\)/);
+  const r = JSON.parse(await readFile(out, 'utf8'));
+
+  t.true(r.meta.quick);
+  t.true(r.meta.fragExtents > 100, `fragmented copy has ${r.meta.fragExtents} extents`);
+  for (const table of [r.sequential.cold, r.sequential.warm, r.sequential.fusePath, r.random.jobs1, r.random.jobs4]) {
+    for (const target of TARGETS) t.true(isSeries(table[target]), `${target}: ${JSON.stringify(table[target])}`);
+  }
+  t.true(r.sequential.cold.raw.median > 0);
+  for (const s of [r.samba.synthvhd, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  t.true(r.build.synthvhdExclusiveBytes >= 0 && r.build.cpExclusiveBytes >= 0);
+  for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  t.true(r.listing.peakRssBytes > 0);
+  t.true(isSeries(r.firstByte.passthroughMs) && isSeries(r.firstByte.reflinkMs));
+
+  t.true(r.checks.length >= 15);
+  for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);
+});
