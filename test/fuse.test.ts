@@ -135,6 +135,12 @@ async function isMounted(dir: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === dir);
 }
 
+/** A finished build: the disk file with a sidecar that says it is complete. */
+async function builtInCache(cacheFile: string): Promise<boolean> {
+  const sidecar = await readFile(`${cacheFile}.sources.json`, 'utf8').catch(() => '{}');
+  return (JSON.parse(sidecar) as { complete?: boolean }).complete === true && (await stat(cacheFile).then(() => true, () => false));
+}
+
 async function waitFor(what: string, cond: () => Promise<boolean>, ms: number): Promise<void> {
   const until = Date.now() + ms;
   while (!(await cond())) {
@@ -327,6 +333,8 @@ test.serial('reflink mode on btrfs: first open builds the disk, later opens and 
   t.is((await stat(f.spec.cacheDir!)).mode & 0o777, 0o700);
 
   await cmpMounted(f, aligned);
+  // The first open is served in passthrough while the copy is built.
+  await waitFor('the first open has built the cache file', () => builtInCache(cacheFile), 10_000);
   const built = await stat(cacheFile);
   t.is(built.size, f.byPath.get(aligned)!.size);
   // Columns: Total, Exclusive, Set shared, Filename. The 4 MiB partition shares c.raw's extents
@@ -338,7 +346,7 @@ test.serial('reflink mode on btrfs: first open builds the disk, later opens and 
 
   const unaligned = 'client1/230521-0143_Image_C.vhd';
   await cmpMounted(f, unaligned);
-  t.regex(server.stderr(), /230521-0143_Image_C\.vhd: cannot build a reflinked copy, serving it in passthrough/);
+  await waitFor('the failed build is logged', async () => /230521-0143_Image_C\.vhd: cannot build a reflinked copy, serving it in passthrough/.test(server.stderr()), 10_000);
   await t.throwsAsync(stat(join(f.spec.cacheDir!, encodeURIComponent(unaligned))));
 
   t.is(await stopServer(server), 0);
@@ -361,13 +369,15 @@ test.serial('reflink mode: a changed source makes the next open rebuild', async 
   const cacheFile = join(f.spec.cacheDir!, encodeURIComponent(path));
   let server = await startServer(t, f);
   await cmpMounted(f, path);
+  await waitFor('the first open has built the cache file', () => builtInCache(cacheFile), 10_000);
   const first = await stat(cacheFile);
   t.is(await stopServer(server), 0);
 
   await writeFile(f.raws[1]!, randomBytes(3 * MiB));
   server = await startServer(t, f);
   await cmpMounted(f, path);
-  t.not((await stat(cacheFile)).ino, first.ino, 'rebuilt from the new source');
+  await waitFor('rebuilt from the new source', async () => (await builtInCache(cacheFile)) && (await stat(cacheFile)).ino !== first.ino, 10_000);
+  await cmpMounted(f, path);
   t.is(await stopServer(server), 0);
 });
 

@@ -2,7 +2,7 @@
 // smb.conf (path and port substituted), `synthvhd serve --allow-other` as a child process, a Samba
 // user of its own, and smbclient as the Windows stand-in.
 import test from 'ava';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
 import { SHIPPED_SHARE_PATH, SHIPPED_SMB_CONF, type SambaUser, type Smbd, addSambaUser, freePort, startSmbd } from './helpers/samba-server.js';
 import { biosMbr, uefiGpt } from './helpers/scenarios.js';
+import { type ServeProcess, startServe } from './helpers/serve-process.js';
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
 /** The four virtual files of the two scenarios: share path → image folder (client/folder). */
@@ -29,24 +30,11 @@ let loop: LoopFs | undefined;
 let work = '';
 let mountParent = '';
 let mount = '';
-let serveChild: ChildProcess | undefined;
+let server: ServeProcess | undefined;
 let smbd: Smbd | undefined;
 let user: SambaUser | undefined;
 /** `synthvhd build` output, by share path. */
 const built = new Map<string, string>();
-
-/** Starts `synthvhd serve` and resolves once it logs that it is serving. */
-function startServe(args: readonly string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      err += s;
-      if (/serving \d+ files at/.test(err)) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`synthvhd serve exited (${code}) before mounting: ${err}`)));
-  });
-}
 
 test.before(async () => {
   for (const tool of ['smbd', 'smbclient', 'smbpasswd', 'smbstatus', 'testparm', 'useradd', 'fusermount', 'cmp']) requireTool(tool);
@@ -61,7 +49,7 @@ test.before(async () => {
   mountParent = await mkdtemp(join(tmpdir(), 'synthvhd-samba-mnt-'));
   await chmod(mountParent, 0o755);
   mount = join(mountParent, 'mnt');
-  serveChild = await startServe(['--storage', storage, '--mount', mount, '--allow-other', '--cache-dir', join(loop.mountpoint, 'cache')]);
+  server = await startServe(['--storage', storage, '--mount', mount, '--allow-other', '--cache-dir', join(loop.mountpoint, 'cache')]);
   smbd = await startSmbd({ sharePath: mount, port: await freePort(), dir: join(work, 'smbd') });
   user = await addSambaUser(smbd.conf, `svhd-t${randomBytes(3).toString('hex')}`);
   await mkdir(join(loop.mountpoint, 'built'));
@@ -72,21 +60,17 @@ test.before(async () => {
   }
 });
 
-// A crashed smbd child only shows as one dropped connection: its log tells.
-test.after('no smbd process panicked', async (t) => {
+// A crashed smbd child, or one that lost track of its share modes, shows only in its log.
+test.after('no smbd process panicked or lost its share-mode entries', async (t) => {
   for (const name of await readdir(smbd!.logDir)) {
-    if (name.startsWith('log.')) t.notRegex(await readFile(join(smbd!.logDir, name), 'utf8'), /PANIC|INTERNAL ERROR/, name);
+    if (name.startsWith('log.')) t.notRegex(await readFile(join(smbd!.logDir, name), 'utf8'), /PANIC|INTERNAL ERROR|Could not (delete share entry|get share mode lock)/, name);
   }
 });
 
 test.after.always(async () => {
   await smbd?.stop();
   await user?.remove().catch(() => undefined);
-  if (serveChild && serveChild.exitCode === null) {
-    const exited = new Promise((r) => serveChild!.once('exit', r));
-    serveChild.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   if (mount) await run('fusermount', ['-u', '-z', mount]).catch(() => undefined);
   if (mountParent) await rm(mountParent, { recursive: true, force: true });
   if (work) await rm(work, { recursive: true, force: true });
@@ -256,4 +240,37 @@ test('samba-conf --valid-users restricts the share and testparm accepts it', asy
   t.regex(r.stdout, /\[disks\][^[]*path = \/srv\/vhds/);
   const open = await run(process.execPath, [CLI, 'samba-conf', '--mount', '/srv/vhds']);
   t.notRegex(open, /^\s*valid users/m);
+});
+
+/** VmRSS of a process, in bytes. */
+async function rss(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+test.serial('soak: 16 concurrent SMB readers, twice over, every byte right, serve memory flat', async (t) => {
+  // smbclient has no ranged read: each reader downloads a whole disk (so the run is bounded by
+  // the disks' sizes) and compares it with build output. soak.test.ts covers random ranges over FUSE.
+  const ROUNDS = 2;
+  const paths = Object.keys(FILES);
+  const pid = server!.proc.pid!;
+  const before = await rss(pid);
+  let bytes = 0;
+  let expected = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const path = paths[i % paths.length]!;
+        const local = await download(path, await mkdtemp(join(work, 'soak-')));
+        await run('cmp', [local, built.get(path)!]);
+        bytes += (await stat(local)).size;
+        expected += (await stat(built.get(path)!)).size;
+        await rm(local, { force: true });
+      }),
+    );
+  }
+  const after = await rss(pid);
+  t.log(`${bytes >> 20} MiB received by 16 readers in ${ROUNDS} rounds; serve VmRSS ${before >> 20} → ${after >> 20} MiB`);
+  t.is(bytes, expected);
+  t.true(after - before < 64 << 20, `serve grew by ${(after - before) >> 20} MiB`);
 });

@@ -43,6 +43,17 @@ function nameOf(s: sc.Scenario, letter: string, ext: string): string {
   return `${s.client}/${s.images[letter]!.folder.split('/').at(-1)}.${ext}`;
 }
 
+/** Finished builds in a cache dir: a disk file whose sidecar says it is complete. */
+async function builtFiles(cache: string): Promise<string[]> {
+  const names = await readdir(cache).catch(() => [] as string[]);
+  const done: string[] = [];
+  for (const n of names.filter((x) => x.endsWith('.sources.json'))) {
+    const sidecar = JSON.parse(await readFile(join(cache, n), 'utf8').catch(() => '{}')) as { complete?: boolean };
+    if (sidecar.complete) done.push(n.slice(0, -'.sources.json'.length));
+  }
+  return done;
+}
+
 test.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'synthvhd-serve-'));
   fs = await makeLoopFs('btrfs', 3072);
@@ -88,8 +99,11 @@ for (const mode of ['passthrough', 'reflink'] as const) {
     t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', bios.expected['C+SYSVOL']!.path, join(m, nameOf(bios, 'C', 'vhdx'))]), /identical/);
     t.regex(await run('vhdiinfo', [join(m, nameOf(kn, 'C', 'vhdx'))]), /Bytes per sector\s*: 4096/);
     if (mode === 'reflink') {
-      const cached = await readdir(cache);
-      t.true(cached.some((f) => f.endsWith('.vhdx') || f.includes('vhdx')), cached.join(' '));
+      // First opens are served in passthrough while the copies are built; then reads come from them.
+      t.true(await eventually(async () => (await builtFiles(cache)).length === built.size, 20_000), (await readdir(cache)).join(' '));
+      t.regex(srv.log(), /reflinked copy ready/);
+      for (const [name, file] of built) await run('cmp', [join(m, name), file]);
+      const cached = await builtFiles(cache);
       // The cache shares the storage's extents.
       await run('sync', []);
       for (const f of cached.filter((x) => !x.endsWith('.json'))) {
@@ -111,8 +125,8 @@ test.serial('reflink: built on first open only, reused across a restart', async 
   t.deepEqual(await readdir(cache).catch(() => []), [], 'nothing is built before an open');
   const name = nameOf(bios, 'C', 'vhdx');
   await run('head', ['-c', '4096', join(m, name)]);
-  const files = (await readdir(cache)).filter((f) => !f.endsWith('.json'));
-  t.is(files.length, 1);
+  t.true(await eventually(async () => (await builtFiles(cache)).length === 1, 20_000));
+  const files = await builtFiles(cache);
   const st1 = await stat(join(cache, files[0]!));
   t.is((await stat(cache)).mode & 0o777, 0o700);
   await run('cmp', [join(m, name), built.get(name)!]);

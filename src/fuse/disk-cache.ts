@@ -78,13 +78,26 @@ export class DiskCache {
     return pending;
   }
 
+  /** The built disk of `file` if one from the current source state exists; never builds. */
+  async ready(file: VirtualFile): Promise<string | undefined> {
+    if (this.building.has(file.key)) return undefined;
+    const { dest, want } = await this.wanted(file);
+    return (await this.isBuilt(dest, want)) ? dest : undefined;
+  }
+
+  private async wanted(file: VirtualFile): Promise<{ dest: string; want: Sidecar }> {
+    return { dest: this.pathOf(file.key), want: { key: file.key, size: file.size, sources: await stampsOf(file), complete: true } };
+  }
+
+  private async isBuilt(dest: string, want: Sidecar): Promise<boolean> {
+    const [have, built] = await Promise.all([readSidecar(dest + SIDECAR_SUFFIX), stat(dest).catch(() => undefined)]);
+    return have !== undefined && built?.size === want.size && JSON.stringify(have) === JSON.stringify(want);
+  }
+
   private async reuseOrBuild(file: VirtualFile): Promise<CacheResult> {
-    const dest = this.pathOf(file.key);
+    const { dest, want } = await this.wanted(file);
     const sidecarPath = dest + SIDECAR_SUFFIX;
-    const stamps = await stampsOf(file);
-    const want: Sidecar = { key: file.key, size: file.size, sources: stamps, complete: true };
-    const [have, built] = await Promise.all([readSidecar(sidecarPath), stat(dest).catch(() => undefined)]);
-    if (have && built?.size === file.size && JSON.stringify(have) === JSON.stringify(want)) return { path: dest };
+    if (await this.isBuilt(dest, want)) return { path: dest };
 
     const layout = file.layout();
     try {

@@ -52,6 +52,8 @@ function wholeFile(path: string, size: Bytes): Layout {
 /** Opens virtual files in the serve mode, falling back to passthrough per file with one log line why. */
 export class FileOpener {
   private readonly fellBack = new Set<string>();
+  /** Keys whose reflinked copy is being built. */
+  private readonly building = new Set<string>();
   /** auto mode: whether the cache can clone from a source filesystem, by st_dev. */
   private readonly cloneable = new Map<number, Promise<boolean>>();
 
@@ -65,11 +67,28 @@ export class FileOpener {
   /** Throws when the layout is bad or a source cannot be opened (the FUSE open fails EIO). */
   async open(file: VirtualFile): Promise<OpenFile> {
     if (this.cache && (await this.wantsReflink(file))) {
-      const built = await this.cache.get(file);
-      if ('path' in built) return openLayout(file, wholeFile(built.path, file.size), this.fds);
-      this.fallBack(file, built.fallback);
+      const built = await this.cache.ready(file);
+      if (built) return openLayout(file, wholeFile(built, file.size), this.fds);
+      this.buildInBackground(this.cache, file);
     }
     return openLayout(file, file.layout(), this.fds);
+  }
+
+  /**
+   * Builds the disk file while this first open is served in passthrough: an open that waited
+   * for a build would stall its client, and smbd holds its share-mode lock across the open
+   * (Samba 4.17 panics when many clients pile up behind one). Later opens use the built file.
+   */
+  private buildInBackground(cache: DiskCache, file: VirtualFile): void {
+    if (this.building.has(file.key)) return;
+    this.building.add(file.key);
+    cache
+      .get(file)
+      .then(
+        (r) => ('fallback' in r ? this.fallBack(file, r.fallback) : this.log(`${file.key}: reflinked copy ready in ${cache.dir}`)),
+        (e: Error) => this.fallBack(file, e.message),
+      )
+      .finally(() => this.building.delete(file.key));
   }
 
   private async wantsReflink(file: VirtualFile): Promise<boolean> {

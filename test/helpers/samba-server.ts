@@ -2,9 +2,9 @@
 // `npm run demo`: its own port, state dirs, passdb and log, so it never touches the system's Samba.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run } from './run.js';
 
 /** The shipped configuration, from dist/test/helpers/ back to the checkout. */
@@ -82,7 +82,14 @@ export interface Smbd {
 
 /** Starts smbd in the foreground, in a process group of its own, and waits until it listens. */
 export async function startSmbd(o: { sharePath: string; port: number; dir: string }): Promise<Smbd> {
-  for (const sub of ['private', 'lock', 'state', 'cache', 'pid', 'log', 'usershares']) await mkdir(join(o.dir, sub), { recursive: true, mode: 0o700 });
+  // Like Debian's /var/lib/samba: only private/ is closed. smbd children switch to the connected
+  // user, and one that cannot read lock/msg.lock takes live processes for dead and "cleans up"
+  // their share-mode entries (then panics: "Could not store share mode data").
+  for (const sub of ['lock', 'state', 'cache', 'pid', 'log', 'usershares']) await mkdir(join(o.dir, sub), { recursive: true, mode: 0o755 });
+  await mkdir(join(o.dir, 'private'), { recursive: true, mode: 0o700 });
+  // ...and they must reach it: the caller's temp folder (mkdtemp makes it 0700) becomes traversable.
+  await chmod(o.dir, 0o755);
+  await chmod(dirname(o.dir), 0o711);
   const conf = join(o.dir, 'smb.conf');
   await writeFile(conf, privateSmbConf(await readFile(SHIPPED_SMB_CONF, 'utf8'), o));
   const child: ChildProcess = spawn('smbd', ['--foreground', '--no-process-group', '-s', conf], { detached: true, stdio: 'ignore' });
