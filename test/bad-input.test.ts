@@ -1,18 +1,17 @@
 // The bad-input corpus: broken backups next to good ones in one btrfs storage. `inspect` names
 // the file and the problem in one line; `list` and `serve` keep every good disk, hide the broken
 // ones and say why once per backup; odd but valid names are served byte-exact.
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import test from 'ava';
-import { CLI, type CliResult, synthvhd } from './helpers/cli.js';
+import { synthvhd } from './helpers/cli.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { type MbrData, serializeMbrData, serializeWholeDiskMbr } from './helpers/mbr-writer.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
-import { type ServeProcess, forceUnmount, startServe } from './helpers/serve-process.js';
+import { ServeTracker } from './helpers/serve-process.js';
 import { SMALL_PART_BYTES, smallTable } from './helpers/small-table.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
@@ -209,8 +208,7 @@ let storage: string;
 let outside: string;
 let bios: sc.Scenario;
 let before: Record<string, string>;
-const servers: ServeProcess[] = [];
-const mounts: string[] = [];
+const tracker = new ServeTracker();
 
 function pathOf(c: Case, names: 'raw' | 'mbr' | 'folder' | 'client'): string {
   const cdir = join(storage, c.client);
@@ -232,18 +230,8 @@ async function writeCase(c: Case): Promise<void> {
   await c.change?.({ dir, raw, mbr });
 }
 
-/** Runs the CLI as user nobody, for permission cases (the tests run as root, who reads everything). */
-function synthvhdAsNobody(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+/** The tests run as root, who reads everything: permission cases run the CLI as nobody. */
+const NOBODY = { user: 'nobody', group: 'nogroup' };
 
 interface ListJson {
   disks: { client: string; folder: string; warnings: string[] }[];
@@ -274,8 +262,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  for (const s of servers) await s.stop();
-  for (const m of mounts) await forceUnmount(m);
+  await tracker.cleanup();
   await fs?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -338,7 +325,7 @@ test('list: every good disk is listed, each broken backup is one warning naming 
 });
 
 test('list as a user who cannot read some files: EACCES is a warning for those, the rest is listed', async (t) => {
-  const r = await synthvhdAsNobody(['list', '--storage', storage, '--json']);
+  const r = await synthvhd(['list', '--storage', storage, '--json'], NOBODY);
   t.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as ListJson;
   const clients = new Set(j.disks.map((d) => d.client));
@@ -350,17 +337,14 @@ test('list as a user who cannot read some files: EACCES is a warning for those, 
   }
   t.true(clients.has(bios.client));
   t.true(clients.has('valid-gpt'));
-  const inspect = await synthvhdAsNobody(['inspect', join(storage, 'unreadable-raw', FOLDER)]);
+  const inspect = await synthvhd(['inspect', join(storage, 'unreadable-raw', FOLDER)], NOBODY);
   t.is(inspect.code, 1);
   t.regex(inspect.stderr.trim(), new RegExp(`^synthvhd: ${join(storage, 'unreadable-raw', FOLDER, RAW).replace(/[.]/g, '\\.')}: cannot open \\(EACCES\\)$`));
 });
 
 test.serial('serve: good disks (odd names too) are byte-exact, broken ones are not shown, one log line each', async (t) => {
-  const m = join(work, 'mnt');
-  await mkdir(m);
-  mounts.push(m);
-  const srv = await startServe(['--storage', storage, '--mount', m, '--mode', 'passthrough'], 60_000);
-  servers.push(srv);
+  const m = await tracker.mountpoint(work, 'mnt');
+  const srv = await tracker.serve(['--storage', storage, '--mount', m, '--mode', 'passthrough'], 60_000);
   const shown = (await readdir(m)).sort();
   t.deepEqual(shown, [...GOOD_CLIENTS, ...CASES.filter((c) => c.outcome.shown).map((c) => c.client)].sort());
   const folderC = bios.images.C!.folder.split('/').at(-1)!;

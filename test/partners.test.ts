@@ -1,6 +1,7 @@
 // Whole machines: SYSVOL/ESP partners from UrBackup's database or the heuristic, --unique-ids,
 // and disks over 2 TiB.
-import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -11,7 +12,7 @@ import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { serializeMbrData } from './helpers/mbr-writer.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
-import { forceUnmount, startServe } from './helpers/serve-process.js';
+import { eventually, forceUnmount, startServe } from './helpers/serve-process.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { captureMbrData, writeImageBackup } from './helpers/urbackup-storage.js';
 
@@ -297,4 +298,27 @@ test('UrBackup 2.5.x image of a volume over 2 TiB: the volume ends where the syn
   t.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { partitions: { number: number; volumeLength: number | null }[] };
   t.is(j.partitions[0]!.volumeLength, volume);
+});
+
+test('rows still in the database -wal file (the server has the database open) are honoured', async (t) => {
+  const db = join(work, 'wal', 'backup_server.db');
+  await mkdir(join(work, 'wal'));
+  const f = (l: string): string => base(dbUefi.images[l]!.folder);
+  await writeDatabase(db, [
+    { id: 1, client: dbUefi.client, folder: f('C'), letter: 'C:', time: '' },
+    { id: 2, client: dbUefi.client, folder: f('ESP'), letter: 'ESP', time: '' },
+  ], []);
+  // A writer that keeps its connection open: its insert stays in backup_server.db-wal.
+  const writer = spawn('sqlite3', [db], { stdio: ['pipe', 'ignore', 'inherit'] });
+  writer.stdin.write('PRAGMA wal_autocheckpoint=0;\nINSERT INTO assoc_images (img_id, assoc_id) VALUES (1, 2);\n');
+  try {
+    t.true(await eventually(async () => (await stat(`${db}-wal`).then((s) => s.size, () => 0)) > 0, 5000), 'the insert is in the WAL');
+    const { disks } = await list(t, dbStorage, '--urbackup-db', db);
+    t.is(disks.find((d) => d.folder === f('C'))!.partnersFrom, 'database');
+    // Nothing was written next to the database (no -shm of ours; the writer made its own).
+    t.deepEqual((await readdir(join(work, 'wal'))).sort(), ['backup_server.db', 'backup_server.db-shm', 'backup_server.db-wal']);
+  } finally {
+    writer.stdin.end();
+    await new Promise((r) => writer.once('exit', r));
+  }
 });

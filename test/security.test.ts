@@ -10,7 +10,7 @@ import { ReadOnlyViolation, readOnlyFlags } from '../src/io/read-only-open.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
-import { type ServeProcess, forceUnmount, startServe } from './helpers/serve-process.js';
+import { type ServeProcess, ServeTracker } from './helpers/serve-process.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 let fs: LoopFs;
@@ -18,16 +18,11 @@ let work: string;
 let storage: string;
 let grub: sc.Scenario;
 let before: Record<string, string>;
-const servers: ServeProcess[] = [];
-const mounts: string[] = [];
+const tracker = new ServeTracker();
 
 async function serve(name: string, extra: string[] = []): Promise<{ m: string; srv: ServeProcess }> {
-  const m = join(work, name);
-  await mkdir(m);
-  mounts.push(m);
-  const srv = await startServe(['--storage', storage, '--mount', m, ...extra]);
-  servers.push(srv);
-  return { m, srv };
+  const m = await tracker.mountpoint(work, name);
+  return { m, srv: await tracker.serve(['--storage', storage, '--mount', m, ...extra]) };
 }
 
 const vhdName = (): string => `${grub.images._dev_sda1!.folder.split('/').at(-1)}.vhd`;
@@ -43,8 +38,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  for (const s of servers) await s.stop();
-  for (const m of mounts) await forceUnmount(m);
+  await tracker.cleanup();
   await fs?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -12,7 +12,7 @@ import { hashFilesOnDisk } from './helpers/disk-builder.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
-import { type ServeProcess, eventually, forceUnmount, startServe } from './helpers/serve-process.js';
+import { type ServeProcess, ServeTracker, eventually } from './helpers/serve-process.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 let fs: LoopFs;
@@ -23,21 +23,9 @@ let uefi: sc.Scenario;
 let bios: sc.Scenario;
 let kn: sc.Scenario;
 const built = new Map<string, string>(); // "client/name" → built file
-const servers: ServeProcess[] = [];
-const mounts: string[] = [];
-
-async function mountpoint(name: string): Promise<string> {
-  const m = join(work, name);
-  await mkdir(m, { recursive: true });
-  mounts.push(m);
-  return m;
-}
-
-async function serve(args: string[]): Promise<ServeProcess> {
-  const s = await startServe(args);
-  servers.push(s);
-  return s;
-}
+const tracker = new ServeTracker();
+const mountpoint = (name: string): Promise<string> => tracker.mountpoint(work, name);
+const serve = (args: string[]): Promise<ServeProcess> => tracker.serve(args);
 
 function nameOf(s: sc.Scenario, letter: string, ext: string): string {
   return `${s.client}/${s.images[letter]!.folder.split('/').at(-1)}.${ext}`;
@@ -75,8 +63,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  for (const s of servers) await s.stop();
-  for (const m of mounts) await forceUnmount(m);
+  await tracker.cleanup();
   await fs?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -11,9 +11,12 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function synthvhd(args: readonly string[]): Promise<CliResult> {
+/** `as`: run it as that user (with setpriv) instead of root, for permission cases. */
+export function synthvhd(args: readonly string[], as?: { user: string; group: string }): Promise<CliResult> {
+  const argv = [process.execPath, CLI, ...args];
+  const [cmd, ...rest] = as ? ['setpriv', `--reuid=${as.user}`, `--regid=${as.group}`, '--clear-groups', ...argv] : argv;
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,5 +1,7 @@
 // `synthvhd serve` as a child process: started, waited for until mounted, stopped.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CLI } from './cli.js';
 import { run } from './run.js';
 
@@ -56,4 +58,29 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
     await new Promise((r) => setTimeout(r, 200));
   }
   return check();
+}
+
+/** The servers and mount points one test file starts, for a single teardown. */
+export class ServeTracker {
+  private readonly servers: ServeProcess[] = [];
+  private readonly mounts: string[] = [];
+
+  /** A fresh, empty mount point `name` under `parent`. */
+  async mountpoint(parent: string, name: string): Promise<string> {
+    const m = join(parent, name);
+    await mkdir(m, { recursive: true });
+    this.mounts.push(m);
+    return m;
+  }
+
+  async serve(args: readonly string[], timeoutMs?: number): Promise<ServeProcess> {
+    const s = await startServe(args, timeoutMs);
+    this.servers.push(s);
+    return s;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const s of this.servers) await s.stop();
+    for (const m of this.mounts) await forceUnmount(m);
+  }
 }
