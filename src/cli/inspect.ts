@@ -41,7 +41,7 @@ export async function runInspect(a: InspectArgs, out: (s: string) => void): Prom
     const j = mbrJson(parseMbrFile(await readFile(a.path).catch((e: NodeJS.ErrnoException) => {
       throw new Error(`${a.path}: cannot read (${e.code})`);
     }), a.path));
-    out(a.json ? JSON.stringify({ path: a.path, mbr: j }, null, 2) : Object.entries(j).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n'));
+    out(a.json ? JSON.stringify({ path: a.path, mbr: j }, null, 2) : Object.entries(j).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n'));
     return;
   }
   const b = await loadBackupDisk(a.path);
