@@ -8,7 +8,7 @@ import type { Bytes } from '../src/disk/layout.js';
 import { run } from '../test/helpers/run.js';
 
 /** The compiled synthvhd command next to this script in dist/. */
-export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../src/cli/main.cjs', import.meta.url));
 /** How long a mount may take to come up or go away. */
 const PROCESS_WAIT_MS = 120_000;
 

@@ -13,7 +13,7 @@ import { run } from '../test/helpers/run.js';
 import { addSambaUser, startSmbd } from '../test/helpers/samba-server.js';
 import { biosMbr, uefiGpt } from '../test/helpers/scenarios.js';
 
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
 const DEMO_USER = 'synthvhd-demo';
 const DEFAULT_PORT = 4450;
 const TOOLS = ['smbd', 'smbclient', 'smbpasswd', 'useradd', 'mkfs.btrfs', 'btrfs', 'losetup', 'sgdisk', 'mkntfs', 'mkfs.vfat', 'mcopy', 'fusermount'];

@@ -9,7 +9,7 @@ import { shareSection } from '../src/samba/share-section.js';
 import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
 import { requireTool } from './helpers/run.js';
 
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
 let btrfs: LoopFs | undefined;
 let work = '';
 let storage = '';

@@ -14,7 +14,7 @@ import { SHIPPED_SHARE_PATH, SHIPPED_SMB_CONF, type SambaUser, type Smbd, addSam
 import { biosMbr, uefiGpt } from './helpers/scenarios.js';
 import { type ServeProcess, startServe } from './helpers/serve-process.js';
 
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
 /** The four virtual files of the two scenarios: share path → image folder (client/folder). */
 const FILES: Readonly<Record<string, string>> = {
   'uefi-pc/240101-1200_Image_C.vhd': 'uefi-pc/240101-1200_Image_C',

@@ -1,5 +1,6 @@
 import { read as fsRead } from 'node:fs';
 import { readCached } from '../io/cached-read.js';
+import { readDone, whenReadable } from '../io/read-gate.js';
 import { type Bytes, type Layout, type SourceFile, segmentIndexAt } from './layout.js';
 
 /** Hands out an open, read-only descriptor for a backing file (usually from a bounded cache). */
@@ -17,23 +18,29 @@ const DONE: Promise<void> = Promise.resolve();
 
 /**
  * Reads exactly `len` bytes. What the page cache holds is copied right here (no trip through
- * the thread pool and back, the main cost of a cached read); the rest is read asynchronously.
+ * the thread pool and back, the main cost of a cached read); the rest is read asynchronously,
+ * a bounded number of reads per file at a time (read-gate.ts).
  */
 function preadFull(fd: number, buf: Buffer, off: number, len: number, pos: number, path: string): Promise<void> {
   const cached = readCached(fd, buf, off, len, pos);
   if (cached === len) return DONE;
   return new Promise((resolve, reject) => {
     let done = cached;
+    const finish = (e?: Error): void => {
+      readDone(fd);
+      if (e) reject(e);
+      else resolve();
+    };
     const step = (): void => {
       fsRead(fd, buf, off + done, len - done, pos + done, (err, n) => {
-        if (err) return reject(err);
-        if (n === 0) return reject(new ShortReadError(path, pos, len, done));
+        if (err) return finish(err);
+        if (n === 0) return finish(new ShortReadError(path, pos, len, done));
         done += n;
         if (done < len) step();
-        else resolve();
+        else finish();
       });
     };
-    step();
+    whenReadable(fd, step);
   });
 }
 

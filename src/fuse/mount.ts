@@ -11,21 +11,23 @@ const execFileP = promisify(execFile);
 /** libfuse 2 reads at most 32 pages per request (FUSE_MAX_PAGES_PER_REQ); asking for more gains nothing. */
 const MAX_READ = 128 * 1024;
 /**
- * Readahead requests the kernel keeps in flight (libfuse 2 -o max_background; kernel default 12).
- * Enough to overlap the round trips of a sequential reader, and few enough that libfuse 2,
- * which ends a worker when more than 10 are idle, does not keep ending and starting threads:
- * fuse-native never frees the wake-up handle of a thread that ended, and every later request
- * pays for scanning them all.
+ * Readahead requests the kernel keeps in flight for the whole mount (libfuse 2 -o max_background;
+ * kernel default 12). Every disk of the mount shares them, so a storage slow to answer fills a
+ * small pool with its own readahead and all other disks wait behind it (8 stalled a 16 MiB read
+ * of another disk for 18 s; 64 let it through in 0.2 s). The price: under load libfuse 2 starts
+ * more workers and ends them when more than 10 are idle, and fuse-native never frees the wake-up
+ * handle of an ended worker, which later requests pay for.
  */
-const MAX_BACKGROUND = 8;
+const MAX_BACKGROUND = 64;
 /** The kernel's default ratio of congestion threshold to max_background (9 of 12). */
-const CONGESTION_THRESHOLD = 6;
+const CONGESTION_THRESHOLD = 48;
 /**
- * Readahead window of the mount, in KiB: MAX_BACKGROUND requests of MAX_READ. The kernel starts a
- * FUSE mount at 128 KiB (one request at a time) and libfuse's max_readahead can only lower it,
- * so it is raised through the mount's backing device in sysfs (needs root).
+ * Readahead window of the mount, in KiB: eight requests of MAX_READ, enough to overlap a
+ * sequential reader's round trips. The kernel starts a FUSE mount at 128 KiB (one request at a
+ * time) and libfuse's max_readahead can only lower it, so it is raised through the mount's
+ * backing device in sysfs (needs root).
  */
-const READ_AHEAD_KB = (MAX_BACKGROUND * MAX_READ) / 1024;
+const READ_AHEAD_KB = (8 * MAX_READ) / 1024;
 /**
  * Seconds the kernel trusts a lookup or attributes. libfuse 2's high-level API has one value
  * for files and directories; 1 s lets a deleted backup's name go quickly, while file contents

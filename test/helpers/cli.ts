@@ -2,8 +2,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** dist/src/cli/main.js, resolved from dist/test/helpers/. */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** dist/src/cli/main.cjs, resolved from dist/test/helpers/. */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.cjs', import.meta.url));
 
 export interface CliResult {
   readonly code: number;

@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// The `synthvhd` command: one subcommand per file in this folder.
+// The `synthvhd` commands (yargs): one subcommand per file in this folder.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { type BuildArgs, buildCommand, runBuild } from './build.js';
@@ -9,10 +8,6 @@ import { type InspectArgs, inspectCommand, runInspect } from './inspect.js';
 import { type ListArgs, listCommand, runList } from './list.js';
 import { type SambaConfArgs, runSambaConf, sambaConfCommand } from './samba-conf.js';
 import { type ServeArgs, runServe, serveCommand } from './serve.js';
-
-// Partition reads run on libuv's thread pool (4 threads unless told otherwise, read when the pool
-// starts): more threads keep one stalled storage from holding up the reads of every other disk.
-process.env.UV_THREADPOOL_SIZE ??= '32';
 
 // `synthvhd list | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
