@@ -13,14 +13,15 @@ const MAX_READ = 128 * 1024;
 /**
  * Readahead requests the kernel keeps in flight for the whole mount (libfuse 2 -o max_background;
  * kernel default 12). Every disk of the mount shares them, so a storage slow to answer fills a
- * small pool with its own readahead and all other disks wait behind it (8 stalled a 16 MiB read
- * of another disk for 18 s; 64 let it through in 0.2 s). The price: under load libfuse 2 starts
- * more workers and ends them when more than 10 are idle, and fuse-native never frees the wake-up
- * handle of an ended worker, which later requests pay for.
+ * small pool with its own readahead and all other disks wait behind it (with 16 readers of a
+ * stalled disk, 8 or 16 stalled a 16 MiB read of another disk for 18 s; 32 let it through in
+ * 0.2 s). No more than that: under load libfuse 2 starts more workers and ends them when more
+ * than 10 are idle, and fuse-native never frees the wake-up handle of an ended worker, which
+ * every later request pays for (64 cut random reads several times in `npm run bench`).
  */
-const MAX_BACKGROUND = 64;
+const MAX_BACKGROUND = 32;
 /** The kernel's default ratio of congestion threshold to max_background (9 of 12). */
-const CONGESTION_THRESHOLD = 48;
+const CONGESTION_THRESHOLD = 24;
 /**
  * Readahead window of the mount, in KiB: eight requests of MAX_READ, enough to overlap a
  * sequential reader's round trips. The kernel starts a FUSE mount at 128 KiB (one request at a
