@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkPassthrough } from '../src/doctor/fuse-checks.js';
 import { shareSection } from '../src/samba/share-section.js';
 import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
 import { requireTool } from './helpers/run.js';
@@ -63,8 +64,16 @@ test('every finding is one ok/warn/fail line; FUSE and Samba tools are found', (
   const r = doctor('--mount', '/srv/x', '--smb-conf', '/nonexistent.conf');
   for (const l of r.lines) t.regex(l, /^(ok {2}|warn|fail) {2}\S/);
   t.regex(line(r.lines, /dev\/fuse/), /^ok/);
-  t.regex(line(r.lines, /fusermount/), /^ok/);
+  t.regex(line(r.lines, /as root/), /^ok +running as root/);
+  t.regex(line(r.lines, /passthrough/), /^(ok|warn) +kernel \S+ (has|predates) FUSE passthrough/);
   t.regex(line(r.lines, /smbd/), /^ok +smbd found/);
+});
+
+test('FUSE passthrough is expected from Linux 6.9 on', (t) => {
+  t.is(checkPassthrough('6.8.12-amd64').level, 'warn');
+  t.is(checkPassthrough('6.9.0').level, 'ok');
+  t.is(checkPassthrough('6.18.44-fc-v595').level, 'ok');
+  t.is(checkPassthrough('7.0.1').level, 'ok');
 });
 
 test('a share at the mount with the synthvhd settings is ok; drifted settings warn; guests and a missing share fail', async (t) => {

@@ -361,6 +361,51 @@ test.serial('reflink mode on btrfs: first open builds the disk, later opens and 
   t.is(await stopServer(server), 0);
 });
 
+test.serial('reflink mode: a built disk is read by the kernel itself (passthrough), even while the server is stopped', async (t) => {
+  const fs = await makeLoopFs('btrfs', 256);
+  t.teardown(() => fs.cleanup());
+  const f = await makeFixture(t, { base: fs.mountpoint, mode: 'reflink' });
+  const server = await startServer(t, f);
+  const aligned = 'client1/230520-0143_Image_C.vhdx';
+  const path = join(f.spec.mount, aligned);
+  const want = join(f.dir, 'want.vhdx');
+  await writeFile(want, await expected(f.byPath.get(aligned)!));
+  // A reader that opens first and reads only when told to, through the descriptor it holds.
+  const reader = (): { opened: Promise<void>; go(): Promise<string> } => {
+    const child = spawn('bash', ['-c', 'exec 3<"$1" && echo opened && read go && cmp - "$2" <&3 && echo same', 'reader', path, want], { stdio: ['pipe', 'pipe', 'pipe'] });
+    t.teardown(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<string>((done) => child.on('exit', () => done(out)));
+    const opened = new Promise<void>((done, fail) => {
+      child.stdout.on('data', () => out.includes('opened') && done());
+      void exited.then(() => fail(new Error(`the reader could not open ${path}`)));
+    });
+    return { opened, go: () => (child.stdin.end('go\n'), exited) };
+  };
+
+  // The first open is read through the server while the disk is built; a second open while it
+  // is held must read the same way (the kernel forbids mixing the two on one inode).
+  const first = reader();
+  await first.opened;
+  await waitFor('the disk is built', () => builtInCache(join(f.spec.cacheDir!, encodeURIComponent(aligned))), 10_000);
+  const second = reader();
+  await second.opened;
+  t.regex(await first.go(), /same/);
+  t.regex(await second.go(), /same/);
+
+  const third = reader();
+  await third.opened;
+  server.child.kill('SIGSTOP');
+  t.teardown(() => void server.child.kill('SIGCONT'));
+  await writeFile('/proc/sys/vm/drop_caches', '3');
+  const timeout = new Promise<string>((done) => setTimeout(done, 15_000, 'timed out: reads waited for the stopped server'));
+  const got = await Promise.race([third.go(), timeout]);
+  server.child.kill('SIGCONT');
+  t.regex(got, /same/);
+  t.is(await stopServer(server), 0);
+});
+
 test.serial('reflink mode: a changed source makes the next open rebuild', async (t) => {
   const fs = await makeLoopFs('btrfs', 256);
   t.teardown(() => fs.cleanup());

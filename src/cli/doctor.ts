@@ -1,7 +1,8 @@
 // `synthvhd doctor [--storage DIR] [--cache-dir DIR] [--mount DIR] [--smb-conf FILE]`: one line per finding.
 import type { Argv } from 'yargs';
 import { type Finding, formatFinding } from '../doctor/finding.js';
-import { checkAllowOther, checkFuseDevice, checkFusermount } from '../doctor/fuse-checks.js';
+import { release } from 'node:os';
+import { checkFuseDevice, checkPassthrough, checkRoot } from '../doctor/fuse-checks.js';
 import { checkReflink } from '../doctor/reflink-check.js';
 import { checkMounted, checkSambaTools, checkShare } from '../doctor/samba-checks.js';
 import { EXIT_RUNTIME } from './errors.js';
@@ -27,8 +28,8 @@ export function doctorCommand(y: Argv): Argv<DoctorArgs> {
 export async function runDoctor(a: DoctorArgs, out: (s: string) => void): Promise<void> {
   const findings: Finding[] = [
     await checkFuseDevice(),
-    await checkFusermount(),
-    await checkAllowOther(process.getuid?.() ?? 0),
+    checkRoot(process.getuid?.() ?? 0),
+    checkPassthrough(release()),
     ...(await checkReflink(a.storage, a.cacheDir)),
     ...(await checkSambaTools()),
     ...(await checkShare(a.mount, a.smbConf)),

@@ -1,8 +1,7 @@
-// What `serve` needs from FUSE: the device, a fusermount, and allow_other for smbd.
+// What `serve` needs from FUSE: the device, root, and a kernel with passthrough for full speed.
 import { constants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
-import { type Finding, fail, ok } from './finding.js';
-import { whichTool } from './tools.js';
+import { access } from 'node:fs/promises';
+import { type Finding, fail, ok, warn } from './finding.js';
 
 export async function checkFuseDevice(): Promise<Finding> {
   try {
@@ -16,19 +15,17 @@ export async function checkFuseDevice(): Promise<Finding> {
   }
 }
 
-export async function checkFusermount(): Promise<Finding> {
-  for (const name of ['fusermount', 'fusermount3']) {
-    const path = await whichTool(name);
-    if (path) return ok(`${name} found at ${path}`);
-  }
-  return fail('neither fusermount nor fusermount3 is installed', 'apt-get install fuse (or fuse3)');
+/** serve mounts with mount(2) itself (no fusermount) and registers passthrough files: both need CAP_SYS_ADMIN. */
+export function checkRoot(uid: number): Finding {
+  return uid === 0
+    ? ok('running as root: serve can mount /dev/fuse itself and let the kernel read built disks')
+    : fail('not running as root: serve mounts with mount(2) and needs CAP_SYS_ADMIN', 'run synthvhd serve as root (the shipped systemd unit does)');
 }
 
-/** smbd reads the mount as the connected user, so `serve --allow-other` must be allowed. */
-export async function checkAllowOther(uid: number): Promise<Finding> {
-  if (uid === 0) return ok('running as root: serve --allow-other needs no user_allow_other');
-  const conf = await readFile('/etc/fuse.conf', 'utf8').catch(() => '');
-  return /^\s*user_allow_other\s*$/m.test(conf)
-    ? ok('/etc/fuse.conf has user_allow_other: serve --allow-other works without root')
-    : fail("/etc/fuse.conf lacks 'user_allow_other', so smbd cannot read a mount made by this user", "add the line 'user_allow_other' to /etc/fuse.conf, or run serve as root");
+/** Linux 6.9 added FUSE passthrough (fs/fuse/passthrough.c): reads of a built disk then skip synthvhd. */
+export function checkPassthrough(release: string): Finding {
+  const [major = 0, minor = 0] = release.split('.').map((n) => parseInt(n, 10));
+  return major > 6 || (major === 6 && minor >= 9)
+    ? ok(`kernel ${release} has FUSE passthrough: disks built in reflink mode are read by the kernel directly`)
+    : warn(`kernel ${release} predates FUSE passthrough (6.9): every read goes through synthvhd`, 'a newer kernel reads built disks (reflink mode) at the speed of the storage');
 }

@@ -1,32 +1,22 @@
-// The FUSE operations over a Namespace: read-only, concurrent, reading through open handles.
+// The virtual tree as a FUSE filesystem: read-only, concurrent, reading through open handles.
 import { constants } from 'node:fs';
-import Fuse, { type FuseOps, type FuseStat, type FuseStatfs } from 'fuse-native';
+import { constants as osConstants } from 'node:os';
 import { type FileNode, InodeAllocator, Namespace, type Node } from './namespace.js';
 import type { FileOpener, OpenFile } from './open-file.js';
+import type { Attr, Dirent, Statfs } from './protocol.js';
+import { FuseError, type FuseFs, type OpenHandle } from './session.js';
 import type { VirtualFile } from './virtual-file.js';
 
+const errno = osConstants.errno;
 /** Unit of st_blocks (stat(2)). */
 const STAT_BLOCK = 512;
 /** Preferred I/O size and statfs block size. */
 const BLOCK_SIZE = 4096;
-/** statfs f_flag ST_RDONLY (statvfs(3)). */
-const ST_RDONLY = 1;
 const NAME_MAX = 255;
-const U32_MAX = 0xffffffff;
 /** The access-mode bits of open(2) flags, <fcntl.h>. */
 const O_ACCMODE = 3;
 
-/** Every operation that would change something answers EROFS. */
-const WRITE_OPS = [
-  'write', 'truncate', 'ftruncate', 'create', 'mknod', 'mkdir', 'rmdir', 'unlink', 'rename',
-  'link', 'symlink', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
-] as const;
-
-function refuse(...args: unknown[]): void {
-  (args[args.length - 1] as (code: number) => void)(Fuse.EROFS);
-}
-
-export class VirtualFs {
+export class VirtualFs implements FuseFs {
   private ns: Namespace;
   private readonly inodes = new InodeAllocator();
   /** Open handles by fh, with the node they were opened from (it may leave the namespace). */
@@ -54,59 +44,65 @@ export class VirtualFs {
     return this.ns.files();
   }
 
-  ops(): FuseOps {
-    const ops: FuseOps = {
-      getattr: (path, cb) => {
-        const stat = this.statAt(path);
-        if (stat) cb(0, stat);
-        else cb(Fuse.ENOENT);
-      },
-      readdir: (path, cb) => {
-        const node = this.ns.lookup(path);
-        if (!node) return cb(Fuse.ENOENT);
-        if (node.kind === 'file') return cb(Fuse.ENOTDIR);
-        const children: Node[] = node.kind === 'root' ? [...node.dirs.values()] : [...node.files.values()];
-        const names = node.kind === 'root' ? [...node.dirs.keys()] : [...node.files.keys()];
-        cb(0, ['.', '..', ...names], [this.stat(node), this.stat(this.ns.root), ...children.map((c) => this.stat(c))]);
-      },
-      open: (path, flags, cb) => {
-        if ((flags & O_ACCMODE) !== constants.O_RDONLY) return cb(Fuse.EROFS);
-        const node = this.ns.lookup(path);
-        if (!node) return cb(Fuse.ENOENT);
-        if (node.kind !== 'file') return cb(Fuse.EISDIR);
-        this.opener.open(node.file).then(
-          (open) => cb(0, this.register({ open, node })),
-          (e: Error) => {
-            if (!this.loggedOpen.has(node.file.key)) {
-              this.loggedOpen.add(node.file.key);
-              this.log(`${node.file.key}: cannot open: ${e.message}`);
-            }
-            cb(Fuse.EIO);
-          },
-        );
-      },
-      read: (_path, fd, buf, len, pos, cb) => {
-        const handle = this.handles.get(fd)?.open;
-        if (!handle) return cb(Fuse.EBADF);
-        handle.read(pos, buf, len).then(cb, (e: Error) => {
-          if (!this.loggedRead.has(handle)) {
-            this.loggedRead.add(handle);
-            this.log(`${handle.file.key}: read failed: ${e.message}`);
-          }
-          cb(Fuse.EIO);
-        });
-      },
-      release: (_path, fd, cb) => {
-        this.handles.get(fd)?.open.release();
-        this.handles.delete(fd);
-        cb(0);
-      },
-      statfs: (_path, cb) => cb(0, this.statfs()),
-      flush: (_path, _fd, cb) => cb(0),
-      fsync: (_path, _datasync, _fd, cb) => cb(0),
-    };
-    for (const name of WRITE_OPS) (ops as Record<string, unknown>)[name] = refuse;
-    return ops;
+  lookup(parent: number, name: string): Attr | undefined {
+    const node = this.ns.child(parent, name);
+    return node && this.stat(node);
+  }
+
+  getattr(ino: number, fh: number | undefined): Attr | undefined {
+    const node = this.ns.node(ino) ?? (fh === undefined ? undefined : this.handles.get(fh)?.node);
+    if (node) return this.stat(node);
+    // A file rescanned away while still open keeps answering stat through its handle.
+    for (const { node: n } of this.handles.values()) if (n.ino === ino) return this.stat(n);
+    return undefined;
+  }
+
+  list(ino: number): Dirent[] | undefined {
+    const node = this.ns.node(ino);
+    if (!node || node.kind === 'file') return undefined;
+    const children: Node[] = node.kind === 'root' ? [...node.dirs.values()] : [...node.files.values()];
+    const names = node.kind === 'root' ? [...node.dirs.keys()] : [...node.files.keys()];
+    const dirMode = constants.S_IFDIR;
+    return [
+      { ino: node.ino, name: '.', mode: dirMode },
+      { ino: this.ns.root.ino, name: '..', mode: dirMode },
+      ...children.map((c, i) => ({ ino: c.ino, name: names[i]!, mode: c.kind === 'file' ? constants.S_IFREG : dirMode })),
+    ];
+  }
+
+  async open(ino: number, flags: number): Promise<OpenHandle> {
+    if ((flags & O_ACCMODE) !== constants.O_RDONLY) throw new FuseError(errno.EROFS);
+    const node = this.ns.node(ino);
+    if (!node) throw new FuseError(errno.ENOENT);
+    if (node.kind !== 'file') throw new FuseError(errno.EISDIR);
+    let open: OpenFile;
+    try {
+      open = await this.opener.open(node.file);
+    } catch (e) {
+      if (!this.loggedOpen.has(node.file.key)) {
+        this.loggedOpen.add(node.file.key);
+        this.log(`${node.file.key}: cannot open: ${(e as Error).message}`);
+      }
+      throw new FuseError(errno.EIO);
+    }
+    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd };
+  }
+
+  read(fh: number, offset: number, size: number, into: Buffer): Promise<number> {
+    const handle = this.handles.get(fh)?.open;
+    if (!handle) return Promise.reject(new FuseError(errno.EBADF));
+    return handle.read(offset, into, size).catch((e: Error) => {
+      if (!this.loggedRead.has(handle)) {
+        this.loggedRead.add(handle);
+        this.log(`${handle.file.key}: read failed: ${e.message}`);
+      }
+      throw new FuseError(errno.EIO);
+    });
+  }
+
+  release(fh: number): void {
+    this.handles.get(fh)?.open.release();
+    this.handles.delete(fh);
   }
 
   /** Releases every open handle (at unmount). */
@@ -116,41 +112,31 @@ export class VirtualFs {
   }
 
   private register(handle: { open: OpenFile; node: FileNode }): number {
-    // fh is a u32 in fuse-native; skip 0 and numbers still in use after wrapping.
-    do this.lastHandle = this.lastHandle >= U32_MAX ? 1 : this.lastHandle + 1;
+    // Skip 0 and numbers still in use after wrapping.
+    do this.lastHandle = this.lastHandle >= Number.MAX_SAFE_INTEGER ? 1 : this.lastHandle + 1;
     while (this.handles.has(this.lastHandle));
     this.handles.set(this.lastHandle, handle);
     return this.lastHandle;
   }
 
-  private statAt(path: string): FuseStat | undefined {
-    const node = this.ns.lookup(path);
-    if (node) return this.stat(node);
-    // A file rescanned away while still open keeps answering fstat through its handle.
-    for (const { node: n } of this.handles.values()) if (`/${n.file.dir}/${n.file.name}` === path) return this.stat(n);
-    return undefined;
-  }
-
-  private stat(node: Node): FuseStat {
+  private stat(node: Node): Attr {
     const common = { uid: this.uid, gid: this.gid, ino: node.ino, blksize: BLOCK_SIZE };
     if (node.kind === 'file') {
       const { size, mtime } = node.file;
-      return { ...common, mode: constants.S_IFREG | 0o444, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), atime: mtime, mtime, ctime: mtime };
+      return { ...common, mode: constants.S_IFREG | 0o444, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
     }
     const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
-    return { ...common, mode: constants.S_IFDIR | 0o555, size: BLOCK_SIZE, nlink, blocks: 0, atime: node.mtime, mtime: node.mtime, ctime: node.mtime };
+    return { ...common, mode: constants.S_IFDIR | 0o555, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
   }
 
-  /** Size of everything shown, in blocks big enough for the u32 fields fuse-native passes. */
-  private statfs(): FuseStatfs {
+  /** Size of everything shown; nothing is free (the mount is read-only, ST_RDONLY comes from the kernel). */
+  statfs(): Statfs {
     let bytes = 0;
-    let inodes = 1;
+    let files = 1;
     for (const d of this.ns.root.dirs.values()) {
-      inodes += 1 + d.files.size;
+      files += 1 + d.files.size;
       for (const f of d.files.values()) bytes += f.file.size;
     }
-    let frsize = BLOCK_SIZE;
-    while (Math.ceil(bytes / frsize) > U32_MAX) frsize *= 2;
-    return { bsize: frsize, frsize, blocks: Math.ceil(bytes / frsize), bfree: 0, bavail: 0, files: inodes, ffree: 0, favail: 0, fsid: 0, flag: ST_RDONLY, namemax: NAME_MAX };
+    return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE), files, namelen: NAME_MAX };
   }
 }

@@ -1,40 +1,42 @@
-// Mounting and unmounting the FUSE filesystem, with the checks that turn libfuse's silence into clear errors.
+// Mounting and unmounting the FUSE filesystem, with the checks that turn silence into clear errors.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import Fuse, { type FuseOps } from 'fuse-native';
+import { type FuseFs, mountSession, MountSyscallError } from './session.js';
 
 const execFileP = promisify(execFile);
 
-/** libfuse 2 reads at most 32 pages per request (FUSE_MAX_PAGES_PER_REQ); asking for more gains nothing. */
-const MAX_READ = 128 * 1024;
 /**
- * Readahead requests the kernel keeps in flight for the whole mount (libfuse 2 -o max_background;
- * kernel default 12). Every disk of the mount shares them, so a storage slow to answer fills a
- * small pool with its own readahead and all other disks wait behind it (with 16 readers of a
- * stalled disk, 8 or 16 stalled a 16 MiB read of another disk for 18 s; 32 let it through in
- * 0.2 s). No more than that: under load libfuse 2 starts more workers and ends them when more
- * than 10 are idle, and fuse-native never frees the wake-up handle of an ended worker, which
- * every later request pays for (64 cut random reads several times in `npm run bench`).
+ * Largest read request: 1 MiB, the kernel's limit (fs/fuse fuse_max_pages_limit, 256 pages).
+ * Every request costs a trip through the main thread, so fewer, larger ones read faster.
+ */
+const MAX_READ = 1024 * 1024;
+/**
+ * Readahead requests the kernel keeps in flight for the whole mount (fuse_init_out
+ * max_background; kernel default 12). Every disk of the mount shares them, so a storage slow to
+ * answer fills a small pool with its own readahead and all other disks wait behind it (with 16
+ * readers of a stalled disk, 8 or 16 stalled a 16 MiB read of another disk for 18 s; 32 let it
+ * through in 0.2 s).
  */
 const MAX_BACKGROUND = 32;
 /** The kernel's default ratio of congestion threshold to max_background (9 of 12). */
 const CONGESTION_THRESHOLD = 24;
 /**
- * Readahead window of the mount, in KiB: eight requests of MAX_READ, enough to overlap a
- * sequential reader's round trips. The kernel starts a FUSE mount at 128 KiB (one request at a
- * time) and libfuse's max_readahead can only lower it, so it is raised through the mount's
- * backing device in sysfs (needs root).
+ * Readahead window of the mount, in KiB: four requests of MAX_READ, enough to overlap a
+ * sequential reader's round trips with the storage's own reads. The kernel starts a FUSE mount
+ * at 128 KiB and fuse_init_out max_readahead can only lower it, so it is raised through the
+ * mount's backing device in sysfs (needs root).
  */
-const READ_AHEAD_KB = (8 * MAX_READ) / 1024;
+const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
 /**
- * Seconds the kernel trusts a lookup or attributes. libfuse 2's high-level API has one value
- * for files and directories; 1 s lets a deleted backup's name go quickly, while file contents
- * stay in the page cache regardless (kernel_cache: the files never change).
+ * Seconds the kernel trusts a lookup or attributes: 1 s lets a deleted backup's name go
+ * quickly, while file contents stay in the page cache regardless (the files never change).
  */
 const ENTRY_TIMEOUT = 1;
+/** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
+const FUSECTL = '/sys/fs/fuse/connections';
 const ATTR_TIMEOUT = 1;
 
 export class MountError extends Error {
@@ -62,11 +64,7 @@ async function mountsAt(mountpoint: string): Promise<string[]> {
 }
 
 async function lazyUnmount(mountpoint: string): Promise<void> {
-  try {
-    await execFileP('fusermount', ['-u', '-z', mountpoint]);
-  } catch {
-    await execFileP('umount', ['-l', mountpoint]);
-  }
+  await execFileP('umount', ['-l', mountpoint]);
 }
 
 async function checkDevice(): Promise<void> {
@@ -74,14 +72,6 @@ async function checkDevice(): Promise<void> {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
     throw new MountError('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
-  }
-}
-
-async function checkAllowOther(): Promise<void> {
-  if (process.getuid?.() === 0) return;
-  const conf = await readFile('/etc/fuse.conf', 'utf8').catch(() => '');
-  if (!/^\s*user_allow_other\s*$/m.test(conf)) {
-    throw new MountError("--allow-other needs 'user_allow_other' in /etc/fuse.conf when not running as root");
   }
 }
 
@@ -111,8 +101,7 @@ async function checkEmpty(mountpoint: string): Promise<void> {
  * The device number comes from mountinfo, not stat(): a stat would ask our own filesystem and
  * leave the root's attributes cached in the kernel.
  */
-async function raiseReadahead(mnt: string, log: (line: string) => void): Promise<void> {
-  const device = (await mountInfo(mnt)).find((m) => m.type === 'fuse.synthvhd')?.device;
+async function raiseReadahead(mnt: string, device: string | undefined, log: (line: string) => void): Promise<void> {
   if (!device) return log(`${mnt}: not in /proc/self/mountinfo after mounting; readahead left at the kernel's default`);
   const path = `/sys/class/bdi/${device}/read_ahead_kb`;
   await writeFile(path, String(READ_AHEAD_KB)).catch((e: NodeJS.ErrnoException) =>
@@ -120,42 +109,54 @@ async function raiseReadahead(mnt: string, log: (line: string) => void): Promise
   );
 }
 
-export async function mount(mountpoint: string, ops: FuseOps, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
+/**
+ * Ends the connection through the FUSE control filesystem (fusectl: /sys/fs/fuse/connections/<dev>/abort),
+ * for a mount that a lazy unmount left alive because files on it are still open: until the
+ * connection ends, pool threads wait on /dev/fuse and the process could not exit.
+ */
+async function abortConnection(device: string, log: (line: string) => void): Promise<void> {
+  const [major, minor] = device.split(':').map(Number) as [number, number];
+  // The connection is named after the superblock's dev_t, in the kernel's encoding (major << 20 | minor).
+  const path = `${FUSECTL}/${major * 2 ** 20 + minor}/abort`;
+  // Debian mounts fusectl at boot (sys-fs-fuse-connections.mount); a container may not have.
+  if ((await mountsAt(FUSECTL)).length === 0) await execFileP('mount', ['-t', 'fusectl', 'fusectl', FUSECTL]).catch(() => undefined);
+  await writeFile(path, '1').catch((e: NodeJS.ErrnoException) => log(`${path}: cannot abort the FUSE connection (${e.code ?? e.message})`));
+}
+
+/** Mounts `fs` read-only at `mountpoint`. Needs root (mount(2) of FUSE, kernel passthrough). */
+export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
   const mnt = resolve(mountpoint);
   await checkDevice();
-  if (opts.allowOther) await checkAllowOther();
   await cleanStale(mnt, log);
   await checkEmpty(mnt);
-  const fuse = new Fuse(mnt, ops, {
-    allowOther: opts.allowOther,
-    kernelCache: true,
-    maxRead: MAX_READ,
-    entryTimeout: ENTRY_TIMEOUT,
-    attrTimeout: ATTR_TIMEOUT,
-    // use_ino: st_ino reaches the kernel (Samba keys its locks on it); fuse-native has no option
-    // for it or for the background limits, and joins everything into one -o list.
-    fsname: `synthvhd,use_ino,max_background=${MAX_BACKGROUND},congestion_threshold=${CONGESTION_THRESHOLD}`,
-    subtype: 'synthvhd',
-    // A reflink build can outlast any fixed limit, and a timed-out read would leave a pread
-    // writing into a buffer FUSE has already taken back.
-    timeout: false,
-  });
-  await new Promise<void>((done, fail) => {
-    fuse.mount((err) => (err ? fail(new MountError(`${mnt}: cannot mount: ${err.message}`)) : done()));
-  });
-  await raiseReadahead(mnt, log);
+  let session;
+  try {
+    session = mountSession(mnt, fs, {
+      allowOther: opts.allowOther,
+      maxRead: MAX_READ,
+      maxBackground: MAX_BACKGROUND,
+      congestionThreshold: CONGESTION_THRESHOLD,
+      entrySeconds: ENTRY_TIMEOUT,
+      attrSeconds: ATTR_TIMEOUT,
+      log,
+    });
+  } catch (e) {
+    if (e instanceof MountSyscallError) throw new MountError(`${mnt}: cannot mount: ${e.message}`);
+    throw e;
+  }
+  const device = (await mountInfo(mnt)).find((m) => m.type === 'fuse.synthvhd')?.device;
+  await raiseReadahead(mnt, device, log);
+  let unmounting: Promise<void> | undefined;
   return {
     mountpoint: mnt,
     unmount: () =>
-      new Promise<void>((done) => {
-        fuse.unmount((err) => {
-          if (!err) return done();
-          // fusermount failed (not ours to unmount, or busy): detach it lazily instead.
-          lazyUnmount(mnt).then(done, (e: Error) => {
-            log(`${mnt}: unmount failed: ${e.message}`);
-            done();
-          });
-        });
-      }),
+      (unmounting ??= (async () => {
+        // A busy mount (files open, over Samba say) is detached lazily instead.
+        await execFileP('umount', [mnt]).catch(() => lazyUnmount(mnt).catch((e: Error) => log(`${mnt}: unmount failed: ${e.message}`)));
+        const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((done) => setTimeout(done, 1000, false).unref())]);
+        if (!ended && device) await abortConnection(device, log);
+        await session.ended;
+        session.close();
+      })()),
   };
 }

@@ -87,6 +87,7 @@ export class Namespace {
   readonly root: RootNode;
   /** Why some files were left out (bad names, duplicates). */
   readonly warnings: string[] = [];
+  private readonly byIno = new Map<number, Node>();
 
   constructor(files: readonly VirtualFile[], inodes: InodeAllocator, emptyTime: Date) {
     const kept = new Map<string, VirtualFile>();
@@ -115,15 +116,24 @@ export class Namespace {
       dirs.set(name, { kind: 'dir', ino: inos.get(dirKey(name))!, name, mtime: newest(list.map((f) => f.mtime), emptyTime), files: nodes });
     }
     this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...dirs.values()].map((d) => d.mtime), emptyTime), dirs };
+    this.byIno.set(ROOT_INO, this.root);
+    for (const d of dirs.values()) {
+      this.byIno.set(d.ino, d);
+      for (const f of d.files.values()) this.byIno.set(f.ino, f);
+    }
   }
 
-  /** The node at a FUSE path ("/", "/client", "/client/file"), or undefined. */
-  lookup(path: string): Node | undefined {
-    if (path === '/') return this.root;
-    const slash = path.indexOf('/', 1);
-    if (slash < 0) return this.root.dirs.get(path.slice(1));
-    const dir = this.root.dirs.get(path.slice(1, slash));
-    return dir?.files.get(path.slice(slash + 1));
+  /** The node with inode number `ino`, or undefined when this scan does not show it. */
+  node(ino: number): Node | undefined {
+    return this.byIno.get(ino);
+  }
+
+  /** The child `name` of directory `parent`. */
+  child(parent: number, name: string): Node | undefined {
+    const p = this.byIno.get(parent);
+    if (p?.kind === 'root') return p.dirs.get(name);
+    if (p?.kind === 'dir') return p.files.get(name);
+    return undefined;
   }
 
   /** Every file shown, keyed by VirtualFile.key. */

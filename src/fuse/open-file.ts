@@ -19,8 +19,12 @@ export class OpenFile {
   /** Bound once, so a read allocates no closure. */
   private readonly fdOf = (s: SourceFile): number => this.fdByPath.get(s.path)!;
 
-  constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache) {
+  /** Set when the handle reads a built disk file: its descriptor holds the virtual file's exact bytes. */
+  readonly wholeFileFd: number | undefined;
+
+  constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
     for (const l of leases) this.fdByPath.set(l.path, l.fd);
+    this.wholeFileFd = whole ? leases[0]?.fd : undefined;
   }
 
   /** Reads straight into `buf`; returns the byte count (short only at end of file). */
@@ -33,7 +37,7 @@ export class OpenFile {
   }
 }
 
-async function openLayout(file: VirtualFile, layout: Layout, fds: FdCache): Promise<OpenFile> {
+async function openLayout(file: VirtualFile, layout: Layout, fds: FdCache, whole = false): Promise<OpenFile> {
   const got = await Promise.allSettled(sourcesOf(layout).map((s) => fds.acquire(s.path)));
   const leases = got.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = got.find((r) => r.status === 'rejected');
@@ -41,7 +45,7 @@ async function openLayout(file: VirtualFile, layout: Layout, fds: FdCache): Prom
     for (const l of leases) fds.release(l);
     throw (failed as PromiseRejectedResult).reason;
   }
-  return new OpenFile(file, layout, leases, fds);
+  return new OpenFile(file, layout, leases, fds, whole);
 }
 
 /** A built disk file as a one-segment layout. */
@@ -68,7 +72,7 @@ export class FileOpener {
   async open(file: VirtualFile): Promise<OpenFile> {
     if (this.cache && (await this.wantsReflink(file))) {
       const built = await this.cache.ready(file);
-      if (built) return openLayout(file, wholeFile(built, file.size), this.fds);
+      if (built) return openLayout(file, wholeFile(built, file.size), this.fds, true);
       this.buildInBackground(this.cache, file);
     }
     return openLayout(file, file.layout(), this.fds);

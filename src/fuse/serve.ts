@@ -68,7 +68,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   };
 
   await rescan();
-  const mounted = await mount(opts.mount, vfs.ops(), { allowOther: opts.allowOther }, log);
+  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
   log(`serving ${vfs.files().size} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
 
   let timer: NodeJS.Timeout | undefined;

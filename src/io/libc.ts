@@ -1,4 +1,4 @@
-// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs, preadv2), through koffi.
+// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs, preadv2, mount), through koffi.
 import koffi from 'koffi';
 import { getSystemErrorMap } from 'node:util';
 
@@ -43,6 +43,15 @@ export const preadv2 = libc.func('preadv2', 'int64_t', ['int', koffi.pointer(IoV
   iovcnt: number,
   offset: number,
   flags: number,
+) => number;
+
+/** mount(2); `data` is the filesystem's option string. */
+export const mount = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as (
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data: string,
 ) => number;
 
 const statfsRaw = libc.func('statfs', 'int', ['const char *', koffi.out(koffi.pointer(StatFs))]) as (path: string, out: Record<string, unknown>) => number;

@@ -1,44 +1,49 @@
 // A FUSE mirror of one folder whose reads answer only after a delay: a storage "slow to answer".
 // Run as a child process: node slow-mirror.js SOURCE_DIR MOUNTPOINT DELAY_MS (prints "ready").
-import { closeSync, fstatSync, openSync, read, readdirSync, statSync } from 'node:fs';
+// Built on synthvhd's own FUSE session, with a filesystem of its own.
+import { closeSync, constants, openSync, read, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import Fuse, { type FuseStat } from 'fuse-native';
+import { execFileSync } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { Attr } from '../../src/fuse/protocol.js';
+import { FuseError, type FuseFs, mountSession } from '../../src/fuse/session.js';
 
 const [source, mountpoint, delay] = process.argv.slice(2) as [string, string, string];
 const delayMs = Number(delay);
+const ROOT = 1;
+/** Inode numbers: the root, then each file of the source folder by its index + 2. */
+const names = readdirSync(source).sort();
+const inoOf = (name: string): number => names.indexOf(name) + 2;
 
-function statOf(path: string): FuseStat {
-  const s = statSync(join(source, path));
-  return { mtime: s.mtime, atime: s.atime, ctime: s.ctime, size: s.size, mode: s.mode, uid: s.uid, gid: s.gid, nlink: s.nlink, ino: s.ino, blksize: s.blksize, blocks: s.blocks };
+function attr(ino: number): Attr | undefined {
+  const name = ino === ROOT ? '' : names[ino - 2];
+  if (name === undefined) return undefined;
+  const s = statSync(join(source, name));
+  return { ino, size: s.size, blocks: s.blocks, mtime: s.mtime, mode: s.mode, nlink: s.nlink, uid: s.uid, gid: s.gid, blksize: s.blksize };
 }
 
-const fuse = new Fuse(
-  mountpoint,
-  {
-    readdir: (path: string, cb: (err: number, names?: string[]) => void) => cb(0, path === '/' ? readdirSync(source) : []),
-    getattr: (path: string, cb: (err: number, st?: FuseStat) => void) => {
-      try {
-        cb(0, statOf(path));
-      } catch {
-        cb(Fuse.ENOENT);
-      }
-    },
-    open: (path: string, _flags: number, cb: (err: number, fd?: number) => void) => cb(0, openSync(join(source, path), 'r')),
-    release: (_path: string, fd: number, cb: (err: number) => void) => {
-      closeSync(fd);
-      cb(0);
-    },
-    read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
-      setTimeout(() => read(fd, buf, 0, Math.min(len, Math.max(0, fstatSync(fd).size - pos)), pos, (err, n) => cb(err ? Fuse.EIO : n)), delayMs);
-    },
+const fs: FuseFs = {
+  lookup: (parent, name) => (parent === ROOT && names.includes(name) ? attr(inoOf(name)) : undefined),
+  getattr: (ino) => attr(ino),
+  list: (ino) =>
+    ino === ROOT
+      ? [{ ino: ROOT, name: '.', mode: constants.S_IFDIR }, { ino: ROOT, name: '..', mode: constants.S_IFDIR }, ...names.map((n) => ({ ino: inoOf(n), name: n, mode: constants.S_IFREG }))]
+      : undefined,
+  open: async (ino) => {
+    const name = names[ino - 2];
+    if (name === undefined) throw new FuseError(osConstants.errno.EISDIR);
+    return { fh: openSync(join(source, name), 'r') };
   },
-  { allowOther: true, timeout: false },
-);
-fuse.mount((err: Error | null) => {
-  if (err) {
-    process.stderr.write(`slow-mirror: ${err.message}\n`);
-    process.exit(1);
-  }
-  process.stdout.write('ready\n');
+  read: (fh, offset, size, into) =>
+    new Promise((done, fail) => setTimeout(() => read(fh, into, 0, size, offset, (err, n) => (err ? fail(err) : done(n))), delayMs)),
+  release: (fh) => closeSync(fh),
+  statfs: () => ({ blocks: 0, files: names.length + 1, bsize: 4096, namelen: 255 }),
+};
+
+const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
+process.stdout.write('ready\n');
+process.on('SIGTERM', () => {
+  execFileSync('umount', ['-l', mountpoint]);
+  // A lazy unmount leaves the connection up while readers hold files: ending the process ends it.
+  void Promise.race([session.ended, new Promise((done) => setTimeout(done, 500))]).then(() => process.kill(process.pid, 'SIGKILL'));
 });
-process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));

@@ -1,0 +1,291 @@
+// The FUSE wire protocol (include/uapi/linux/fuse.h, version 7.40): the requests a read-only
+// filesystem receives and the replies it writes, as pure encoders and decoders of byte buffers.
+
+/** Protocol version we speak; 7.40 added passthrough (fuse.h "7.40: add FUSE_PASSTHROUGH"). */
+export const FUSE_KERNEL_VERSION = 7;
+export const FUSE_KERNEL_MINOR_VERSION = 40;
+/** fuse.h FUSE_ROOT_ID. */
+export const FUSE_ROOT_ID = 1;
+
+/** enum fuse_opcode (fuse.h). */
+export const Op = {
+  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, SYMLINK: 6, MKNOD: 8, MKDIR: 9,
+  UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
+  RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
+  INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, ACCESS: 34, CREATE: 35,
+  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, RENAME2: 45, COPY_FILE_RANGE: 47,
+  TMPFILE: 51,
+} as const;
+
+/** Operations that would change the tree or a file: answered EROFS. */
+export const WRITE_OPS: ReadonlySet<number> = new Set([
+  Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK, Op.WRITE,
+  Op.SETXATTR, Op.REMOVEXATTR, Op.CREATE, Op.FALLOCATE, Op.RENAME2, Op.COPY_FILE_RANGE, Op.TMPFILE,
+]);
+
+/** fuse_init_in/out flags (fuse.h); bits 32 and up travel in flags2. */
+export const Init = {
+  ASYNC_READ: 1n << 0n,
+  PARALLEL_DIROPS: 1n << 18n,
+  MAX_PAGES: 1n << 22n,
+  INIT_EXT: 1n << 30n,
+  PASSTHROUGH: 1n << 37n,
+} as const;
+
+/** fuse_open_out.open_flags (fuse.h). */
+export const FOPEN_KEEP_CACHE = 1 << 1;
+export const FOPEN_PASSTHROUGH = 1 << 7;
+
+/** struct fuse_in_header: len, opcode, unique, nodeid, uid, gid, pid, total_extlen, padding. */
+export const IN_HEADER_SIZE = 40;
+/** struct fuse_out_header: len, error, unique. */
+export const OUT_HEADER_SIZE = 16;
+/** struct fuse_attr. */
+const ATTR_SIZE = 88;
+/** struct fuse_entry_out: nodeid, generation, entry_valid, attr_valid, their nsecs, attr. */
+const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
+/** struct fuse_attr_out: attr_valid, attr_valid_nsec, dummy, attr. */
+const ATTR_OUT_SIZE = 16 + ATTR_SIZE;
+/** struct fuse_open_out: fh, open_flags, backing_id. */
+const OPEN_OUT_SIZE = 16;
+/** struct fuse_init_out (fuse.h, 7.23 and later). */
+const INIT_OUT_SIZE = 64;
+/** struct fuse_kstatfs inside fuse_statfs_out. */
+const STATFS_OUT_SIZE = 80;
+/** struct fuse_dirent without its name: ino, off, namelen, type. */
+const DIRENT_SIZE = 24;
+/** struct fuse_backing_map: fd, flags, padding (the argument of FUSE_DEV_IOC_BACKING_OPEN). */
+export const BACKING_MAP_SIZE = 16;
+
+/** One request read from /dev/fuse; `body` is what follows the header. */
+export interface Request {
+  readonly opcode: number;
+  /** The request's id, kept as its 8 raw bytes to echo in the reply. */
+  readonly uniqueLo: number;
+  readonly uniqueHi: number;
+  readonly nodeid: number;
+  readonly body: Buffer;
+}
+
+export function decodeRequest(buf: Buffer, length: number): Request {
+  const len = buf.readUInt32LE(0);
+  if (len !== length) throw new Error(`FUSE request says ${len} bytes, read ${length}`);
+  return {
+    opcode: buf.readUInt32LE(4),
+    uniqueLo: buf.readUInt32LE(8),
+    uniqueHi: buf.readUInt32LE(12),
+    // Node ids are inode numbers below 2^31 here; the high word is kept for the range check.
+    nodeid: buf.readUInt32LE(16) + buf.readUInt32LE(20) * 2 ** 32,
+    body: buf.subarray(IN_HEADER_SIZE, length),
+  };
+}
+
+/** Writes the fuse_out_header for a reply of `bodyLength` bytes at the start of `out`. */
+export function writeOutHeader(out: Buffer, req: Request, error: number, bodyLength: number): void {
+  out.writeUInt32LE(OUT_HEADER_SIZE + bodyLength, 0);
+  out.writeInt32LE(error === 0 ? 0 : -error, 4);
+  out.writeUInt32LE(req.uniqueLo, 8);
+  out.writeUInt32LE(req.uniqueHi, 12);
+}
+
+export function errorReply(req: Request, errno: number): Buffer {
+  const out = Buffer.alloc(OUT_HEADER_SIZE);
+  writeOutHeader(out, req, errno, 0);
+  return out;
+}
+
+function reply(req: Request, bodyLength: number, fill: (body: Buffer) => void): Buffer {
+  const out = Buffer.alloc(OUT_HEADER_SIZE + bodyLength);
+  writeOutHeader(out, req, 0, bodyLength);
+  fill(out.subarray(OUT_HEADER_SIZE));
+  return out;
+}
+
+/** What a node shows to stat(2). */
+export interface Attr {
+  readonly ino: number;
+  readonly size: number;
+  /** In 512-byte units. */
+  readonly blocks: number;
+  readonly mtime: Date;
+  readonly mode: number;
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly blksize: number;
+}
+
+function u64(b: Buffer, at: number, n: number): void {
+  b.writeBigUInt64LE(BigInt(n), at);
+}
+
+function writeAttr(b: Buffer, a: Attr): void {
+  const ms = a.mtime.getTime();
+  const sec = Math.floor(ms / 1000);
+  const nsec = (ms - sec * 1000) * 1e6;
+  u64(b, 0, a.ino);
+  u64(b, 8, a.size);
+  u64(b, 16, a.blocks);
+  for (const at of [24, 32, 40]) b.writeBigInt64LE(BigInt(sec), at); // atime, mtime, ctime
+  for (const at of [48, 52, 56]) b.writeUInt32LE(nsec, at);
+  b.writeUInt32LE(a.mode, 60);
+  b.writeUInt32LE(a.nlink, 64);
+  b.writeUInt32LE(a.uid, 68);
+  b.writeUInt32LE(a.gid, 72);
+  b.writeUInt32LE(0, 76); // rdev
+  b.writeUInt32LE(a.blksize, 80);
+}
+
+/** A validity in seconds as fuse.h's (seconds, nanoseconds) pair. */
+function writeValid(b: Buffer, at: number, nsecAt: number, seconds: number): void {
+  const whole = Math.floor(seconds);
+  u64(b, at, whole);
+  b.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
+}
+
+export function entryReply(req: Request, attr: Attr, entrySeconds: number, attrSeconds: number): Buffer {
+  return reply(req, ENTRY_OUT_SIZE, (b) => {
+    u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
+    u64(b, 8, 0); // generation
+    writeValid(b, 16, 32, entrySeconds);
+    writeValid(b, 24, 36, attrSeconds);
+    writeAttr(b.subarray(40), attr);
+  });
+}
+
+export function attrReply(req: Request, attr: Attr, attrSeconds: number): Buffer {
+  return reply(req, ATTR_OUT_SIZE, (b) => {
+    writeValid(b, 0, 8, attrSeconds);
+    writeAttr(b.subarray(16), attr);
+  });
+}
+
+export function openReply(req: Request, fh: number, openFlags: number, backingId = 0): Buffer {
+  return reply(req, OPEN_OUT_SIZE, (b) => {
+    u64(b, 0, fh);
+    b.writeUInt32LE(openFlags, 8);
+    b.writeInt32LE(backingId, 12);
+  });
+}
+
+export interface Statfs {
+  readonly blocks: number;
+  readonly files: number;
+  readonly bsize: number;
+  readonly namelen: number;
+}
+
+export function statfsReply(req: Request, s: Statfs): Buffer {
+  return reply(req, STATFS_OUT_SIZE, (b) => {
+    u64(b, 0, s.blocks); // bfree, bavail, ffree stay 0: nothing can be written
+    u64(b, 24, s.files);
+    b.writeUInt32LE(s.bsize, 40);
+    b.writeUInt32LE(s.namelen, 44);
+    b.writeUInt32LE(s.bsize, 48); // frsize
+  });
+}
+
+export interface InitIn {
+  readonly major: number;
+  readonly minor: number;
+  readonly maxReadahead: number;
+  /** flags, with flags2 above bit 31 when the kernel sets INIT_EXT. */
+  readonly flags: bigint;
+}
+
+export function decodeInit(body: Buffer): InitIn {
+  const flags = BigInt(body.readUInt32LE(12));
+  const ext = (flags & Init.INIT_EXT) !== 0n && body.length >= 20;
+  return {
+    major: body.readUInt32LE(0),
+    minor: body.readUInt32LE(4),
+    maxReadahead: body.readUInt32LE(8),
+    flags: ext ? flags | (BigInt(body.readUInt32LE(16)) << 32n) : flags,
+  };
+}
+
+export interface InitOut {
+  readonly maxReadahead: number;
+  readonly flags: bigint;
+  readonly maxBackground: number;
+  readonly congestionThreshold: number;
+  readonly maxWrite: number;
+  /** Largest request in pages (FUSE_MAX_PAGES). */
+  readonly maxPages: number;
+  /** Filesystems that may be stacked under a passthrough file (0 without passthrough). */
+  readonly maxStackDepth: number;
+}
+
+export function initReply(req: Request, o: InitOut): Buffer {
+  return reply(req, INIT_OUT_SIZE, (b) => {
+    b.writeUInt32LE(FUSE_KERNEL_VERSION, 0);
+    b.writeUInt32LE(FUSE_KERNEL_MINOR_VERSION, 4);
+    b.writeUInt32LE(o.maxReadahead, 8);
+    b.writeUInt32LE(Number(o.flags & 0xffffffffn), 12);
+    b.writeUInt16LE(o.maxBackground, 16);
+    b.writeUInt16LE(o.congestionThreshold, 18);
+    b.writeUInt32LE(o.maxWrite, 20);
+    b.writeUInt32LE(1, 24); // time_gran: nanoseconds
+    b.writeUInt16LE(o.maxPages, 28);
+    b.writeUInt32LE(Number(o.flags >> 32n), 32); // flags2
+    b.writeUInt32LE(o.maxStackDepth, 36);
+  });
+}
+
+/** The name a LOOKUP asks for (NUL-terminated). */
+export function decodeName(body: Buffer): string {
+  const end = body.indexOf(0);
+  return body.toString('utf8', 0, end < 0 ? body.length : end);
+}
+
+/** struct fuse_read_in: fh, offset, size (and fields a read-only filesystem ignores). */
+export function decodeRead(body: Buffer): { fh: number; offset: number; size: number } {
+  return { fh: Number(body.readBigUInt64LE(0)), offset: Number(body.readBigUInt64LE(8)), size: body.readUInt32LE(16) };
+}
+
+/** struct fuse_open_in: flags. */
+export function decodeOpenFlags(body: Buffer): number {
+  return body.readUInt32LE(0);
+}
+
+/** The fh that leads struct fuse_release_in. */
+export function decodeFh(body: Buffer): number {
+  return Number(body.readBigUInt64LE(0));
+}
+
+/** A directory entry for READDIR: d_type is the file type bits of st_mode shifted down 12. */
+export interface Dirent {
+  readonly ino: number;
+  readonly name: string;
+  readonly mode: number;
+}
+
+/**
+ * Packs entries from index `from` into at most `size` bytes (fuse.h FUSE_DIRENT_ALIGN: each
+ * padded to 8). Each entry's `off` is the index of the next, so READDIR resumes there.
+ */
+export function direntsReply(req: Request, entries: readonly Dirent[], from: number, size: number): Buffer {
+  const parts: Buffer[] = [];
+  let used = 0;
+  for (let i = from; i < entries.length; i++) {
+    const e = entries[i]!;
+    const name = Buffer.from(e.name, 'utf8');
+    const len = (DIRENT_SIZE + name.length + 7) & ~7;
+    if (used + len > size) break;
+    const d = Buffer.alloc(len);
+    u64(d, 0, e.ino);
+    u64(d, 8, i + 1);
+    d.writeUInt32LE(name.length, 16);
+    d.writeUInt32LE((e.mode >>> 12) & 0xf, 20);
+    name.copy(d, DIRENT_SIZE);
+    parts.push(d);
+    used += len;
+  }
+  return reply(req, used, (b) => Buffer.concat(parts, used).copy(b));
+}
+
+/** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */
+export function decodeGetattrFh(body: Buffer): number | undefined {
+  const FUSE_GETATTR_FH = 1;
+  return body.length >= 16 && (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? Number(body.readBigUInt64LE(8)) : undefined;
+}
