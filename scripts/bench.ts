@@ -114,19 +114,24 @@ async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixtur
   return { sequential: { cold, warm, fusePath }, random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4) } };
 }
 
-async function sambaSection(passthrough: Served, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
+async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
   log('3. Samba downloads');
   const smb = await startSamba(
     [
-      { name: 'synthvhd', path: passthrough.mountpoint },
+      { name: 'passthrough', path: served.passthrough.mountpoint },
+      { name: 'reflink', path: served.reflink.mountpoint },
       { name: 'plain', path: dirname(fx.raw) },
     ],
     SMB_PORT_BASE + (process.pid % 1000),
   );
   stack.push(smb.stop);
-  const files = { synthvhd: fx.vhdPath, plain: basename(fx.raw) };
-  const sizes = { synthvhd: (await stat(join(passthrough.mountpoint, fx.vhdPath))).size, plain: (await stat(fx.raw)).size };
-  return sideBySide(['synthvhd', 'plain'] as const, o.runs, async (s) => {
+  const files = { passthrough: fx.vhdPath, reflink: fx.vhdPath, plain: basename(fx.raw) };
+  const sizes = {
+    passthrough: (await stat(join(served.passthrough.mountpoint, fx.vhdPath))).size,
+    reflink: (await stat(join(served.reflink.mountpoint, fx.vhdPath))).size,
+    plain: (await stat(fx.raw)).size,
+  };
+  return sideBySide(['passthrough', 'reflink', 'plain'] as const, o.runs, async (s) => {
     dropCaches();
     return sizes[s] / (await smb.download(s, files[s])) / 1e6;
   });
@@ -246,7 +251,7 @@ async function main(): Promise<void> {
     await verifyTargets(targets, fx);
 
     const reads = await readSections(targets, fx, o);
-    const samba = await sambaSection(passthrough, fx, o, stack);
+    const samba = await sambaSection({ passthrough, reflink }, fx, o, stack);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);

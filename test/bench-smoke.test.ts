@@ -32,7 +32,7 @@ test('bench --quick writes every section of its JSON, with one finite run per me
     for (const target of TARGETS) t.true(isSeries(table[target]), `${target}: ${JSON.stringify(table[target])}`);
   }
   t.true(r.sequential.cold.raw.median > 0);
-  for (const s of [r.samba.synthvhd, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  for (const s of [r.samba.passthrough, r.samba.reflink, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.build.synthvhdExclusiveBytes >= 0 && r.build.cpExclusiveBytes >= 0);
   for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.listing.peakRssBytes > 0);
