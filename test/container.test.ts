@@ -10,7 +10,7 @@ import { msGuid, nameBasedId } from '../src/container/guid.js';
 import { VHD_MAX_DISK_SIZE, canBeVhd, chsGeometry, vhdChecksum, vhdFooter, vhdLayout } from '../src/container/vhd.js';
 import { VHDX_HEADER_1_OFFSET, VHDX_HEADER_2_OFFSET, VHDX_REGION_TABLE_1_OFFSET, VHDX_REGION_TABLE_2_OFFSET, VHDX_REGION_TABLE_SIZE, vhdxLayout, vhdxPayloadOffset } from '../src/container/vhdx.js';
 import { type Bytes, type Layout, type Piece, type SourceFile, paint } from '../src/disk/layout.js';
-import { readLayout } from '../src/disk/layout-reader.js';
+import { type BackingFd, readLayout } from '../src/disk/layout-reader.js';
 import { checkVhd, checkVhdx } from './helpers/container-check.js';
 import { requireTool, run } from './helpers/run.js';
 
@@ -30,10 +30,10 @@ async function tempDir(t: ExecutionContext, base = tmpdir()): Promise<string> {
 /** Writes a layout into a real file, leaving zero segments as holes, through readLayout. */
 async function writeLayout(layout: Layout, path: string): Promise<void> {
   const fds = new Map<string, number>();
-  const fdOf = (s: SourceFile): number => {
+  const fdOf = (s: SourceFile): BackingFd => {
     let fd = fds.get(s.path);
     if (fd === undefined) fds.set(s.path, (fd = openSync(s.path, 'r')));
-    return fd;
+    return { fd };
   };
   const out = await open(path, 'w');
   const buf = Buffer.alloc(4 * MiB);
@@ -251,8 +251,8 @@ test('two builds of the same disk are byte-identical', async (t) => {
     const bufB = Buffer.alloc(b.size);
     const fd = openSync(join(dir, 'source-512.raw'), 'r');
     try {
-      await readLayout(a, 0, bufA, a.size, () => fd);
-      await readLayout(b, 0, bufB, b.size, () => fd);
+      await readLayout(a, 0, bufA, a.size, () => ({ fd }));
+      await readLayout(b, 0, bufB, b.size, () => ({ fd }));
     } finally {
       closeSync(fd);
     }

@@ -89,7 +89,7 @@ async function expected(spec: FileSpec): Promise<Buffer> {
     const buf = Buffer.alloc(layout.size);
     await readLayout(layout, 0, buf, layout.size, (s) => {
       if (!fds.has(s.path)) fds.set(s.path, openSync(s.path, 'r'));
-      return fds.get(s.path)!;
+      return { fd: fds.get(s.path)! };
     });
     return buf;
   } finally {
@@ -175,6 +175,28 @@ async function cmpMounted(f: Fixture, path: string): Promise<void> {
   await writeFile(want, await expected(f.byPath.get(path)!));
   await run('cmp', [join(f.spec.mount, path), want]);
   await unlink(want);
+}
+
+interface HeldReader {
+  /** Resolves once the file is open. */
+  readonly opened: Promise<void>;
+  /** Reads through the held descriptor and compares; resolves with the output ("same" on success). */
+  go(): Promise<string>;
+}
+
+/** A child that opens `path` first and reads it only when told to, through the descriptor it holds. */
+function heldReader(t: ExecutionContext, path: string, want: string): HeldReader {
+  const child = spawn('bash', ['-c', 'exec 3<"$1" && echo opened && read go && cmp - "$2" <&3 && echo same', 'reader', path, want], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<string>((done) => child.on('exit', () => done(out)));
+  const opened = new Promise<void>((done, fail) => {
+    child.stdout.on('data', () => out.includes('opened') && done());
+    void exited.then(() => fail(new Error(`the reader could not open ${path}: ${out}`)));
+  });
+  return { opened, go: () => (child.stdin.end('go\n'), exited) };
 }
 
 test.before(() => {
@@ -292,6 +314,17 @@ test.serial('writes are refused: read-only file system', async (t) => {
   await cmpMounted(f, 'client1/230521-0143_Image_C.vhd');
 });
 
+test.serial('SIGTERM while a disk is open: the server still exits 0, the mount goes, the reader gets an error instead of hanging', async (t) => {
+  const f = await makeFixture(t);
+  const server = await startServer(t, f);
+  const path = join(f.spec.mount, 'client1/230521-0143_Image_C.vhd');
+  const reader = heldReader(t, path, '/dev/null');
+  await reader.opened;
+  t.is(await stopServer(server), 0);
+  t.false(await isMounted(f.spec.mount));
+  t.regex(await reader.go(), /Transport endpoint is not connected|No such device|Software caused connection abort/);
+});
+
 test.serial('a bad backup fails open with EIO (logged once); a source that shrank gives EIO, not wrong bytes', async (t) => {
   const f = await makeFixture(t);
   f.spec.files[0]!.error = 'the .raw.mbr is garbage';
@@ -370,19 +403,7 @@ test.serial('reflink mode: a built disk is read by the kernel itself (passthroug
   const path = join(f.spec.mount, aligned);
   const want = join(f.dir, 'want.vhdx');
   await writeFile(want, await expected(f.byPath.get(aligned)!));
-  // A reader that opens first and reads only when told to, through the descriptor it holds.
-  const reader = (): { opened: Promise<void>; go(): Promise<string> } => {
-    const child = spawn('bash', ['-c', 'exec 3<"$1" && echo opened && read go && cmp - "$2" <&3 && echo same', 'reader', path, want], { stdio: ['pipe', 'pipe', 'pipe'] });
-    t.teardown(() => void child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<string>((done) => child.on('exit', () => done(out)));
-    const opened = new Promise<void>((done, fail) => {
-      child.stdout.on('data', () => out.includes('opened') && done());
-      void exited.then(() => fail(new Error(`the reader could not open ${path}`)));
-    });
-    return { opened, go: () => (child.stdin.end('go\n'), exited) };
-  };
+  const reader = (): HeldReader => heldReader(t, path, want);
 
   // The first open is read through the server while the disk is built; a second open while it
   // is held must read the same way (the kernel forbids mixing the two on one inode).

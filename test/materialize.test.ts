@@ -118,7 +118,7 @@ async function assertMatchesLayout(t: ExecutionContext, layout: Layout, path: st
           fd = h.fd;
           fds.set(s.path, fd);
         }
-        return fd;
+        return { fd };
       });
       const { bytesRead } = await out.read(got, 0, n, pos);
       if (bytesRead !== n || !got.subarray(0, n).equals(want.subarray(0, n))) {

@@ -3,10 +3,12 @@ import { close, constants } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { openReadOnlyFd } from '../io/read-only-open.js';
 
-/** A descriptor shared by every handle that reads the same path. */
+/** Descriptors shared by every handle that reads the same path. */
 export interface FdLease {
   readonly path: string;
   readonly fd: number;
+  /** The same file opened O_DIRECT, for large reads of data not in the page cache (absent where the filesystem refuses it). */
+  readonly direct: number | undefined;
 }
 
 interface Entry extends FdLease {
@@ -22,14 +24,24 @@ function closeQuietly(fd: number): void {
   close(fd, () => undefined);
 }
 
+function closeEntry(entry: FdLease): void {
+  closeQuietly(entry.fd);
+  if (entry.direct !== undefined) closeQuietly(entry.direct);
+}
+
 /** Opens without updating atime (backup storage is never written); O_NOATIME needs ownership. */
-async function openReadOnly(path: string): Promise<number> {
+async function openReadOnly(path: string, extra = 0): Promise<number> {
   try {
-    return await openReadOnlyFd(path, constants.O_NOATIME);
+    return await openReadOnlyFd(path, constants.O_NOATIME | extra);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return await openReadOnlyFd(path);
+    return await openReadOnlyFd(path, extra);
   }
+}
+
+/** O_DIRECT where the filesystem takes it (btrfs, XFS, ext4; not tmpfs or overlayfs). */
+function openDirect(path: string): Promise<number | undefined> {
+  return openReadOnly(path, constants.O_DIRECT).catch(() => undefined);
 }
 
 /**
@@ -44,7 +56,7 @@ export class FdCache {
       max,
       dispose: (entry) => {
         entry.evicted = true;
-        if (entry.refs === 0) closeQuietly(entry.fd);
+        if (entry.refs === 0) closeEntry(entry);
       },
     });
   }
@@ -56,14 +68,15 @@ export class FdCache {
       cached.refs++;
       return cached;
     }
-    const entry: Entry = { path, fd: await openReadOnly(path), refs: 1, evicted: false };
+    const fd = await openReadOnly(path);
+    const entry: Entry = { path, fd, direct: await openDirect(path), refs: 1, evicted: false };
     this.lru.set(path, entry);
     return entry;
   }
 
   release(lease: FdLease): void {
     const entry = lease as Entry;
-    if (--entry.refs === 0 && entry.evicted) closeQuietly(entry.fd);
+    if (--entry.refs === 0 && entry.evicted) closeEntry(entry);
   }
 
   /** Stops handing out the cached descriptor of `path` (the file was replaced or removed). */

@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import type { Bytes, Layout, SourceFile } from '../disk/layout.js';
 import { sourcesOf } from '../disk/layout.js';
-import { readLayout } from '../disk/layout-reader.js';
+import { type BackingFd, readLayout } from '../disk/layout-reader.js';
 import { canReflink } from '../io/reflink.js';
 import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
@@ -15,15 +15,15 @@ export type ServeMode = 'passthrough' | 'reflink' | 'auto';
  * so reads stay correct after the backup is deleted or rescanned away.
  */
 export class OpenFile {
-  private readonly fdByPath = new Map<string, number>();
+  private readonly fdByPath = new Map<string, BackingFd>();
   /** Bound once, so a read allocates no closure. */
-  private readonly fdOf = (s: SourceFile): number => this.fdByPath.get(s.path)!;
+  private readonly fdOf = (s: SourceFile): BackingFd => this.fdByPath.get(s.path)!;
 
   /** Set when the handle reads a built disk file: its descriptor holds the virtual file's exact bytes. */
   readonly wholeFileFd: number | undefined;
 
   constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
-    for (const l of leases) this.fdByPath.set(l.path, l.fd);
+    for (const l of leases) this.fdByPath.set(l.path, l);
     this.wholeFileFd = whole ? leases[0]?.fd : undefined;
   }
 

@@ -2,7 +2,8 @@
 // Node main thread, and kernel passthrough (Linux 6.9) for files that are one whole backing file.
 // No libfuse: requests may be 1 MiB (FUSE_MAX_PAGES), and a passthrough file's reads never reach
 // userspace at all.
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
+import { alignedBuffer } from '../io/aligned-buffer.js';
 import { constants as osConstants } from 'node:os';
 import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import { pumpRequests } from './request-pump.js';
@@ -71,6 +72,8 @@ const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
 const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 /** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
 const PASSTHROUGH_STACK_DEPTH = 1;
+/** Reply buffers kept for reuse: as many as the readahead requests usually in flight. */
+const SPARE_BUFFERS = 16;
 /** Our max_write: the kernel's floor (fs/fuse/inode.c), since nothing is ever written. */
 const MAX_WRITE = PAGE_SIZE;
 
@@ -110,7 +113,7 @@ class Connection {
   private readonly inodes = new Map<number, InodeIo>();
   private readonly dirs = new Map<number, readonly Dirent[]>();
   private lastDir = 0;
-  /** Reply buffers for reads, reused: a 1 MiB allocation per request would dominate. */
+  /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
   private passthrough = false;
   private passthroughFailed = false;
@@ -129,9 +132,11 @@ class Connection {
     }
   }
 
-  private send(out: Buffer, length = out.length): void {
+  /** Writes one reply; a reply in several buffers goes out in one writev (the kernel takes a reply in one write). */
+  private send(out: Buffer | Buffer[]): void {
     try {
-      writeSync(this.dev, out, 0, length);
+      if (Array.isArray(out)) writevSync(this.dev, out);
+      else writeSync(this.dev, out);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // ENOENT: the request was interrupted and is gone; ENODEV: unmounted meanwhile.
@@ -244,12 +249,14 @@ class Connection {
 
   private read(req: Request): void {
     const { fh, offset, size } = decodeRead(req.body);
-    const out = size <= this.o.maxRead ? (this.spare.pop() ?? Buffer.allocUnsafe(OUT_HEADER_SIZE + this.o.maxRead)) : Buffer.allocUnsafe(OUT_HEADER_SIZE + size);
-    this.fs.read(fh, offset, size, out.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size)).then(
+    // Page-aligned, so that the filesystem may read O_DIRECT straight into it.
+    const data = size <= this.o.maxRead ? (this.spare.pop() ?? alignedBuffer(this.o.maxRead)) : alignedBuffer(size);
+    this.fs.read(fh, offset, size, data.subarray(0, size)).then(
       (n) => {
-        writeOutHeader(out, req, 0, n);
-        this.send(out, OUT_HEADER_SIZE + n);
-        if (out.length === OUT_HEADER_SIZE + this.o.maxRead) this.spare.push(out);
+        const header = Buffer.allocUnsafe(OUT_HEADER_SIZE);
+        writeOutHeader(header, req, 0, n);
+        this.send([header, data.subarray(0, n)]);
+        if (data.length === this.o.maxRead && this.spare.length < SPARE_BUFFERS) this.spare.push(data);
       },
       (e: unknown) => this.fail(req, errnoOf(e)),
     );

@@ -1,7 +1,8 @@
 // Reading bytes that are already in the page cache without leaving the calling thread:
-// preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi.
+// preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi; and asking whether a
+// range is cached at all without touching it (cachestat(2)).
 import type { Bytes } from '../disk/layout.js';
-import { preadv2 } from './libc.js';
+import { preadv2, syscall } from './libc.js';
 
 /** RWF_NOWAIT, <linux/fs.h>: fail with EAGAIN rather than wait for I/O (Linux 4.14). */
 const RWF_NOWAIT = 8;
@@ -15,4 +16,26 @@ const RWF_NOWAIT = 8;
 export function readCached(fd: number, buf: Buffer, off: Bytes, len: Bytes, pos: Bytes): Bytes {
   const n = preadv2(fd, [{ iov_base: buf.subarray(off, off + len), iov_len: len }], 1, pos, RWF_NOWAIT);
   return n > 0 ? n : 0;
+}
+
+/** __NR_cachestat on x86_64 and arm64 (Linux 6.5, include/uapi/asm-generic/unistd.h). */
+const NR_CACHESTAT = 451;
+/** struct cachestat_range { __u64 off, len; } and struct cachestat (five __u64, nr_cache first). */
+const range = Buffer.alloc(16);
+const stats = Buffer.alloc(40);
+let cachestatWorks = true;
+
+/**
+ * Whether none of [pos, +len) of `fd` is in the page cache, asked without starting readahead
+ * (a RWF_NOWAIT read that misses starts it). Undefined when the kernel cannot tell (before 6.5).
+ */
+export function nothingCached(fd: number, pos: Bytes, len: Bytes): boolean | undefined {
+  if (!cachestatWorks) return undefined;
+  range.writeBigUInt64LE(BigInt(pos), 0);
+  range.writeBigUInt64LE(BigInt(len), 8);
+  if (syscall(NR_CACHESTAT, 'uint', fd, 'void *', range, 'void *', stats, 'uint', 0) !== 0) {
+    cachestatWorks = false;
+    return undefined;
+  }
+  return stats.readBigUInt64LE(0) === 0n;
 }

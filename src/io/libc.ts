@@ -54,6 +54,9 @@ export const mount = libc.func('int mount(const char *source, const char *target
   data: string,
 ) => number;
 
+/** syscall(2), for calls glibc 2.36 has no wrapper for (cachestat). */
+export const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typesAndArgs: unknown[]) => number;
+
 const statfsRaw = libc.func('statfs', 'int', ['const char *', koffi.out(koffi.pointer(StatFs))]) as (path: string, out: Record<string, unknown>) => number;
 const fstatfsRaw = libc.func('fstatfs', 'int', ['int', koffi.out(koffi.pointer(StatFs))]) as (fd: number, out: Record<string, unknown>) => number;
 
