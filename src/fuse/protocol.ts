@@ -88,7 +88,8 @@ export function writeOutHeader(out: Buffer, req: Request, error: number, bodyLen
   out.writeUInt32LE(req.uniqueHi, 12);
 }
 
-export function errorReply(req: Request, errno: number): Buffer {
+/** A reply of only a header: success (0) or an errno. */
+export function statusReply(req: Request, errno: number): Buffer {
   const out = Buffer.alloc(OUT_HEADER_SIZE);
   writeOutHeader(out, req, errno, 0);
   return out;

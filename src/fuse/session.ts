@@ -9,7 +9,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import { pumpRequests } from './request-pump.js';
 import {
   type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeName, decodeOpenFlags, decodeRead,
-  decodeRequest, type Dirent, direntsReply, entryReply, errorReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION,
+  decodeRequest, type Dirent, direntsReply, entryReply, statusReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION,
   Init, initReply, Op, OUT_HEADER_SIZE, openReply, type Request, type Statfs, statfsReply, WRITE_OPS,
   writeOutHeader,
 } from './protocol.js';
@@ -144,8 +144,9 @@ class Connection {
     }
   }
 
-  private fail(req: Request, errno: number): void {
-    this.send(errorReply(req, errno));
+  /** A reply without a body: success (0) or an errno. */
+  private status(req: Request, errno: number): void {
+    this.send(statusReply(req, errno));
   }
 
   private dispatch(req: Request): void {
@@ -153,18 +154,18 @@ class Connection {
       case Op.INIT: return this.init(req);
       case Op.LOOKUP: {
         const attr = this.fs.lookup(req.nodeid, decodeName(req.body));
-        return attr ? this.send(entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds)) : this.fail(req, E.ENOENT);
+        return attr ? this.send(entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds)) : this.status(req, E.ENOENT);
       }
       case Op.GETATTR: {
         const attr = this.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
-        return attr ? this.send(attrReply(req, attr, this.o.attrSeconds)) : this.fail(req, E.ENOENT);
+        return attr ? this.send(attrReply(req, attr, this.o.attrSeconds)) : this.status(req, E.ENOENT);
       }
       case Op.OPEN: return this.open(req);
       case Op.READ: return this.read(req);
       case Op.RELEASE: return this.release(req);
       case Op.OPENDIR: {
         const list = this.fs.list(req.nodeid);
-        if (!list) return this.fail(req, E.ENOTDIR);
+        if (!list) return this.status(req, E.ENOTDIR);
         // A snapshot per open directory, so a rescan between two READDIRs cannot skip or repeat names.
         do this.lastDir = this.lastDir >= Number.MAX_SAFE_INTEGER ? 1 : this.lastDir + 1;
         while (this.dirs.has(this.lastDir));
@@ -174,18 +175,18 @@ class Connection {
       case Op.READDIR: {
         const { fh, offset, size } = decodeRead(req.body);
         const list = this.dirs.get(fh);
-        return list ? this.send(direntsReply(req, list, offset, size)) : this.fail(req, E.EBADF);
+        return list ? this.send(direntsReply(req, list, offset, size)) : this.status(req, E.EBADF);
       }
       case Op.RELEASEDIR:
         this.dirs.delete(decodeFh(req.body));
-        return this.fail(req, 0);
+        return this.status(req, 0);
       case Op.STATFS: return this.send(statfsReply(req, this.fs.statfs()));
       case Op.FORGET: case Op.BATCH_FORGET: case Op.INTERRUPT:
         return; // no reply: node ids are inode numbers, nothing to forget; reads are not cancelled
-      case Op.DESTROY: return this.fail(req, 0);
+      case Op.DESTROY: return this.status(req, 0);
       default:
         // ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...).
-        return this.fail(req, WRITE_OPS.has(req.opcode) ? E.EROFS : E.ENOSYS);
+        return this.status(req, WRITE_OPS.has(req.opcode) ? E.EROFS : E.ENOSYS);
     }
   }
 
@@ -193,7 +194,7 @@ class Connection {
     const k = decodeInit(req.body);
     if (k.major !== FUSE_KERNEL_VERSION) {
       this.o.log(`/dev/fuse: the kernel speaks FUSE ${k.major}.${k.minor}, not ${FUSE_KERNEL_VERSION}.x`);
-      return this.fail(req, E.EPROTO);
+      return this.status(req, E.EPROTO);
     }
     const want = Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
     const flags = k.flags & want;
@@ -223,7 +224,7 @@ class Connection {
         // KEEP_CACHE: the files never change, so pages read once stay valid across opens.
         this.send(openReply(req, h.fh, passthrough ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
       },
-      (e: unknown) => this.fail(req, errnoOf(e)),
+      (e: unknown) => this.status(req, errnoOf(e)),
     );
   }
 
@@ -258,7 +259,7 @@ class Connection {
         this.send([header, data.subarray(0, n)]);
         if (data.length === this.o.maxRead && this.spare.length < SPARE_BUFFERS) this.spare.push(data);
       },
-      (e: unknown) => this.fail(req, errnoOf(e)),
+      (e: unknown) => this.status(req, errnoOf(e)),
     );
   }
 
@@ -277,7 +278,7 @@ class Connection {
       }
       if (io.cached === 0 && io.passthrough === 0) this.inodes.delete(mode.ino);
     }
-    this.fail(req, 0);
+    this.status(req, 0);
   }
 }
 
