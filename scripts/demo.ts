@@ -16,7 +16,7 @@ import { biosMbr, uefiGpt } from '../test/helpers/scenarios.js';
 const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
 const DEMO_USER = 'synthvhd-demo';
 const DEFAULT_PORT = 4450;
-const TOOLS = ['smbd', 'smbclient', 'smbpasswd', 'useradd', 'mkfs.btrfs', 'btrfs', 'losetup', 'sgdisk', 'mkntfs', 'mkfs.vfat', 'mcopy', 'fusermount'];
+const TOOLS = ['smbd', 'smbclient', 'smbpasswd', 'useradd', 'mkfs.btrfs', 'btrfs', 'losetup', 'sgdisk', 'mkntfs', 'mkfs.vfat', 'mcopy'];
 
 class DemoError extends Error {
   override name = 'DemoError';
@@ -60,7 +60,7 @@ async function startServe(storage: string, mount: string, cacheDir: string, log:
         await exited;
         clearTimeout(timer);
       }
-      await run('fusermount', ['-u', '-z', mount]).catch(() => undefined);
+      await run('umount', ['-l', mount]).catch(() => undefined);
     },
   });
   await new Promise<void>((resolve, reject) => {

@@ -52,7 +52,7 @@ await yargs(hideBin(process.argv))
   )
   .command<ServeArgs>(
     'serve',
-    'mount a FUSE filesystem that shows a .vhd and .vhdx for every backup (foreground; Ctrl-C unmounts)',
+    'mount a FUSE filesystem that shows a .vhd and .vhdx for every backup (as root; foreground; Ctrl-C unmounts)',
     serveCommand,
     (a) => guarded(() => runServe(a, log)),
   )

@@ -24,11 +24,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     .option('mode', {
       choices: ['passthrough', 'reflink', 'auto'] as const,
       default: 'auto' as const,
-      describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open; auto: reflink when --cache-dir can clone from the storage',
+      describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open, which the kernel then reads itself (Linux 6.9+); auto: reflink when --cache-dir can clone from the storage',
     })
     .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files (same btrfs/XFS/ZFS filesystem as the storage)' })
     .option('formats', { type: 'string', default: 'vhd,vhdx', describe: 'comma-separated container formats to show' })
-    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount; needs root or user_allow_other' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount' })
     .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' })
     .option('unique-ids', {
       type: 'boolean',
