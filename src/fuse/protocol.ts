@@ -67,6 +67,11 @@ export interface Request {
   readonly body: Buffer;
 }
 
+/** A u64 field below 2^53 (offsets, handles), without a BigInt on the read path. */
+function readU64(b: Buffer, at: number): number {
+  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 2 ** 32;
+}
+
 export function decodeRequest(buf: Buffer, length: number): Request {
   const len = buf.readUInt32LE(0);
   if (len !== length) throw new Error(`FUSE request says ${len} bytes, read ${length}`);
@@ -74,8 +79,7 @@ export function decodeRequest(buf: Buffer, length: number): Request {
     opcode: buf.readUInt32LE(4),
     uniqueLo: buf.readUInt32LE(8),
     uniqueHi: buf.readUInt32LE(12),
-    // Node ids are inode numbers below 2^31 here; the high word is kept for the range check.
-    nodeid: buf.readUInt32LE(16) + buf.readUInt32LE(20) * 2 ** 32,
+    nodeid: readU64(buf, 16),
     body: buf.subarray(IN_HEADER_SIZE, length),
   };
 }
@@ -241,7 +245,7 @@ export function decodeName(body: Buffer): string {
 
 /** struct fuse_read_in: fh, offset, size (and fields a read-only filesystem ignores). */
 export function decodeRead(body: Buffer): { fh: number; offset: number; size: number } {
-  return { fh: Number(body.readBigUInt64LE(0)), offset: Number(body.readBigUInt64LE(8)), size: body.readUInt32LE(16) };
+  return { fh: readU64(body, 0), offset: readU64(body, 8), size: body.readUInt32LE(16) };
 }
 
 /** struct fuse_open_in: flags. */
@@ -251,7 +255,7 @@ export function decodeOpenFlags(body: Buffer): number {
 
 /** The fh that leads struct fuse_release_in. */
 export function decodeFh(body: Buffer): number {
-  return Number(body.readBigUInt64LE(0));
+  return readU64(body, 0);
 }
 
 /** A directory entry for READDIR: d_type is the file type bits of st_mode shifted down 12. */
@@ -288,5 +292,5 @@ export function direntsReply(req: Request, entries: readonly Dirent[], from: num
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */
 export function decodeGetattrFh(body: Buffer): number | undefined {
   const FUSE_GETATTR_FH = 1;
-  return body.length >= 16 && (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? Number(body.readBigUInt64LE(8)) : undefined;
+  return body.length >= 16 && (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? readU64(body, 8) : undefined;
 }

@@ -3,8 +3,8 @@
 // No libfuse: requests may be 1 MiB (FUSE_MAX_PAGES), and a passthrough file's reads never reach
 // userspace at all.
 import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
-import { alignedBuffer } from '../io/aligned-buffer.js';
 import { constants as osConstants } from 'node:os';
+import { alignedBuffer } from '../io/aligned-buffer.js';
 import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import { pumpRequests } from './request-pump.js';
 import {
@@ -91,9 +91,7 @@ interface InodeIo {
 }
 
 export interface Session {
-  /**
-   * Resolves when the kernel has ended the connection: unmounted, or aborted through fusectl.
-   */
+  /** Resolves when the kernel has ended the connection: unmounted, or aborted through fusectl. */
   readonly ended: Promise<void>;
   /** Closes /dev/fuse once the connection has ended. */
   close(): void;
