@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { type FuseFs, mountSession, MountSyscallError } from './session.js';
+import { type FuseFs, mountSession, MountSyscallError, type Session } from './session.js';
 
 const execFileP = promisify(execFile);
 
@@ -35,9 +35,9 @@ const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
  * quickly, while file contents stay in the page cache regardless (the files never change).
  */
 const ENTRY_TIMEOUT = 1;
+const ATTR_TIMEOUT = 1;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
-const ATTR_TIMEOUT = 1;
 
 export class MountError extends Error {
   override name = 'MountError';
@@ -112,7 +112,7 @@ async function raiseReadahead(mnt: string, device: string | undefined, log: (lin
 /**
  * Ends the connection through the FUSE control filesystem (fusectl: /sys/fs/fuse/connections/<dev>/abort),
  * for a mount that a lazy unmount left alive because files on it are still open: until the
- * connection ends, pool threads wait on /dev/fuse and the process could not exit.
+ * connection ends, their readers would wait on a server that is going away.
  */
 async function abortConnection(device: string, log: (line: string) => void): Promise<void> {
   const [major, minor] = device.split(':').map(Number) as [number, number];
@@ -129,7 +129,7 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
   await checkDevice();
   await cleanStale(mnt, log);
   await checkEmpty(mnt);
-  let session;
+  let session: Session;
   try {
     session = mountSession(mnt, fs, {
       allowOther: opts.allowOther,
