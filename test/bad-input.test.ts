@@ -12,6 +12,7 @@ import { type MbrData, serializeMbrData, serializeWholeDiskMbr } from './helpers
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
 import { ServeTracker } from './helpers/serve-process.js';
+import { guardStorage } from './helpers/storage-guard.js';
 import { SMALL_PART_BYTES, smallTable } from './helpers/small-table.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
@@ -261,15 +262,7 @@ test.before(async () => {
   before = await treeFingerprint(storage);
 });
 
-test.after.always(async () => {
-  await tracker.cleanup();
-  await fs?.cleanup();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-test.after('the storage is unchanged', async (t) => {
-  t.deepEqual(await treeFingerprint(storage), before);
-});
+guardStorage(() => ({ tracker, fs, work, storage, before }));
 
 test('the corpus has at least 25 bad-input cases, each with its expected outcome', (t) => {
   t.true(CASES.filter((c) => c.what.length > 0).length >= 25 + 2, `${CASES.length} cases`);

@@ -2,7 +2,7 @@
 // operation is EROFS, other users see the mount only with --allow-other, the cache dir is 0700,
 // and the mount shows only generated disks (no path leads out of it).
 import { constants } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'ava';
@@ -11,6 +11,7 @@ import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
 import { type ServeProcess, ServeTracker } from './helpers/serve-process.js';
+import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 let fs: LoopFs;
@@ -37,15 +38,7 @@ test.before(async () => {
   before = await treeFingerprint(storage);
 });
 
-test.after.always(async () => {
-  await tracker.cleanup();
-  await fs?.cleanup();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-test.after('the storage is unchanged', async (t) => {
-  t.deepEqual(await treeFingerprint(storage), before);
-});
+guardStorage(() => ({ tracker, fs, work, storage, before }));
 
 test('the one open path for backing files refuses every write flag', (t) => {
   t.is(readOnlyFlags('/s/x.raw', constants.O_NOFOLLOW), constants.O_RDONLY | constants.O_NOFOLLOW);

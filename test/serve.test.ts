@@ -2,7 +2,7 @@
 // from other processes: the disks equal `build` output and the restored disks, and the mount
 // behaves as a read-only filesystem should.
 import { createHash, randomInt } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
 import { type ServeProcess, ServeTracker, eventually } from './helpers/serve-process.js';
+import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 let fs: LoopFs;
@@ -62,15 +63,7 @@ test.before(async () => {
   before = await treeFingerprint(storage);
 });
 
-test.after.always(async () => {
-  await tracker.cleanup();
-  await fs?.cleanup();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-test.after('the storage is unchanged', async (t) => {
-  t.deepEqual(await treeFingerprint(storage), before);
-});
+guardStorage(() => ({ tracker, fs, work, storage, before }));
 
 for (const mode of ['passthrough', 'reflink'] as const) {
   test.serial(`${mode}: every disk equals build output and the restored disk; partners are not listed on their own`, async (t) => {

@@ -113,6 +113,8 @@ class Connection {
   private lastDir = 0;
   /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
+  /** The header of a read reply, reused: a reply is written synchronously as soon as it is filled. */
+  private readonly readHeader = Buffer.alloc(OUT_HEADER_SIZE);
   private passthrough = false;
   private passthroughFailed = false;
   /** Resolves when the kernel has ended the connection. */
@@ -252,9 +254,8 @@ class Connection {
     const data = size <= this.o.maxRead ? (this.spare.pop() ?? alignedBuffer(this.o.maxRead)) : alignedBuffer(size);
     this.fs.read(fh, offset, size, data.subarray(0, size)).then(
       (n) => {
-        const header = Buffer.allocUnsafe(OUT_HEADER_SIZE);
-        writeOutHeader(header, req, 0, n);
-        this.send([header, data.subarray(0, n)]);
+        writeOutHeader(this.readHeader, req, 0, n);
+        this.send([this.readHeader, data.subarray(0, n)]);
         if (data.length === this.o.maxRead && this.spare.length < SPARE_BUFFERS) this.spare.push(data);
       },
       (e: unknown) => this.status(req, errnoOf(e)),
