@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Bytes } from '../src/disk/layout.js';
+import type { Bytes } from '../src/base/units.js';
 import { buildDisk, MiB } from '../test/helpers/disk-builder.js';
 import { type LoopFs, makeLoopFs } from '../test/helpers/loopfs.js';
 import { run } from '../test/helpers/run.js';

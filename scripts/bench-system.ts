@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Bytes } from '../src/disk/layout.js';
+import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 
 /** The compiled synthvhd command next to this script in dist/. */

@@ -6,7 +6,7 @@ import { cpus, release } from 'node:os';
 import { open, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Bytes } from '../src/disk/layout.js';
+import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture } from './bench-fixture.js';
 import { type BenchResults, type PerTarget, type Series, TARGETS, type Target, checks, series, table } from './bench-report.js';

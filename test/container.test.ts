@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerError, type DiskImage } from '../src/container/disk-image.js';
 import { crc32c } from '../src/container/crc32c.js';
-import { msGuid, nameBasedId } from '../src/container/guid.js';
+import { msGuid, nameBasedId } from '../src/base/guid.js';
 import { VHD_MAX_DISK_SIZE, canBeVhd, chsGeometry, vhdChecksum, vhdFooter, vhdLayout } from '../src/container/vhd.js';
 import { VHDX_HEADER_1_OFFSET, VHDX_HEADER_2_OFFSET, VHDX_REGION_TABLE_1_OFFSET, VHDX_REGION_TABLE_2_OFFSET, VHDX_REGION_TABLE_SIZE, vhdxLayout, vhdxPayloadOffset } from '../src/container/vhdx.js';
-import { type Bytes, type Layout, type Piece, type SourceFile, paint } from '../src/disk/layout.js';
-import { type BackingFd, readLayout } from '../src/disk/layout-reader.js';
+import { type Layout, type Piece, type SourceFile, paint } from '../src/disk/layout.js';
+import type { Bytes } from '../src/base/units.js';
+import { type BackingFd, readLayout } from '../src/io/layout-reader.js';
 import { checkVhd, checkVhdx } from './helpers/container-check.js';
 import { requireTool, run } from './helpers/run.js';
 

@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, readlink, rm, stat, unlink, writeFile } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { readLayout } from '../src/disk/layout-reader.js';
+import { readLayout } from '../src/io/layout-reader.js';
 import { makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
 import { type FileSpec, type FixtureSpec, layoutOf } from './helpers/serve-fixture.js';

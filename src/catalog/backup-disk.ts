@@ -3,8 +3,8 @@ import { type AssembledDisk, AssembleError, assembleDisk, wholeDiskImage } from 
 import { withUniqueIds } from '../disk/unique-ids.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { DiskImage } from '../container/disk-image.js';
-import { nameBasedId } from '../container/guid.js';
-import type { AssociationSource } from '../urbackup/partners.js';
+import { nameBasedId } from '../base/guid.js';
+import type { AssociationSource } from '../disk/partners.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import type { IdentifiedSource, LoadedImage } from './image-loader.js';
 

@@ -3,7 +3,8 @@
 import { constants } from 'node:fs';
 import { type FileHandle, lstat } from 'node:fs/promises';
 import type { PartitionImage } from '../disk/assemble.js';
-import type { Bytes, SourceFile } from '../disk/layout.js';
+import type { SourceFile } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { openReadOnly } from '../io/read-only-open.js';
 import { type MbrFile, MbrFileError, parseMbrFile } from '../urbackup/mbr-file.js';
 import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';

@@ -1,7 +1,7 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
 import type { BackupDisk } from '../catalog/backup-disk.js';
 import { CONTAINER_FORMATS, containerLayout, formatsFor } from '../catalog/storage-catalog.js';
-import { guidToString } from '../disk/gpt.js';
+import { guidToString } from '../partition-table/gpt.js';
 
 export function diskJson(b: BackupDisk) {
   return {

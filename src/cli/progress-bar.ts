@@ -1,5 +1,5 @@
 // A one-line progress bar on stderr for long builds; silent when stderr is not a terminal.
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 
 /** Redraw at most this often: a build reports progress far more often than a terminal needs. */
 const REDRAW_MS = 100;

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
-import { serve } from '../fuse/serve.js';
+import { type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
 
 export interface ServeArgs {
@@ -50,5 +50,22 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
-  await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
+  stopOnSignals(server, log);
+}
+
+/** SIGINT and SIGTERM (systemctl stop) unmount and exit 0. */
+function stopOnSignals(server: Server, log: (s: string) => void): void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    log(`${signal}: unmounting ${server.mountpoint}`);
+    server.close().then(
+      () => process.exit(0),
+      (e: Error) => {
+        log(`unmount failed: ${e.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
 }

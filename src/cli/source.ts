@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { BackupDisk } from '../catalog/backup-disk.js';
 import { ImageLoader } from '../catalog/image-loader.js';
 import { disksOf, loadImages } from '../catalog/storage-catalog.js';
-import { folderKey, isPartnerLetter } from '../urbackup/partners.js';
+import { folderKey, isPartnerLetter } from '../disk/partners.js';
 import { discoverClient, type ImageFolder, readImageFolder } from '../urbackup/storage.js';
 import { databaseFor } from './database-option.js';
 

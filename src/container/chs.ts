@@ -1,4 +1,4 @@
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 
 export interface ChsGeometry {
   readonly cylinders: number;

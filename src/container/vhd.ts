@@ -1,5 +1,6 @@
 // Fixed VHD: the disk bytes followed by one 512-byte big-endian footer (vhd-vhdx-format.md §1).
-import { type Bytes, type Layout, concat } from '../disk/layout.js';
+import { type Layout, concat } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { chsGeometry } from './chs.js';
 import { ContainerError, type DiskImage } from './disk-image.js';
 

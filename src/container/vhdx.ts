@@ -1,8 +1,9 @@
 // Fixed VHDX with the disk as one contiguous, 1 MiB-aligned payload run (vhd-vhdx-format.md §2).
-import { type Bytes, type Layout, type Segment, concat, paint, shift } from '../disk/layout.js';
+import { type Layout, type Segment, concat, paint, shift } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { crc32c } from './crc32c.js';
 import { ContainerError, type DiskImage } from './disk-image.js';
-import { msGuid, nameBasedId } from './guid.js';
+import { msGuid, nameBasedId } from '../base/guid.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,8 +1,9 @@
 // Whole-disk assembly from partition images, as UrBackup's restore writes them onto a blank
 // disk (urbackup-raw-format.md §4.2, §4.3).
-import { type GptHeader, gptEntries, gptEntryBytes, gptTableCrc, guidToString, parseGptHeader, GptError } from './gpt.js';
-import { type Bytes, type Layout, LayoutError, type Piece, type SourceFile, paint } from './layout.js';
-import { MBR_SIGNATURE_OFFSET, hasBootSignature, isExtended, mbrEntries, mbrExtent } from './mbr-table.js';
+import { type GptHeader, gptEntries, gptEntryBytes, gptTableCrc, guidToString, parseGptHeader, GptError } from '../partition-table/gpt.js';
+import { type Layout, LayoutError, type Piece, type SourceFile, paint } from './layout.js';
+import type { Bytes } from '../base/units.js';
+import { MBR_SIGNATURE_OFFSET, hasBootSignature, isExtended, mbrEntries, mbrExtent } from '../partition-table/mbr-table.js';
 import type { PartitionedMbrFile, SectorSize } from '../urbackup/mbr-file.js';
 
 const MiB = 1024 * 1024;

@@ -1,7 +1,6 @@
 // A virtual file is an ordered, gap-free list of segments covering [0, size) (design.md).
+import type { Bytes } from '../base/units.js';
 
-/** A byte count or byte offset. Plain numbers are exact up to 8 PiB, far beyond any disk here. */
-export type Bytes = number;
 
 /** A backing file that a `file` segment reads from: a `.raw` or a materialized disk. */
 export interface SourceFile {

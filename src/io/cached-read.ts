@@ -1,7 +1,7 @@
 // Reading bytes that are already in the page cache without leaving the calling thread:
 // preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi; and asking whether a
 // range is cached at all without touching it (cachestat(2)).
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { preadv2, syscall } from './libc.js';
 
 /** RWF_NOWAIT, <linux/fs.h>: fail with EAGAIN rather than wait for I/O (Linux 4.14). */

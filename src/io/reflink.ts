@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { type Errno, fileCloneRangePtr, fstatfs, ioctl, lastErrno, statfs } from './libc.js';
 import { openReadOnly } from './read-only-open.js';
 

@@ -1,5 +1,5 @@
 // Where a file holds data, so that copies keep its holes (lseek(2) SEEK_DATA / SEEK_HOLE).
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { SyscallError, lastErrno, lseek } from './libc.js';
 
 /** lseek whence SEEK_DATA, <unistd.h>: next offset at or after the given one that holds data. */

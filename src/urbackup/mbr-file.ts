@@ -1,5 +1,5 @@
 // Parser for the `.raw.mbr` sidecar (urbackup-raw-format.md §3.2–3.4).
-import type { Bytes } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { CwDataError, CwDataReader } from './cwdata.js';
 
 /** `version` field values (§3.2 row 2). */

@@ -1,6 +1,6 @@
 // Where the volume lies inside a `.raw` file (urbackup-raw-format.md §2.1–2.2, §3.4).
-import type { Bytes } from '../disk/layout.js';
-import { GPT_SIGNATURE } from '../disk/gpt.js';
+import type { Bytes } from '../base/units.js';
+import { GPT_SIGNATURE } from '../partition-table/gpt.js';
 
 /** `mbr_size = (1024*1024)/2`: the volume starts at byte 524288 of the `.raw` (§2.1). */
 export const RAW_VOLUME_OFFSET: Bytes = 524288;

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Bytes } from '../../src/disk/layout.js';
+import type { Bytes } from '../../src/base/units.js';
 import { run } from './run.js';
 
 export class FixtureError extends Error {

@@ -2,7 +2,7 @@
 // §4.3), computed from the built disk's own bytes, not from the `.raw` files, so it is an
 // independent reference for the project's assembler.
 import { open } from 'node:fs/promises';
-import type { Bytes } from '../../src/disk/layout.js';
+import type { Bytes } from '../../src/base/units.js';
 import { FixtureError, copySparse, type BuiltDisk } from './disk-builder.js';
 import type { PlacedBytes } from './mbr-writer.js';
 import { captureMbrData, partitionOf, sentBytes } from './urbackup-storage.js';

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { type Layout, type Piece, paint } from '../../src/disk/layout.js';
-import { serve } from '../../src/fuse/serve.js';
-import type { Catalog, VirtualFile } from '../../src/fuse/virtual-file.js';
+import { serve } from '../../src/serve/serve.js';
+import type { Catalog, VirtualFile } from '../../src/catalog/virtual-file.js';
 
 export type PieceSpec =
   | { kind: 'bytes'; start: number; base64: string }

@@ -2,7 +2,7 @@
 // real MBR and GPT structures with correct CRCs, cheap enough to mutate by the thousand.
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bytes } from '../../src/disk/layout.js';
+import type { Bytes } from '../../src/base/units.js';
 import { readAt } from './disk-builder.js';
 import type { GptCopies, MbrData, PlacedBytes } from './mbr-writer.js';
 import { run } from './run.js';

@@ -3,7 +3,7 @@
 import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Bytes } from '../../src/disk/layout.js';
+import type { Bytes } from '../../src/base/units.js';
 import { BLOCK, FixtureError, copySparse, readAt, type BuiltDisk, type BuiltPartition, type Range } from './disk-builder.js';
 import { serializeMbrData, serializeWholeDiskMbr, type GptCopies, type MbrData, type PlacedBytes } from './mbr-writer.js';
 import { run } from './run.js';

@@ -3,9 +3,9 @@ import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type FileNode, InodeAllocator, Namespace, type Node } from './namespace.js';
 import type { FileOpener, OpenFile } from './open-file.js';
-import type { Attr, Dirent, Statfs } from './protocol.js';
-import { FuseError, type FuseFs, type OpenHandle } from './session.js';
-import type { VirtualFile } from './virtual-file.js';
+import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
+import { FuseError, type FuseFs, type OpenHandle } from '../fuse/session.js';
+import type { VirtualFile } from '../catalog/virtual-file.js';
 
 const errno = osConstants.errno;
 /** Unit of st_blocks (stat(2)). */

@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from
 import { join } from 'node:path';
 import { materialize } from '../io/materialize.js';
 import type { FdCache } from './fd-cache.js';
-import type { VirtualFile } from './virtual-file.js';
+import type { VirtualFile } from '../catalog/virtual-file.js';
 
 /** Sidecar next to each cache file: which sources, in which state, it was built from. */
 const SIDECAR_SUFFIX = '.sources.json';

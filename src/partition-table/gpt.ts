@@ -1,6 +1,6 @@
 // GPT header and entry array (urbackup-raw-format.md §3.2 "GPT header field offsets", UEFI spec).
 import { crc32 } from 'node:zlib';
-import type { Bytes } from './layout.js';
+import type { Bytes } from '../base/units.js';
 
 export const GPT_SIGNATURE = 'EFI PART';
 /** Header field offsets (urbackup-raw-format.md §3.2 table). */

@@ -1,10 +1,10 @@
-// `serve`: mount the virtual tree, keep it in step with the storage, unmount on SIGINT/SIGTERM.
+// `serve`: mount the virtual tree and keep it in step with the storage until closed.
 import { DiskCache } from './disk-cache.js';
 import { FdCache } from './fd-cache.js';
 import { VirtualFs } from './filesystem.js';
-import { mount } from './mount.js';
+import { mount } from '../fuse/mount.js';
 import { FileOpener, type ServeMode } from './open-file.js';
-import type { Catalog, VirtualFile } from './virtual-file.js';
+import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
 
 /** How often the catalog is scanned again; the issue asks for new backups within 5 s. */
 export const DEFAULT_RESCAN_MS = 2000;
@@ -25,6 +25,8 @@ export interface ServeOptions {
 }
 
 export interface Server {
+  readonly mountpoint: string;
+  /** Unmounts (lazily when files are still open) and stops rescanning. */
   close(): Promise<void>;
 }
 
@@ -34,10 +36,7 @@ function sourcePaths(files: Iterable<VirtualFile>): Set<string> {
   return out;
 }
 
-/**
- * Mounts the catalog's files at opts.mount and rescans every rescanMs. SIGINT and SIGTERM
- * unmount and exit 0; close() unmounts without exiting.
- */
+/** Mounts the catalog's files at opts.mount and rescans every rescanMs until close(). */
 export async function serve(opts: ServeOptions): Promise<Server> {
   const { catalog, log } = opts;
   if (opts.mode === 'reflink' && !opts.cacheDir) throw new ServeError('reflink mode needs a cache directory (--cache-dir)');
@@ -89,22 +88,10 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     (closing ??= (async () => {
       clearTimeout(timer);
       timer = undefined;
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       await scanning;
       await mounted.unmount();
       vfs.releaseAll();
       fds.clear();
     })());
-  const onSignal = (signal: NodeJS.Signals): void => {
-    log(`${signal}: unmounting ${mounted.mountpoint}`);
-    close().then(
-      () => process.exit(0),
-      (e: Error) => {
-        log(`unmount failed: ${e.message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  return { close };
+  return { mountpoint: mounted.mountpoint, close };
 }

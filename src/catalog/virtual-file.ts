@@ -1,5 +1,6 @@
 // What the FUSE filesystem shows: one virtual disk file per backup, produced by a Catalog.
-import type { Bytes, Layout, SourceFile } from '../disk/layout.js';
+import type { Layout, SourceFile } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 
 export interface VirtualFile {
   /** Client folder name: one directory level under the mount. */

@@ -1,6 +1,6 @@
 // The tree under the mount: <mount>/<client>/<file>, with stable inode numbers.
 import { createHash } from 'node:crypto';
-import type { VirtualFile } from './virtual-file.js';
+import type { VirtualFile } from '../catalog/virtual-file.js';
 
 /** The FUSE root directory's inode number (FUSE_ROOT_ID). */
 export const ROOT_INO = 1;

@@ -1,12 +1,13 @@
 // What an open virtual file reads from: its layout (passthrough) or its built disk (reflink).
 import { stat } from 'node:fs/promises';
-import type { Bytes, Layout, SourceFile } from '../disk/layout.js';
+import type { Layout, SourceFile } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 import { sourcesOf } from '../disk/layout.js';
-import { type BackingFd, readLayout } from '../disk/layout-reader.js';
+import { type BackingFd, readLayout } from '../io/layout-reader.js';
 import { canReflink } from '../io/reflink.js';
 import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
-import type { VirtualFile } from './virtual-file.js';
+import type { VirtualFile } from '../catalog/virtual-file.js';
 
 export type ServeMode = 'passthrough' | 'reflink' | 'auto';
 

@@ -1,8 +1,9 @@
 import { read as fsRead } from 'node:fs';
-import { DIRECT_ALIGN, isAlignedAt } from '../io/aligned-buffer.js';
-import { nothingCached, readCached } from '../io/cached-read.js';
-import { readDone, whenReadable } from '../io/read-gate.js';
-import { type Bytes, type Layout, type SourceFile, segmentIndexAt } from './layout.js';
+import { DIRECT_ALIGN, isAlignedAt } from './aligned-buffer.js';
+import { nothingCached, readCached } from './cached-read.js';
+import { readDone, whenReadable } from './read-gate.js';
+import { type Layout, type SourceFile, segmentIndexAt } from '../disk/layout.js';
+import type { Bytes } from '../base/units.js';
 
 /** A backing file open for reading: through the page cache, and (optionally) O_DIRECT. */
 export interface BackingFd {

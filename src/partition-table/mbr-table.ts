@@ -1,5 +1,5 @@
 // The classic MBR partition table in sector 0 (urbackup-raw-format.md §4.2 step 4, §4.3).
-import type { Bytes } from './layout.js';
+import type { Bytes } from '../base/units.js';
 
 /** The four primary entries start at byte 446, 16 bytes each. */
 const MBR_TABLE_OFFSET = 446;

@@ -1,7 +1,7 @@
 // Which SYSVOL/ESP images belong to which main image (urbackup-raw-format.md §1.4).
-import { diskIdentity } from '../disk/assemble.js';
-import type { PartitionedMbrFile } from './mbr-file.js';
-import type { ImageFolder } from './storage.js';
+import { diskIdentity } from './assemble.js';
+import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
+import type { ImageFolder } from '../urbackup/storage.js';
 
 /** UrBackup's letters for the partner images (§1.4 GET_BACKUPIMAGES: letter NOT IN ('SYSVOL','ESP')). */
 export const PARTNER_LETTERS = ['SYSVOL', 'ESP'] as const;
