@@ -24,11 +24,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "synthvhd setup: installing $pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || { echo "synthvhd setup: apt-get update failed" >&2; exit 1; }
+  # Wait for another apt run (a second test suite, unattended-upgrades) instead of failing on its lock.
+  lock=(-o DPkg::Lock::Timeout=600)
+  apt-get "${lock[@]}" update -qq || { echo "synthvhd setup: apt-get update failed" >&2; exit 1; }
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || { echo "synthvhd setup: apt-get install $pkgs failed" >&2; exit 1; }
+  apt-get "${lock[@]}" install -y -qq --no-install-recommends $pkgs >/dev/null || { echo "synthvhd setup: apt-get install $pkgs failed" >&2; exit 1; }
 fi
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
-if [ ! -d node_modules/fuse-native ] || [ ! -d node_modules/ava ]; then
+# npm ci only when node_modules was not installed from this very lockfile, so a second run
+# needs no registry.
+stamp=node_modules/.synthvhd-lockfile.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   npm ci --no-audit --no-fund >/dev/null || { echo "synthvhd setup: npm ci failed" >&2; exit 1; }
+  echo "$want" > "$stamp"
 fi
