@@ -263,8 +263,10 @@ test.serial('soak: 16 concurrent SMB readers, twice over, every byte right, serv
         const path = paths[i % paths.length]!;
         const local = await download(path, await mkdtemp(join(work, 'soak-')));
         await run('cmp', [local, built.get(path)!]);
-        bytes += (await stat(local)).size;
-        expected += (await stat(built.get(path)!)).size;
+        // Sizes first, then add: `bytes += await …` would read `bytes` before the await and lose the other readers' sums.
+        const [got, want] = [(await stat(local)).size, (await stat(built.get(path)!)).size];
+        bytes += got;
+        expected += want;
         await rm(local, { force: true });
       }),
     );
