@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { type Layout, type Piece, paint } from '../../src/disk/layout.js';
+import { stopOnSignals } from '../../src/cli/serve.js';
 import { serve } from '../../src/serve/serve.js';
 import type { Catalog, VirtualFile } from '../../src/catalog/virtual-file.js';
 
@@ -62,15 +63,17 @@ function jsonCatalog(path: string): Catalog {
 
 async function main(path: string): Promise<void> {
   const spec = JSON.parse(readFileSync(path, 'utf8')) as FixtureSpec;
-  await serve({
+  const log = (line: string): boolean => process.stderr.write(`${line}\n`);
+  const server = await serve({
     catalog: jsonCatalog(path),
     mount: spec.mount,
     mode: spec.mode,
     cacheDir: spec.cacheDir,
     allowOther: false,
     rescanMs: spec.rescanMs,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log,
   });
+  stopOnSignals(server, log);
   process.stdout.write('ready\n');
 }
 

@@ -40,7 +40,7 @@ const fs: FuseFs = {
   statfs: () => ({ blocks: 0, files: names.length + 1, bsize: 4096, namelen: 255 }),
 };
 
-const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
+const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxReadahead: 1 << 20, workers: 2, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
   try {
