@@ -1,4 +1,5 @@
 // One virtual disk per backup: the main image with its partners placed into their partitions.
+import { createHash } from 'node:crypto';
 import { type AssembledDisk, AssembleError, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
 import { withUniqueIds } from '../disk/unique-ids.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
@@ -62,4 +63,13 @@ function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): Partiti
   } catch (e) {
     throw new AssembleError(path, `cannot give the disk unique ids: ${e instanceof Error ? e.message : e}`);
   }
+}
+
+/**
+ * What the disk's bytes follow from: which images went into it and each `.raw`'s identity (a
+ * replaced file has another inode or mtime). Equal versions give equal bytes.
+ */
+export function diskVersion(b: BackupDisk): string {
+  const parts = [...b.images.map((i) => i.dir), ...b.sources.map(({ identity: i }) => `${i.dev}:${i.ino}:${i.size}:${i.mtimeMs}`)];
+  return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 22);
 }

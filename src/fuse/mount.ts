@@ -36,11 +36,13 @@ const REQUEST_WORKERS = Math.min(4, Math.max(2, availableParallelism()));
 /** umount2(2) flag MNT_DETACH, <sys/mount.h>: detach now, finish when the last file closes. */
 const MNT_DETACH = 2;
 /**
- * Seconds the kernel trusts a lookup or attributes: 1 s lets a deleted backup's name go
- * quickly, while file contents stay in the page cache regardless (the files never change).
+ * Seconds the kernel trusts a lookup (negative ones too) or attributes. A file's bytes and
+ * attributes never change under one inode number (changed contents get a new one), and every
+ * rescan tells the kernel which names and folders changed (serve.ts), so these only bound how
+ * long a lost notification could show an old tree; every request they save is a round trip.
  */
-const ENTRY_TIMEOUT = 1;
-const ATTR_TIMEOUT = 1;
+const ENTRY_TIMEOUT = 60;
+const ATTR_TIMEOUT = 60;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
 

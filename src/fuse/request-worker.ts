@@ -4,7 +4,7 @@
 // the main thread, which owns the namespace and the asynchronous reader. Many workers read the
 // same device: each read returns one whole request, and any thread may answer any request.
 import { readSync, writevSync } from 'node:fs';
-import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../io/aligned-buffer.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { IN_HEADER_SIZE, OUT_HEADER_SIZE, Op } from './protocol.js';
@@ -14,13 +14,21 @@ export interface WorkerData {
   /** Open and release messages from the main thread, read synchronously before each request. */
   readonly handles: MessagePort;
   readonly maxRead: number;
+  /**
+   * The BroadcastChannel every worker posts requests to: one queue at the main thread, so the
+   * requests it answers keep the order the kernel queued them in (a RELEASE before the next OPEN
+   * of the file), which one port per worker would not.
+   */
+  readonly requests: string;
 }
 
 /** Main thread → worker: a handle the worker may serve reads of, or one that was closed. */
 export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
 
-/** Worker → main thread: a request to answer (its bytes), or the end of the connection. */
-export type WorkerMessage = Uint8Array | { readonly ended: string };
+/** Worker → main thread, on the `requests` channel: a request to answer, as its bytes. */
+export type RequestMessage = Uint8Array;
+/** Worker → main thread, on its own port: how its connection ended. */
+export type EndMessage = { readonly ended: string };
 
 /**
  * Large enough for any request of a read-only filesystem: fs/fuse/dev.c wants at least
@@ -28,7 +36,8 @@ export type WorkerMessage = Uint8Array | { readonly ended: string };
  */
 const REQUEST_BUFFER = 64 * 1024;
 
-const { dev, handles: port, maxRead } = workerData as WorkerData;
+const { dev, handles: port, maxRead, requests } = workerData as WorkerData;
+const toMain = new BroadcastChannel(requests);
 const handles = new Map<number, SharedLayout>();
 const request = Buffer.alloc(REQUEST_BUFFER);
 /** Page-aligned, like the main thread's reply buffers. */
@@ -83,11 +92,11 @@ function serve(): string {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }
     if (!answered) {
-      const frame = new Uint8Array(length);
-      frame.set(request.subarray(0, length));
-      parentPort!.postMessage(frame, [frame.buffer]);
+      toMain.postMessage(request.subarray(0, length) satisfies RequestMessage);
     }
   }
 }
 
-parentPort!.postMessage({ ended: serve() } satisfies WorkerMessage);
+const ended = serve();
+toMain.close();
+parentPort!.postMessage({ ended } satisfies EndMessage);

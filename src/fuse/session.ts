@@ -5,7 +5,7 @@
 // docs/fuse-protocol.md describes the subset of the protocol spoken here.
 import { closeSync, constants, openSync, write, writeSync, writevSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { BroadcastChannel, MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { alignedBuffer } from '../io/aligned-buffer.js';
 import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
@@ -15,7 +15,7 @@ import {
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
-import type { HandleMessage, WorkerData, WorkerMessage } from './request-worker.js';
+import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
 
 const E = osConstants.errno;
 
@@ -158,18 +158,22 @@ class Connection {
     let running = 0;
     let done!: () => void;
     this.ended = new Promise<void>((r) => (done = r));
+    const name = `synthvhd-fuse-${process.pid}-${dev}-${Date.now()}`;
+    const requests = new BroadcastChannel(name);
+    requests.onmessage = (e) => {
+      const m = (e as { data: RequestMessage }).data;
+      this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+    };
+    void this.ended.then(() => requests.close());
     const start = (): void => {
       running++;
       const { port1, port2 } = new MessageChannel();
-      const data: WorkerData = { dev, handles: port2, maxRead: o.maxRead };
+      const data: WorkerData = { dev, handles: port2, maxRead: o.maxRead, requests: name };
       const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
       for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
       this.ports.add(port1);
       let end = 'exited';
-      worker.on('message', (m: WorkerMessage) => {
-        if (m instanceof Uint8Array) this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
-        else end = m.ended;
-      });
+      worker.on('message', (m: EndMessage) => (end = m.ended));
       worker.on('error', (e) => (end = e.message));
       worker.on('exit', () => {
         running--;

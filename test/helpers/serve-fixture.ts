@@ -2,6 +2,7 @@
 //   node dist/test/helpers/serve-fixture.js DESCRIPTION.json
 // The catalog re-reads the JSON on every scan, so a test adds or removes files by rewriting it.
 // Prints "ready" on stdout once mounted; log lines go to stderr.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
@@ -47,6 +48,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
     size: spec.size,
     mtime: new Date(spec.mtime),
     key: `${spec.dir}/${spec.name}`,
+    version: createHash('sha256').update(JSON.stringify([spec.size, spec.pieces])).digest('hex'),
     sources: paths.map((path) => ({ path })),
     layout: () => layoutOf(spec),
   };
