@@ -64,8 +64,8 @@ const CASES: Case[] = [
   { client: 'version-255', what: 'unknown version 255', mbr: () => Buffer.from([1, 255, ...bytes(v0).subarray(2)]), outcome: hidden('mbr', /unknown \.raw\.mbr version 255/) },
   { client: 'partition-0', what: 'partition number 0', mbr: () => bytes({ ...v0, partitionNumber: 0 }), outcome: hidden('mbr', /partition_number is 0/) },
   { client: 'partition-negative', what: 'partition number -1', mbr: () => bytes({ ...v0, partitionNumber: -1 }), outcome: hidden('mbr', /partition_number is -1/) },
-  { client: 'partition-beyond', what: 'partition number 5 of a 1-entry table', mbr: () => bytes({ ...v0, partitionNumber: 5 }), outcome: hidden('raw', /partition number 5 does not exist/) },
-  { client: 'partition-huge', what: 'partition number 2^31-1', mbr: () => bytes({ ...v1, partitionNumber: 0x7fffffff }), outcome: hidden('raw', /partition number 2147483647 does not exist/) },
+  { client: 'partition-beyond', what: 'partition number 5 of a 1-entry table', mbr: () => bytes({ ...v0, partitionNumber: 5 }), outcome: hidden('mbr', /partition number 5 does not exist/) },
+  { client: 'partition-huge', what: 'partition number 2^31-1', mbr: () => bytes({ ...v1, partitionNumber: 0x7fffffff }), outcome: hidden('mbr', /partition number 2147483647 does not exist/) },
   {
     client: 'string-past-end',
     what: 'serial length past the end of the file',
@@ -281,7 +281,8 @@ for (const c of CASES) {
     t.is(r.code, 1, r.stdout);
     const lines = r.stderr.trimEnd().split('\n');
     t.is(lines.length, 1, r.stderr);
-    t.true(lines[0]!.includes(pathOf(c, o.names)), `names ${pathOf(c, o.names)}: ${lines[0]}`);
+    // The path and its colon: a `.raw` path alone is a prefix of its `.raw.mbr`'s.
+    t.true(lines[0]!.includes(`${pathOf(c, o.names)}: `), `names ${pathOf(c, o.names)}: ${lines[0]}`);
     t.regex(lines[0]!, o.message);
   });
 }
@@ -312,7 +313,7 @@ test('list: every good disk is listed, each broken backup is one warning naming 
     }
     const mine = j.warnings.filter((w) => w.includes(join(storage, c.client) + (o.names === 'client' ? '' : '/')) || w.startsWith(`${pathOf(c, o.names)}:`));
     t.is(mine.length, 1, `${c.what}: ${mine.join(' | ')}`);
-    t.true(mine[0]?.includes(pathOf(c, o.names)), `${c.what}: ${mine[0]}`);
+    t.true(mine[0]?.includes(`${pathOf(c, o.names)}: `), `${c.what}: ${mine[0]}`);
     t.regex(mine[0] ?? '', o.message, c.what);
   }
 });

@@ -112,7 +112,7 @@ export class ImageLoader {
         loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr };
       } else {
         const head = mayHaveSyntheticGpt(rawId.size) ? await readAt(fh, RAW_HEAD_BYTES, 0) : undefined;
-        loaded = { kind: 'partition', folder, image: { mbr, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) } };
+        loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) } };
       }
       this.cache.set(folder.raw, { mbrId, rawId, loaded });
       return loaded;

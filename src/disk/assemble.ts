@@ -11,6 +11,8 @@ const MiB = 1024 * 1024;
 /** One partition image: its parsed `.raw.mbr` and where its volume lies in its `.raw`. */
 export interface PartitionImage {
   readonly mbr: PartitionedMbrFile;
+  /** The `.raw.mbr` `mbr` was parsed from: errors in its fields name it. */
+  readonly mbrPath: string;
   readonly raw: SourceFile;
   /** Byte offset of the volume inside the `.raw` (524288). */
   readonly volumeOffset: Bytes;
@@ -122,13 +124,13 @@ export function diskIdentity(mbr: PartitionedMbrFile): string {
  * into their partitions. The table comes from the main image's `.mbr`; each image's
  * `partition_number` picks the N-th non-empty entry.
  */
-export function assembleDisk(mainPath: string, main: PartitionImage, partners: readonly PartitionImage[] = []): AssembledDisk {
+export function assembleDisk(main: PartitionImage, partners: readonly PartitionImage[] = []): AssembledDisk {
   const mbr = main.mbr;
   let view: TableView;
   try {
     view = mbr.version === 1 ? gptView(mbr) : mbrView(mbr);
   } catch (e) {
-    if (e instanceof FormatProblem) throw new AssembleError(mainPath, e.message);
+    if (e instanceof FormatProblem) throw new AssembleError(main.mbrPath, e.message);
     throw e;
   }
   const sectorSize = mbr.sectorSize;
@@ -143,10 +145,11 @@ export function assembleDisk(mainPath: string, main: PartitionImage, partners: r
   for (const img of [main, ...partners]) {
     const n = img.mbr.partitionNumber;
     const prev = imaged.get(n);
-    if (prev) throw new AssembleError(img.raw.path, `partition number ${n} is already filled by ${prev.raw.path}`);
+    // A wrong partition_number is a field of the image's own `.raw.mbr`: name that file.
+    if (prev) throw new AssembleError(img.mbrPath, `partition number ${n} is already filled by ${prev.raw.path}`);
     const part = view.partitions[n - 1];
     if (!part) {
-      throw new AssembleError(img.raw.path, `partition number ${n} does not exist: the disk table has ${view.partitions.length} non-empty entries`);
+      throw new AssembleError(img.mbrPath, `partition number ${n} does not exist: the disk table${img === main ? '' : ` (from ${main.mbrPath})`} has ${view.partitions.length} non-empty entries`);
     }
     if (img.volumeLength > part.length) {
       throw new AssembleError(img.raw.path, `volume of ${img.volumeLength} bytes is larger than its partition ${n} (${part.length} bytes): "Disk too small for image"`);
@@ -169,7 +172,7 @@ export function assembleDisk(mainPath: string, main: PartitionImage, partners: r
     layout = paint(size, pieces);
   } catch (e) {
     // Positions near 2^53 in a corrupt table: no disk can hold them.
-    if (e instanceof LayoutError) throw new AssembleError(mainPath, `the partition table places data outside any possible disk: ${e.message}`);
+    if (e instanceof LayoutError) throw new AssembleError(main.mbrPath, `the partition table places data outside any possible disk: ${e.message}`);
     throw e;
   }
   return {
