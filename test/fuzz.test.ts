@@ -123,7 +123,7 @@ test('byte-level mutations of v0 and v1 .raw.mbr files', (t) => {
   t.pass();
 });
 
-/** GPT header fields (offset, width) whose values steer the assembler (urbackup-raw-format.md §3.2). */
+/** GPT header fields (offset, width) whose values steer the assembler (docs/urbackup-raw-format.md §3.5). */
 const HEADER_FIELDS = [12, 24, 32, 40, 48, 72, 80, 84] as const;
 /** Entry fields: first LBA @32, last LBA @40, flags @48, type GUID @0. */
 const ENTRY_FIELDS = [0, 32, 40, 48] as const;

@@ -16,7 +16,7 @@ export interface BackupDisk {
   readonly images: readonly ImageFolder[];
   readonly disk: AssembledDisk;
   readonly sources: readonly IdentifiedSource[];
-  /** Stable and distinct per backup (design.md "Identity"). */
+  /** Stable and distinct per backup (README "Identity and --unique-ids"). */
   readonly id: Buffer;
   /** Where the partner images' association came from. */
   readonly partnersFrom?: AssociationSource;

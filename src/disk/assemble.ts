@@ -1,5 +1,5 @@
 // Whole-disk assembly from partition images, as UrBackup's restore writes them onto a blank
-// disk (urbackup-raw-format.md §4.2, §4.3).
+// disk (docs/urbackup-raw-format.md §6).
 import { type GptHeader, gptEntries, gptEntryBytes, gptTableCrc, guidToString, parseGptHeader, GptError } from '../partition-table/gpt.js';
 import { type Layout, LayoutError, type Piece, type SourceFile, paint } from './layout.js';
 import type { Bytes } from '../base/units.js';
@@ -97,7 +97,7 @@ function gptView(mbr: PartitionedMbrFile): TableView {
   for (const e of entries) {
     if (e.lastLba < e.firstLba) throw new FormatProblem(`GPT entry ${e.index} ends (LBA ${e.lastLba}) before it starts (LBA ${e.firstLba})`);
   }
-  // §4.3 step 3: the disk ends with the backup header's sector.
+  // docs/urbackup-raw-format.md §6.3: the disk ends with the backup header's sector.
   const extent = Math.max(gpt.backupHeader.pos, h.backupLba * lss) + lss;
   return {
     table: 'gpt',
