@@ -20,10 +20,17 @@ const TIME = '240201-1000';
 const FOLDER = `${TIME}_Image_C`;
 const RAW = `Image_C_${TIME}.raw`;
 const RAW_VOLUME_OFFSET = 524288;
+/** A SYSVOL image taken just before the C: image, so that the heuristic pairs them. */
+const PARTNER_TIME = '240201-0958';
+const PARTNER_FOLDER = `${PARTNER_TIME}_Image_SYSVOL`;
+const PARTNER_MBR = `Image_SYSVOL_${PARTNER_TIME}.raw.mbr`;
+
+/** Which file a message must name: the case's `.raw`, `.raw.mbr`, image folder or client folder. */
+type Names = 'raw' | 'mbr' | 'folder' | 'client';
 
 /** What a case must lead to. `names`: which path the one message must contain. */
 type Outcome =
-  | { readonly shown: false; readonly names: 'raw' | 'mbr' | 'folder' | 'client'; readonly message: RegExp; readonly inspect?: false }
+  | { readonly shown: false; readonly names: Names; readonly message: RegExp; readonly inspect?: false }
   | { readonly shown: true; readonly warning?: RegExp };
 
 interface Case {
@@ -52,7 +59,7 @@ const cutAt = (b: Buffer, n: number): Buffer => b.subarray(0, n);
 /** The offset of serial_number's u32 length: status, version, device, partition. */
 const SERIAL_LEN_AT = 1 + 1 + 4 + 4;
 
-const hidden = (names: 'raw' | 'mbr' | 'folder' | 'client', message: RegExp, inspect?: false): Outcome => ({ shown: false, names, message, ...(inspect === false && { inspect }) });
+const hidden = (names: Names, message: RegExp, inspect?: false): Outcome => ({ shown: false, names, message, ...(inspect === false && { inspect }) });
 
 const CASES: Case[] = [
   { client: 'empty-mbr', what: 'empty .raw.mbr', mbr: () => Buffer.alloc(0), outcome: hidden('mbr', /empty \.raw\.mbr/) },
@@ -66,6 +73,21 @@ const CASES: Case[] = [
   { client: 'partition-negative', what: 'partition number -1', mbr: () => bytes({ ...v0, partitionNumber: -1 }), outcome: hidden('mbr', /partition_number is -1/) },
   { client: 'partition-beyond', what: 'partition number 5 of a 1-entry table', mbr: () => bytes({ ...v0, partitionNumber: 5 }), outcome: hidden('mbr', /partition number 5 does not exist/) },
   { client: 'partition-huge', what: 'partition number 2^31-1', mbr: () => bytes({ ...v1, partitionNumber: 0x7fffffff }), outcome: hidden('mbr', /partition number 2147483647 does not exist/) },
+  {
+    client: 'partner-partition-beyond',
+    what: "SYSVOL partner's partition number 5 of a 1-entry table",
+    change: async ({ dir }) => {
+      const p = join(dirname(dir), PARTNER_FOLDER);
+      await mkdir(p);
+      const raw = join(p, PARTNER_MBR.replace(/\.mbr$/, ''));
+      await writeFile(raw, Buffer.alloc(512, 0xcd));
+      await truncate(raw, RAW_VOLUME_OFFSET + 4096);
+      await writeFile(`${raw}.mbr`, bytes({ ...v0, partitionNumber: 5 }));
+      await writeFile(`${raw}.sync`, '');
+    },
+    // The C: disk is served without its partner, with a warning naming the partner's `.raw.mbr`.
+    outcome: { shown: true, warning: /partners not assembled: \S+\/240201-0958_Image_SYSVOL\/Image_SYSVOL_240201-0958\.raw\.mbr: partition number 5 does not exist/ },
+  },
   {
     client: 'string-past-end',
     what: 'serial length past the end of the file',
@@ -211,7 +233,7 @@ let bios: sc.Scenario;
 let before: Record<string, string>;
 const tracker = new ServeTracker();
 
-function pathOf(c: Case, names: 'raw' | 'mbr' | 'folder' | 'client'): string {
+function pathOf(c: Case, names: Names): string {
   const cdir = join(storage, c.client);
   const dir = join(cdir, FOLDER);
   return { client: cdir, folder: dir, raw: join(dir, RAW), mbr: join(dir, `${RAW}.mbr`) }[names];
