@@ -22,7 +22,7 @@ const FILES: Readonly<Record<string, string>> = {
   'bios-pc/240102-0900_Image_C.vhd': 'bios-pc/240102-0900_Image_C',
   'bios-pc/240102-0900_Image_C.vhdx': 'bios-pc/240102-0900_Image_C',
 };
-/** MS-FSCC 2.6 file attributes that make Windows refuse a virtual disk (vhd-vhdx-format.md §3.1). */
+/** MS-FSCC 2.6 file attributes that make Windows refuse a virtual disk (docs/vhd-vhdx.md §3.1). */
 const FILE_ATTRIBUTE_SPARSE_FILE = 0x200;
 const FILE_ATTRIBUTE_COMPRESSED = 0x800;
 

@@ -17,7 +17,7 @@ export interface BackupDisk {
   readonly images: readonly ImageFolder[];
   readonly disk: AssembledDisk;
   readonly sources: readonly IdentifiedSource[];
-  /** Stable and distinct per backup (design.md "Identity"). */
+  /** Stable and distinct per backup (README "Identity and --unique-ids"). */
   readonly id: Buffer;
   /** Where the partner images' association came from. */
   readonly partnersFrom?: AssociationSource;
@@ -38,7 +38,7 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     return p.image;
   });
   const image = main.kind === 'partition' && opts.uniqueIds ? { ...main.image, mbr: uniqueMbr(main.folder.mbrPath, main.image.mbr, `${client}/${folder}`) } : undefined;
-  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(main.folder.mbrPath, image ?? main.image, parts);
+  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(image ?? main.image, parts);
   const mainRaw = main.kind === 'whole-disk' ? main.raw : main.image.raw;
   return {
     client,
