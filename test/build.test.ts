@@ -11,7 +11,7 @@ import { attachDisk, buildDisk, hashFilesOnDisk } from './helpers/disk-builder.j
 import type { ExpectedDisk } from './helpers/expected-disk.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
-import { vhdimountEquals } from './helpers/vhdimount.js';
+import { vhdimountEquals } from './helpers/container-read.js';
 import * as sc from './helpers/scenarios.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { writeImageBackup } from './helpers/urbackup-storage.js';
