@@ -202,6 +202,13 @@ test('--unique-ids on an MBR disk changes only the disk signature', async (t) =>
   // cmp counts from 1: bytes 441..444 are the signature at 440..443; the rest is the VHD footer (its checksum stays: same id).
   t.true(offsets.length > 0);
   t.true(offsets.every((o) => o >= 441 && o <= 444), offsets.join(','));
+  // The dynamic kinds hold the same rewritten disk.
+  for (const [name, format, qemu] of [['bios-uniq.vhdx', 'vhdx', 'vhdx'], ['bios-uniq-dynamic.vhd', 'vhd-dynamic', 'vpc']] as const) {
+    const out = join(work, name);
+    t.is((await synthvhd(['build', bios.images.C!.folder, '-o', out, '--format', format, '--unique-ids'])).code, 0);
+    t.regex(await run('qemu-img', ['compare', '-f', 'vpc', '-F', qemu, uniq, out]), /identical/, format);
+    await rm(out);
+  }
   await rm(plain);
   await rm(uniq);
 });
