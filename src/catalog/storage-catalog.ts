@@ -13,13 +13,18 @@ import { ImageLoader, type LoadedImage } from './image-loader.js';
 export type ContainerFormat = ContainerKind;
 export const CONTAINER_FORMATS = CONTAINER_KINDS;
 
-export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
+/** Runs `fn`, naming the backup's folder in a ContainerError. */
+function naming<T>(b: BackupDisk, fn: () => T): T {
   try {
-    return kindLayout(b, format);
+    return fn();
   } catch (e) {
     if (e instanceof ContainerError) throw new ContainerError(`${b.images[0]!.dir}: ${e.message}`);
     throw e;
   }
+}
+
+export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
+  return naming(b, () => kindLayout(b, format));
 }
 
 /** The formats a disk can be shown in: no `.vhd` for 4Kn disks or disks over 2040 GiB. */
@@ -139,7 +144,7 @@ export function containerSize(b: BackupDisk, f: ContainerFormat): number {
   let m = sizeCache.get(b);
   if (!m) sizeCache.set(b, (m = new Map()));
   let s = m.get(f);
-  if (s === undefined) m.set(f, (s = kindSize(b, f)));
+  if (s === undefined) m.set(f, (s = naming(b, () => kindSize(b, f))));
   return s;
 }
 
