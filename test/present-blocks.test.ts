@@ -96,3 +96,15 @@ test('present blocks: every block a bytes segment or a data granule of a file se
   // Without a map the whole file segment counts.
   t.is(presentBlocks(layout, MiB, () => undefined).count, 1 + 9 + 1);
 });
+
+test('a bitmap that would need over 64 MiB read to be trusted is not used (a filesystem without holes)', async (t) => {
+  const path = join(await tempDir(t), 'e.raw');
+  // 65 MiB of zeros written, as a filesystem that reports no holes shows every file.
+  const fh = await open(path, 'w');
+  for (let at = 0; at < 65 * MiB; at += 8 * MiB) await fh.write(Buffer.alloc(Math.min(8 * MiB, 65 * MiB - at)), 0, undefined, at);
+  await fh.close();
+  await bitmap(path, [0], rawBitmapLength(65 * MiB));
+  const d = await dataOf(path);
+  t.is(d.from, 'seek');
+  t.regex(d.bitmapProblem ?? '', /not read to check they are zeros/);
+});

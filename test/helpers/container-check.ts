@@ -275,7 +275,11 @@ function checkMetadata(m: Buffer, bad: (what: string) => void): Parameters | nul
   return { blockSize, diskSize, logicalSectorSize, fixed: fileFlags === VHDX_LEAVE_BLOCK_ALLOCATED };
 }
 
-/** Problems with a fixed VHDX laid out as in vhd-vhdx-format.md §2.1 (§4); empty when it is good. */
+/**
+ * Problems with a VHDX laid out as in vhd-vhdx-format.md §2.1 (§4); empty when it is good. A fixed
+ * one (LeaveBlockAllocated) stores block k at P + k·B; a dynamic one stores each FULLY_PRESENT block
+ * on a 1 MiB boundary inside the file, none overlapping another or a region, NOT_PRESENT ones nowhere.
+ */
 export async function checkVhdx(path: string): Promise<string[]> {
   const problems: string[] = [];
   const bad = (what: string): void => void problems.push(`${path}: ${what}`);
