@@ -56,7 +56,13 @@ export function presentBlocks(layout: Layout, blockSize: Bytes, dataOf: (s: Sour
     const end = s.offset + s.length;
     let g = Math.floor(s.offset / DATA_GRANULE);
     const last = Math.ceil(end / DATA_GRANULE);
+    const bytes = map.granules.bytes;
     while (g < last) {
+      // Eight granules without data at a time: a 2 TiB `.raw` has 32 M granules.
+      if ((g & 7) === 0 && bytes[g >>> 3] === 0) {
+        g += 8;
+        continue;
+      }
       if (!map.granules.has(g)) {
         g++;
         continue;
