@@ -8,6 +8,7 @@ import { canBeVhd, vhdLayout } from '../container/vhd.js';
 import { DYNAMIC_VHD_BLOCK_SIZE, dynamicVhdLayout, dynamicVhdSize } from '../container/vhd-dynamic.js';
 import { DYNAMIC_VHDX_BLOCK_SIZE, dynamicVhdxLayout, dynamicVhdxSize, vhdxLayout } from '../container/vhdx.js';
 import { sourceData } from '../io/source-data.js';
+import { rawBitmapPath } from '../urbackup/raw-bitmap.js';
 import { type BackupDisk, diskImage } from './backup-disk.js';
 
 /** `vhd`: fixed VHD; `vhdx`: dynamic VHDX; `vhd-dynamic`: dynamic VHD; `vhdx-fixed`: fixed VHDX. */
@@ -47,6 +48,14 @@ function dataMapOf(b: BackupDisk): (s: SourceFile) => ReturnType<typeof sourceDa
     const identified = b.sources.find((x) => x.path === s.path);
     return identified ? sourceData(identified.path, identified.identity).map : undefined;
   };
+}
+
+/** Why a `.raw.bitmap` of the disk was not used (SEEK_DATA decided instead), one line per file. */
+export function bitmapNotes(b: BackupDisk): string[] {
+  return b.sources.flatMap((s) => {
+    const problem = sourceData(s.path, s.identity).bitmapProblem;
+    return problem ? [`${rawBitmapPath(s.path)}: not used (${problem}); the dynamic kinds store what SEEK_DATA reports`] : [];
+  });
 }
 
 /** The blocks a dynamic kind stores, undefined for a fixed kind. Throws an Error naming a file it cannot map. */

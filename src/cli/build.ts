@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION } from './database-option.js';
 import { containerLayout } from '../catalog/storage-catalog.js';
-import { CONTAINER_KINDS, type ContainerKind, isVhdKind, kindPresentBlocks, kindRefusal } from '../catalog/container-kind.js';
+import { CONTAINER_KINDS, type ContainerKind, bitmapNotes, isVhdKind, kindPresentBlocks, kindRefusal } from '../catalog/container-kind.js';
 import { materialize, type ReflinkMode } from '../io/materialize.js';
 import { UsageError } from './errors.js';
 import { formatBytes as humanBytes, progressBar } from './progress-bar.js';
@@ -58,7 +58,10 @@ export async function runBuild(a: BuildArgs, log: (s: string) => void): Promise<
   if (reason) throw new Error(`${a.output}: cannot write a .vhd: ${reason}; write a .vhdx instead`);
   const layout = containerLayout(b, format);
   const present = kindPresentBlocks(b, format);
-  if (present) log(`${present.count} of ${present.blocks.length} blocks of ${humanBytes(present.blockSize)} hold data`);
+  if (present) {
+    for (const n of bitmapNotes(b)) log(`warning: ${n}`);
+    log(`${present.count} of ${present.blocks.length} blocks of ${humanBytes(present.blockSize)} hold data`);
+  }
   const bar = progressBar(`building ${b.folder} (${format})`);
   const out = resolve(a.output);
   const r = await materialize(layout, out, { reflink: a.reflink, onProgress: bar.update }).finally(bar.finish);

@@ -1,7 +1,7 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
 import type { BackupDisk } from '../catalog/backup-disk.js';
 import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
-import { kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
+import { bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
 import { guidToString } from '../partition-table/gpt.js';
 
 export function diskJson(b: BackupDisk) {
@@ -33,6 +33,6 @@ export function diskJson(b: BackupDisk) {
       imagedFrom: p.imagedFrom ?? null,
       volumeLength: p.volumeLength ?? null,
     })),
-    warnings: [...b.disk.warnings, ...b.warnings],
+    warnings: [...b.disk.warnings, ...b.warnings, ...bitmapNotes(b)],
   };
 }

@@ -47,13 +47,14 @@ function readWhole(fd: number, length: Bytes): Buffer {
   return buf;
 }
 
-/** The sidecar bitmap, or why there is none to use. */
-function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string {
+/** The sidecar bitmap, or why it cannot be used; undefined when there is none. */
+function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefined {
   let fd: number;
   try {
     fd = openReadOnlyFdSync(rawBitmapPath(raw), OPEN_FLAGS);
   } catch (e) {
-    return `cannot open (${(e as NodeJS.ErrnoException).code ?? e})`;
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? undefined : `cannot open (${code ?? e})`;
   }
   try {
     const st = fstatSync(fd);
@@ -102,7 +103,8 @@ function compute(path: string, size: Bytes): SourceData {
     const seek = new DataMap(size);
     for (const [a, b] of dataRanges(fd, 0, size)) seek.addRange(a, b);
     const bitmap = readBitmap(path, size);
-    if (typeof bitmap === 'string') return { map: seek, from: 'seek', ...(!bitmap.startsWith('cannot open (ENOENT') && { bitmapProblem: bitmap }) };
+    if (bitmap === undefined) return { map: seek, from: 'seek' };
+    if (typeof bitmap === 'string') return { map: seek, from: 'seek', bitmapProblem: bitmap };
     const narrowed = narrow(fd, seek, bitmap);
     return typeof narrowed === 'string' ? { map: seek, from: 'seek', bitmapProblem: narrowed } : { map: narrowed, from: 'bitmap' };
   } finally {
