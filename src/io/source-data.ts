@@ -31,11 +31,7 @@ const CACHE_BYTES = 256 * 1024 * 1024;
 const cache = new LRUCache<string, SourceData>({ maxSize: CACHE_BYTES, sizeCalculation: (d) => Math.max(1, d.map.granules.bytes.length) });
 
 const OPEN_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
-/**
- * Most bytes read to check that data with clear bits is zeros. On btrfs, XFS and ZFS UrBackup
- * punches those blocks, so there is none; 64 MiB keeps a first stat well under a second elsewhere.
- */
-const VERIFY_LIMIT: Bytes = 64 * 1024 * 1024;
+
 
 function readWhole(fd: number, length: Bytes): Buffer {
   const buf = Buffer.alloc(length);
@@ -66,32 +62,20 @@ function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefine
   }
 }
 
-function isZero(b: Buffer): boolean {
-  for (const x of b) if (x !== 0) return false;
-  return true;
-}
-
 /**
- * The data the filesystem reports, narrowed by the bitmap: a granule with data but no bit set
- * is left out only after reading it as zeros (UrBackup clears a bit after punching or
- * zero-filling its block). Any such granule that holds a non-zero byte means the bitmap is stale:
- * then it is not used at all.
+ * The data the filesystem reports, narrowed by the bitmap. UrBackup sets a block's bit on every
+ * write and clears it only after punching or zero-filling the block (§2.4, §1.3), so data with
+ * its bit clear means a stale bitmap: then it is not used. A filesystem that reports no hole at
+ * all (no hole support, or zeros written instead of punched) leaves the bitmap to decide. Nothing
+ * is read from the `.raw` itself: this runs on the first stat, also of a slow storage.
  */
-function narrow(fd: number, seek: DataMap, bitmap: Uint8Array): DataMap | string {
+function narrow(seek: DataMap, holeFree: boolean, bitmap: Uint8Array): DataMap | string {
   const map = new DataMap(seek.size);
   const perGranule = DATA_GRANULE / RAW_BITMAP_BLOCK;
-  const buf = Buffer.alloc(DATA_GRANULE);
-  let verified = 0;
   for (const [from, to] of seek.granules.runs()) {
     for (let g = from; g < to; g++) {
-      if (rawBitmapAny(bitmap, g * perGranule, (g + 1) * perGranule)) {
-        map.granules.set(g);
-        continue;
-      }
-      // A filesystem that reports no holes would make this read the whole free part of the volume.
-      if ((verified += DATA_GRANULE) > VERIFY_LIMIT) return `over ${VERIFY_LIMIT} bytes hold data but have their bits clear; not read to check they are zeros`;
-      const n = readSync(fd, buf, 0, DATA_GRANULE, g * DATA_GRANULE);
-      if (!isZero(buf.subarray(0, n))) return `bytes at ${g * DATA_GRANULE} hold data but their bits are clear`;
+      if (rawBitmapAny(bitmap, g * perGranule, (g + 1) * perGranule)) map.granules.set(g);
+      else if (!holeFree) return `the .raw holds data at ${g * DATA_GRANULE} where its bits are clear (stale?)`;
     }
   }
   return map;
@@ -101,11 +85,15 @@ function compute(path: string, size: Bytes): SourceData {
   const fd = openReadOnlyFdSync(path, OPEN_FLAGS);
   try {
     const seek = new DataMap(size);
-    for (const [a, b] of dataRanges(fd, 0, size)) seek.addRange(a, b);
+    let holeFree = size > 0;
+    for (const [a, b] of dataRanges(fd, 0, size)) {
+      seek.addRange(a, b);
+      if (a > 0 || b < size) holeFree = false;
+    }
     const bitmap = readBitmap(path, size);
     if (bitmap === undefined) return { map: seek, from: 'seek' };
     if (typeof bitmap === 'string') return { map: seek, from: 'seek', bitmapProblem: bitmap };
-    const narrowed = narrow(fd, seek, bitmap);
+    const narrowed = narrow(seek, holeFree, bitmap);
     return typeof narrowed === 'string' ? { map: seek, from: 'seek', bitmapProblem: narrowed } : { map: narrowed, from: 'bitmap' };
   } finally {
     closeSync(fd);
