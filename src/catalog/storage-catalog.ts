@@ -10,6 +10,8 @@ import { type Grouping, groupImages } from '../disk/partners.js';
 import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskImage } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
+import { FolderReach } from './folder-access.js';
+import { resolve } from 'node:path';
 
 export type ContainerFormat = 'vhd' | 'vhdx';
 export const CONTAINER_FORMATS: readonly ContainerFormat[] = ['vhd', 'vhdx'];
@@ -156,8 +158,13 @@ export class StorageCatalog implements Catalog {
 
   async scan(): Promise<{ files: VirtualFile[]; warnings: string[] }> {
     const { disks, warnings } = await scanDisks(this.storage, this.loader, this.opts);
+    const folders = new FolderReach();
+    const storage = await folders.chain(resolve(this.storage));
     const files: VirtualFile[] = [];
     for (const b of disks) {
+      const client = await folders.chain(resolve(b.images[0]!.dir, '..'));
+      const imageFolders = await Promise.all(b.images.map((i) => folders.chain(resolve(i.dir))));
+      const access = { storage, client, disk: [...imageFolders.flat(), ...b.owners] };
       for (const f of formatsFor(b, this.formats)) {
         const name = `${b.folder}.${f}`;
         files.push({
@@ -167,6 +174,7 @@ export class StorageCatalog implements Catalog {
           mtime: b.time,
           key: `${b.client}/${name}`,
           sources: b.sources,
+          access,
           layout: () => containerLayout(b, f),
         });
       }

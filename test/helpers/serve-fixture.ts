@@ -47,6 +47,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
     mtime: new Date(spec.mtime),
     key: `${spec.dir}/${spec.name}`,
     sources: paths.map((path) => ({ path })),
+    access: { storage: [], client: [], disk: [] },
     layout: () => layoutOf(spec),
   };
 }
