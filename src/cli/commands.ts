@@ -58,7 +58,7 @@ await yargs(hideBin(process.argv))
   )
   .command<DoctorArgs>(
     'doctor',
-    'check FUSE, reflink support of the storage and cache, and the Samba share; says what to fix',
+    'check FUSE, reflink support of the storage and cache, the Samba share, and who can read the storage and the disks; says what to fix',
     doctorCommand,
     (a) => guarded(() => runDoctor(a, out)),
   )

@@ -81,12 +81,12 @@ export function narrowest(reqs: readonly Requirement[], grant: number): Access {
 const isFolder = (o: Ownership): boolean => (o.mode & constants.S_IFMT) === constants.S_IFDIR;
 
 /** Passing every folder (search) and reading every file of `list`. */
-function reaching(list: readonly Ownership[]): Requirement[] {
+export function reaching(list: readonly Ownership[]): Requirement[] {
   return list.map((owner) => ({ owner, need: isFolder(owner) ? X : R }));
 }
 
 /** Passing every folder of `chain` and listing its last one (read and search). */
-function listing(chain: readonly Ownership[]): Requirement[] {
+export function listing(chain: readonly Ownership[]): Requirement[] {
   return chain.map((owner, i) => ({ owner, need: i === chain.length - 1 ? R | X : X }));
 }
 
