@@ -46,7 +46,7 @@ export function shareSection(o: ShareOptions): string {
     lines.push(`   ${k} = ${v}`.trimEnd());
   }
   const validUsers = validUsersOf(o);
-  if (validUsers) lines.push(`   # the users synthvhd serve lets read the disks; anyone else is refused at connect`, `   valid users = ${validUsers}`);
+  if (validUsers) lines.push(`   # only these may connect; each still reads only the disks the mount lets their unix account read`, `   valid users = ${validUsers}`);
   else lines.push('   # valid users = @backupadmins   (default: any Samba user, who then reads only the disks the mount lets their unix account read)');
   return `${lines.join('\n')}\n`;
 }
