@@ -52,9 +52,15 @@ test.before(async () => {
   const granted = await tracker.mountpoint(work, 'mnt-group');
   await tracker.serve(['--storage', storage, '--mount', byStorage, '--allow-other', '--mode', 'passthrough']);
   await tracker.serve(['--storage', storage, '--mount', granted, '--allow-other', '--mode', 'passthrough', '--group', adminGroup]);
-  const share = await synthvhd(['samba-conf', '--mount', granted, '--share', 'granted', '--group', adminGroup]);
-  if (share.code !== 0) throw new Error(share.stderr);
-  smbd = await startSmbd({ sharePath: byStorage, port: await freePort(), dir: join(work, 'smbd'), extraShares: share.stdout });
+  // [granted] as samba-conf --group prints it over the --group mount; [admins-only] the same over
+  // the default mount, where the filesystem lets the storage group read: only valid users refuses them there.
+  let extraShares = '';
+  for (const [name, path] of [['granted', granted], ['admins-only', byStorage]]) {
+    const share = await synthvhd(['samba-conf', '--mount', path!, '--share', name!, '--group', adminGroup]);
+    if (share.code !== 0) throw new Error(share.stderr);
+    extraShares += `${share.stdout}\n`;
+  }
+  smbd = await startSmbd({ sharePath: byStorage, port: await freePort(), dir: join(work, 'smbd'), extraShares });
   const users = { backup: [backupGroup], admin: [adminGroup], outsider: [] } as const;
   for (const [role, groups] of Object.entries(users) as [keyof typeof users, readonly string[]][]) {
     samba[role] = await addSambaUser(smbd.conf, await accounts.user(`s${role.slice(0, 3)}`, groups));
@@ -105,6 +111,16 @@ test.serial('samba-conf --group share over serve --group: members download byte-
     t.not(refused.code, 0, who.name);
     t.true(await missingOrEmpty(refused.local), who.name);
   }
+});
+
+test.serial("valid users from samba-conf --group refuses a user the filesystem would let read", async (t) => {
+  const r = await download('admins-only', samba.backup!);
+  t.not(r.code, 0);
+  t.true(await missingOrEmpty(r.local));
+  // ...while the same user reads the same disk on the same mount through the shipped share.
+  const ok = await download('backups', samba.backup!);
+  t.is(ok.code, 0);
+  t.true(await sameAsBuild(ok.local));
 });
 
 // --- doctor ----------------------------------------------------------------------------------
