@@ -49,7 +49,10 @@ async function mountedDisks(mount: string): Promise<MountedDisk[] | undefined> {
   }
 }
 
-/** Samba's users (`pdbedit -L`: one "name:uid:full name" line each). */
+/**
+ * Samba's users: `pdbedit -L` prints one "name:uid:full name" line each (pdbedit.c
+ * print_sam_info, a plain printf, never translated); -w would print password hashes too.
+ */
 async function sambaUsers(smbConf: string | undefined): Promise<string[] | undefined> {
   const pdbedit = await whichTool('pdbedit');
   if (!pdbedit) return undefined;
