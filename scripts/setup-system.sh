@@ -11,7 +11,7 @@ declare -A need=(
   [mformat]=mtools [mkfs.vfat]=dosfstools [fusermount3]=fuse3 [smbd]=samba
   [smbclient]=smbclient [testparm]=samba-common-bin [losetup]=mount [mkfs.ext4]=e2fsprogs
   [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount
-  [setfattr]=attr [pdbedit]=samba
+  [setfattr]=attr [pdbedit]=samba [setfacl]=acl
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -11,6 +11,7 @@ import type { Ownership } from '../src/catalog/virtual-file.js';
 import { narrowest, type Requirement } from '../src/serve/access.js';
 import { unixGroup } from '../src/serve/unix-accounts.js';
 import { synthvhd } from './helpers/cli.js';
+import { requireTool, run } from './helpers/run.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import * as sc from './helpers/scenarios.js';
 import { eventually, type ServeProcess, ServeTracker } from './helpers/serve-process.js';
@@ -86,6 +87,7 @@ let expectedSha = '';
 const vhd = 'bios-pc/240102-0900_Image_C.vhd';
 
 test.before(async () => {
+  for (const tool of ['setfacl', 'runuser']) requireTool(tool);
   work = await mkdtemp(join(tmpdir(), 'synthvhd-access-'));
   await chmod(work, 0o755); // other users must reach the mount points
   fs = await makeLoopFs('btrfs', 1024);
@@ -166,6 +168,22 @@ test.serial('a chmod of one source (the SYSVOL partner) closes its disk within a
     await chmod(partnerRaw, mode);
   }
   t.true(await eventually(async () => (await probe(member, [['disk', 'open', join(m, vhd)]])).disk === 'ok', 10_000));
+  await srv.stop();
+});
+
+test.serial('a POSIX ACL refusing a member on one .raw closes the disk to all but its owner', async (t) => {
+  const { m, srv } = await serve('mnt-acl', ['--mode', 'passthrough']);
+  const raw = bios.images.C!.raw;
+  t.is((await seen(member, m)).disk, expectedSha);
+  await run('setfacl', ['-m', `u:${member}:---`, raw]);
+  try {
+    t.is((await probe(member, [['raw', 'open', raw]])).raw, 'EACCES', 'the ACL refuses the member the .raw itself');
+    t.true(await eventually(async () => (await probe(member, [['disk', 'open', join(m, vhd)]])).disk === 'EACCES', 10_000), 'the disk stays readable');
+    const st = await stat(join(m, vhd));
+    t.deepEqual([st.uid, st.mode & 0o777], [0, 0o400]);
+  } finally {
+    await run('setfacl', ['-b', raw]);
+  }
   await srv.stop();
 });
 

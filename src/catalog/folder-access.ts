@@ -3,10 +3,20 @@
 import { constants } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { hasAccessAcl } from '../io/posix-acl.js';
 import type { Ownership } from './virtual-file.js';
 
 /** Stands for a folder that cannot be stat'ed: only root may pass it. */
 const UNKNOWN_FOLDER: Ownership = { uid: 0, gid: 0, mode: constants.S_IFDIR | 0o700 };
+
+/**
+ * Owner, group and mode of `path` from its stat. With a POSIX ACL only the owner's bits are
+ * certain (acl(5): ACL_USER_OBJ is the mode's owner triad; named entries may refuse users the
+ * group or other bits would let in), so the group and other bits count as none.
+ */
+export function ownershipOf(st: { readonly uid: number; readonly gid: number; readonly mode: number }, path: string): Ownership {
+  return { uid: st.uid, gid: st.gid, mode: hasAccessAcl(path) ? st.mode & ~0o077 : st.mode };
+}
 
 /** `/a/b/c` → `/`, `/a`, `/a/b`, `/a/b/c`. */
 function prefixes(path: string): string[] {
@@ -53,7 +63,7 @@ export class FolderReach {
     let o = this.owners.get(path);
     if (!o) {
       o = stat(path).then(
-        (s) => ({ uid: s.uid, gid: s.gid, mode: s.mode }),
+        (s) => ownershipOf(s, path),
         () => UNKNOWN_FOLDER,
       );
       this.owners.set(path, o);

@@ -10,6 +10,7 @@ import { type MbrFile, MbrFileError, parseMbrFile } from '../urbackup/mbr-file.j
 import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import type { Ownership } from './virtual-file.js';
+import { ownershipOf } from './folder-access.js';
 
 /** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (urbackup-raw-format.md §3.1). */
 const MBR_FILE_MAX: Bytes = 1024 * 1024;
@@ -42,8 +43,8 @@ interface Stated {
   readonly owner: Ownership;
 }
 
-function stated(st: Stats): Stated {
-  return { identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }, owner: { uid: st.uid, gid: st.gid, mode: st.mode } };
+function stated(st: Stats, path: string): Stated {
+  return { identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }, owner: ownershipOf(st, path) };
 }
 
 function sameOwners(a: readonly Ownership[], b: readonly Ownership[]): boolean {
@@ -71,7 +72,7 @@ async function openRegular(path: string): Promise<Stated & { fh: FileHandle }> {
     await fh.close();
     throw new ImageLoadError(`${path}: not a regular file`);
   }
-  return { fh, ...stated(st) };
+  return { fh, ...stated(st, path) };
 }
 
 async function readAt(fh: FileHandle, length: number, position: number): Promise<Buffer> {
@@ -90,7 +91,7 @@ async function statRegular(path: string): Promise<Stated> {
     throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
   if (!st.isFile()) throw new ImageLoadError(`${path}: not a regular file`);
-  return stated(st);
+  return stated(st, path);
 }
 
 async function readMbrFile(path: string): Promise<Stated & { mbr: MbrFile }> {

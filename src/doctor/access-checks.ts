@@ -4,7 +4,7 @@
 // name, a fixed format), unix accounts from getent/id (numbers), modes from stat.
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { FolderReach } from '../catalog/folder-access.js';
+import { FolderReach, ownershipOf } from '../catalog/folder-access.js';
 import type { Ownership } from '../catalog/virtual-file.js';
 import { listing, narrowest, reaching } from '../serve/access.js';
 import { type UnixUser, unixGroup, unixUser } from '../serve/unix-accounts.js';
@@ -120,7 +120,7 @@ export async function checkStorageOpen(storage: string | undefined): Promise<Fin
   const dir = resolve(storage);
   const listable = (narrowest(listing(await reach.chain(dir)), R | X).mode & 0o7) !== 0;
   const raw = await findRaw(dir);
-  const file = raw === undefined ? undefined : await stat(raw).then(ownership, () => undefined);
+  const file = raw === undefined ? undefined : await stat(raw).then((s) => ownershipOf(s, raw), () => undefined);
   const readable = raw !== undefined && file !== undefined && (narrowest(reaching([...(await reach.chain(dirname(raw))), file]), R).mode & 0o4) !== 0;
   if (readable) return [warn(`the storage ${storage} is world-readable: every local account can read its backups directly (e.g. ${raw})`, `chmod o-rwx ${storage} (UrBackup needs only its own user and group)`)];
   if (listable) return [warn(`every local account can list the storage ${storage} (client and backup names)`, `chmod o-rwx ${storage}`)];

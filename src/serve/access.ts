@@ -57,7 +57,7 @@ function allows(mode: number, shift: number, need: number): boolean {
  *   - any other user may own a requirement of another uid (owner bits), is outside its group
  *     when it is the result's group (other bits), and may be in it or not otherwise.
  * With one owner and one group (UrBackup's case) this is exact: the same users pass.
- * POSIX ACLs on the storage are not read: the mode bits are what counts.
+ * A source with a POSIX ACL arrives here with its group and other bits cleared (folder-access.ts).
  */
 export function narrowest(reqs: readonly Requirement[], grant: number): Access {
   const restricting = reqs.filter((q) => ![OWNER, GROUP, OTHER].every((c) => allows(q.owner.mode, c, q.need)));
