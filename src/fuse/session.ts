@@ -418,7 +418,7 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
   const dev = openSync('/dev/fuse', constants.O_RDWR);
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid}${o.allowOther ? ',allow_other' : ''}`;
+  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid},default_permissions${o.allowOther ? ',allow_other' : ''}`;
   if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', MS_RDONLY | MS_NOSUID | MS_NODEV, data) !== 0) {
     const err = lastErrno();
     closeSync(dev);
