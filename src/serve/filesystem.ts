@@ -24,6 +24,10 @@ function anyFile(node: RootNode | DirNode): VirtualFile | undefined {
   return dir?.files.values().next().value?.file;
 }
 
+function sameAttr(a: Attr, b: Attr): boolean {
+  return a.uid === b.uid && a.gid === b.gid && a.mode === b.mode && a.size === b.size && a.nlink === b.nlink && a.mtime.getTime() === b.mtime.getTime();
+}
+
 export class VirtualFs implements FuseFs {
   private ns: Namespace;
   private readonly inodes = new InodeAllocator();
@@ -45,13 +49,27 @@ export class VirtualFs implements FuseFs {
   }
 
   /**
-   * Shows a new scan. Returns why some files were left out, and the names the kernel must look up
-   * again. Open handles keep reading what they opened.
+   * Shows a new scan. Returns why some files were left out, the names the kernel must look up
+   * again, and the inodes whose attributes changed (an owner or mode of the storage, a folder's
+   * mtime and nlink). Open handles keep reading what they opened.
    */
-  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[] } {
+  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[]; attrsChanged: number[] } {
     const before = this.ns;
     this.ns = new Namespace(files, this.inodes, this.startTime);
-    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns) };
+    const attrsChanged: number[] = [];
+    const compare = (a: Node | undefined, b: Node): void => {
+      if (a && !sameAttr(this.stat(a), this.stat(b))) attrsChanged.push(b.ino);
+    };
+    compare(before.root, this.ns.root);
+    for (const [name, dir] of this.ns.root.dirs) {
+      const old = before.root.dirs.get(name);
+      compare(old?.ino === dir.ino ? old : undefined, dir);
+      for (const [fname, f] of dir.files) {
+        const was = old?.files.get(fname);
+        compare(was?.ino === f.ino ? was : undefined, f);
+      }
+    }
+    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns), attrsChanged };
   }
 
   /** Files currently shown, by key. */

@@ -63,14 +63,11 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     const { files, warnings } = await catalog.scan();
     const update = vfs.update(files);
     report([...warnings, ...update.warnings]);
-    const folders = new Set<number>();
     for (const s of update.stale) {
       if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
       mounted?.invalidateEntry(s.parent, s.name);
-      folders.add(s.parent);
     }
-    // The folders' own attributes (mtime, nlink) follow their entries.
-    for (const ino of folders) mounted?.invalidateInode(ino);
+    for (const ino of update.attrsChanged) mounted?.invalidateAttributes(ino);
     const after = vfs.files();
     const added = [...after.keys()].filter((k) => !before.has(k)).length;
     const removed = [...before.keys()].filter((k) => !after.has(k)).length;
