@@ -128,4 +128,9 @@ export class ImageLoader {
   retain(rawPaths: ReadonlySet<string>): void {
     for (const k of this.cache.keys()) if (!rawPaths.has(k)) this.cache.delete(k);
   }
+
+  /** Drops the entry of one image (its folder went away). */
+  forget(rawPath: string): void {
+    this.cache.delete(rawPath);
+  }
 }

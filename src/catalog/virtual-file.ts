@@ -7,18 +7,36 @@ export interface VirtualFile {
   readonly dir: string;
   /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
   readonly name: string;
-  /** Exact, constant st_size. */
+  /** Exact, constant st_size; may be computed when first read (a listing reads it), then kept. */
   readonly size: Bytes;
   /** Backup time, shown as st_mtime. */
   readonly mtime: Date;
   /** Stable identity across scans and restarts, e.g. "client1/230520-0143_Image_C.vhdx". */
   readonly key: string;
+  /** Changes whenever the file's bytes would change (a backup replaced under the same name, partners regrouped). */
+  readonly version: string;
   /** The backing .raw files the layout reads. */
   readonly sources: readonly SourceFile[];
   /** Built on open; throws an Error with a clear message for a bad backup (the open fails EIO). */
   layout(): Layout;
 }
 
+export interface CatalogScan {
+  readonly files: VirtualFile[];
+  readonly warnings: string[];
+  /** Folders a scan without `changed` found changed by their mtime (the watcher should have said so). */
+  readonly stale?: readonly string[];
+}
+
 export interface Catalog {
-  scan(): Promise<{ files: VirtualFile[]; warnings: string[] }>;
+  /**
+   * What is shown now. `changed` names folders the watcher saw change: only those are read
+   * again. Without it, every folder is checked, and read again when its mtime moved.
+   */
+  scan(changed?: ReadonlySet<string>): Promise<CatalogScan>;
+  /**
+   * Folders whose changes change what is shown, each with whether writes to files in it
+   * matter (true) or only names coming and going (false). A catalog without it is rescanned on a timer.
+   */
+  watchedDirs?(): ReadonlyMap<string, boolean>;
 }

@@ -1,6 +1,6 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
 import type { BackupDisk } from '../catalog/backup-disk.js';
-import { CONTAINER_FORMATS, containerLayout, formatsFor } from '../catalog/storage-catalog.js';
+import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
 import { guidToString } from '../partition-table/gpt.js';
 
 export function diskJson(b: BackupDisk) {
@@ -13,7 +13,7 @@ export function diskJson(b: BackupDisk) {
     sectorSize: b.disk.sectorSize,
     diskSize: b.disk.layout.size,
     identity: b.disk.identity,
-    files: formatsFor(b, CONTAINER_FORMATS).map((f) => ({ name: `${b.folder}.${f}`, format: f, size: containerLayout(b, f).size })),
+    files: formatsFor(b, CONTAINER_FORMATS).map((f) => ({ name: `${b.folder}.${f}`, format: f, size: containerSize(b, f) })),
     images: b.images.map((i) => ({ folder: i.folder, letter: i.letter, raw: i.raw, complete: i.complete })),
     partnersFrom: b.partnersFrom ?? null,
     partitions: b.disk.partitions.map((p) => ({

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
-import { type Server, serve } from '../serve/serve.js';
+import { DEFAULT_SAFETY_SCAN_MS, type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
 
 export interface ServeArgs {
@@ -15,6 +15,7 @@ export interface ServeArgs {
   formats: string;
   allowOther: boolean;
   showIncomplete: boolean;
+  safetyScan: number;
 }
 
 export function serveCommand(y: Argv): Argv<ServeArgs> {
@@ -35,6 +36,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       default: false,
       describe: 'give each disk its own MBR signature / GPT GUIDs (derived from client and backup) so several restore points can be attached at once; the original identity is needed to boot',
     })
+    .option('safety-scan', {
+      type: 'number',
+      default: DEFAULT_SAFETY_SCAN_MS / 1000,
+      describe: 'seconds between safety-net rescans (a stat per folder) behind the inotify watcher, which shows changes within seconds; storages where inotify sees nothing (NFS, CIFS, FUSE) are scanned every 2 s instead',
+    })
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
 
@@ -47,10 +53,11 @@ export function parseFormats(s: string): ContainerFormat[] {
 
 export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {
   if (a.mode === 'reflink' && !a.cacheDir) throw new UsageError('--mode reflink needs --cache-dir');
+  if (!(a.safetyScan > 0)) throw new UsageError(`--safety-scan: '${a.safetyScan}' is not a positive number of seconds`);
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
-  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, safetyScanMs: a.safetyScan * 1000, log });
   stopOnSignals(server, log);
 }
 

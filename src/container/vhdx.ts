@@ -192,13 +192,29 @@ function bat(geo: BatGeometry, payloadOffset: Bytes): Buffer {
   return b;
 }
 
+/** Why a disk cannot be a fixed VHDX, or null when it can (§2.5 sector sizes, §2.8 the 64 TiB limit). */
+export function canBeVhdx(disk: { size: Bytes; sectorSize: number }): string | null {
+  const { size, sectorSize } = disk;
+  if (sectorSize !== 512 && sectorSize !== 4096) return `sector size ${sectorSize} is not 512 or 4096`;
+  if (size <= 0) return 'the disk is empty';
+  if (size % sectorSize !== 0) return `disk size ${size} is not a multiple of the ${sectorSize}-byte sector`;
+  if (size > VHDX_MAX_DISK_SIZE) return `disk size ${size} is over the VHDX maximum of 64 TiB`;
+  return null;
+}
+
+/**
+ * Bytes of the fixed VHDX file of a disk, without building its layout (the BAT alone can be
+ * 16 MiB): the payload offset, then whole blocks (§2.6 "Partial last block").
+ */
+export function vhdxFileSize(diskSize: Bytes, sectorSize: 512 | 4096): Bytes {
+  const geo = batGeometry(diskSize, sectorSize);
+  return BAT_OFFSET + geo.regionLength + geo.blocks * BLOCK_SIZE;
+}
+
 function validate(disk: DiskImage): void {
-  const size = disk.layout.size;
-  if (disk.sectorSize !== 512 && disk.sectorSize !== 4096) throw new ContainerError(`cannot make a VHDX: sector size ${disk.sectorSize} is not 512 or 4096`);
+  const reason = canBeVhdx({ size: disk.layout.size, sectorSize: disk.sectorSize });
+  if (reason) throw new ContainerError(`cannot make a VHDX: ${reason}`);
   if (disk.id.length !== 16) throw new ContainerError(`cannot make a VHDX: the disk id must be 16 bytes, got ${disk.id.length}`);
-  if (size <= 0) throw new ContainerError('cannot make a VHDX: the disk is empty');
-  if (size % disk.sectorSize !== 0) throw new ContainerError(`cannot make a VHDX: disk size ${size} is not a multiple of the ${disk.sectorSize}-byte sector`);
-  if (size > VHDX_MAX_DISK_SIZE) throw new ContainerError(`cannot make a VHDX: disk size ${size} is over the VHDX maximum of 64 TiB`);
 }
 
 /** A fixed VHDX around the disk, whose bytes sit unchanged at vhdxPayloadOffset(). */
@@ -223,8 +239,7 @@ export function vhdxLayout(disk: DiskImage): Layout {
     { kind: 'bytes', start: METADATA_OFFSET + VHDX_METADATA_ITEMS_OFFSET, data: meta.items },
     { kind: 'bytes', start: BAT_OFFSET, data: bat(geo, payload) },
   ]);
-  // The file ends on a whole block (§2.6 "Partial last block").
-  const end = payload + geo.blocks * BLOCK_SIZE;
+  const end = vhdxFileSize(size, disk.sectorSize);
   const tail: Segment[] = end > payload + size ? [{ kind: 'zero', start: payload + size, length: end - payload - size }] : [];
   return concat([[...head.segments], shift(disk.layout, payload), tail]);
 }

@@ -46,6 +46,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
     size: spec.size,
     mtime: new Date(spec.mtime),
     key: `${spec.dir}/${spec.name}`,
+    version: JSON.stringify(spec),
     sources: paths.map((path) => ({ path })),
     layout: () => layoutOf(spec),
   };
