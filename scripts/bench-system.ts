@@ -157,3 +157,12 @@ export async function fio(job: FioJob): Promise<FioResult> {
   if (!read) throw new BenchError(`fio on ${job.file}: no read results`);
   return { bytesPerSecond: read.bw_bytes, iops: read.iops };
 }
+
+/** CPU seconds a process has used, user and system (proc(5) /proc/PID/stat fields 14 and 15, in clock ticks). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / Number((await run('getconf', ['CLK_TCK'])).trim());
+}

@@ -82,10 +82,16 @@ test.serial('new and finished image folders, ZFS-style links, deleted subvolumes
   await image({ storage, client: 'pc3', time: '240102-0200' });
   t.true(await shows(m, /pc3:\n240102-0200_Image_C\.vhd/), 'a new client folder');
 
-  const late = await image({ storage, client: 'pc1', time: '240103-0100', complete: false });
+  // As UrBackup makes one: an empty subvolume first, the .raw and .raw.mbr written into it, the .raw.sync last.
+  const lateFolder = join(storage, 'pc1', '240103-0100_Image_C');
+  await run('btrfs', ['subvolume', 'create', lateFolder]);
+  await new Promise((r) => setTimeout(r, 1500));
+  const staged = await image({ storage: await storageOf('staging'), client: 'pc1', time: '240103-0100', kind: 'plain', complete: false });
+  const lateRaw = join(lateFolder, basename(staged.raw));
+  for (const ext of ['', '.mbr']) await run('cp', ['--reflink=always', staged.raw + ext, lateRaw + ext]);
   await new Promise((r) => setTimeout(r, 1500));
   t.notRegex(await listing(m), /240103-0100/, 'an image without .raw.sync is not shown');
-  await writeFile(`${late.raw}.sync`, '');
+  await writeFile(`${lateRaw}.sync`, '');
   t.true(await shows(m, /240103-0100_Image_C\.vhd/), 'the .raw.sync appears later');
 
   // ZFS: the dataset is mounted elsewhere, the link is written as <folder>_new and renamed into place.

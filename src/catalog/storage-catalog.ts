@@ -13,7 +13,7 @@ import type { Catalog, CatalogScan, VirtualFile } from './virtual-file.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
-import { type FoundImage, type ImageFolder, discoverStorage, readClient, readClientNames } from '../urbackup/storage.js';
+import { type FoundImage, type ImageFolder, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskImage } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
@@ -235,8 +235,8 @@ class ContainerFile implements VirtualFile {
 interface ClientState {
   /** The folder's mtime when it was read, if it may be trusted to show the next change (see stampOf). */
   stamp: number | undefined;
-  images: FoundImage[];
-  /** Incomplete image folders and their mtimes (their `.raw.sync` is awaited). */
+  images: ImageFolder[];
+  /** Image folders not finished or not usable yet, and their mtimes: their `.raw.mbr` and `.raw.sync` are awaited. */
   pending: Map<string, number | undefined>;
   discoveryWarnings: string[];
   files: VirtualFile[];
@@ -334,7 +334,7 @@ export class StorageCatalog implements Catalog {
   }
 
   private dropClient(name: string): void {
-    for (const i of this.clients.get(name)?.images ?? []) this.loader.forget(i.folder.raw);
+    for (const i of this.clients.get(name)?.images ?? []) this.loader.forget(i.raw);
     this.clients.delete(name);
   }
 
@@ -342,12 +342,13 @@ export class StorageCatalog implements Catalog {
     const t = Date.now();
     const found = await readClient(this.storage, name);
     const old = this.clients.get(name);
-    const kept = new Set(found.images.map((i) => i.folder.raw));
-    for (const i of old?.images ?? []) if (!kept.has(i.folder.raw)) this.loader.forget(i.folder.raw);
+    const images = imagesOf(found);
+    const kept = new Set(images.map((i) => i.raw));
+    for (const i of old?.images ?? []) if (!kept.has(i.raw)) this.loader.forget(i.raw);
     this.clients.set(name, {
       stamp: stampOf(found.mtimeMs, t),
-      images: found.images,
-      pending: new Map(found.images.filter((i) => !i.folder.complete).map((i) => [i.folder.dir, stampOf(i.mtimeMs, t)])),
+      images,
+      pending: new Map(found.images.filter((i: FoundImage) => !i.folder?.complete).map((i) => [i.dir, stampOf(i.mtimeMs, t)])),
       discoveryWarnings: found.warnings.sort(),
       files: old?.files ?? [],
       warnings: old?.warnings ?? [],
@@ -357,7 +358,7 @@ export class StorageCatalog implements Catalog {
   /** Groups one client's images into disks (partners are always the same client's) and makes their files. */
   private async group(c: ClientState): Promise<void> {
     const warnings = [...c.discoveryWarnings];
-    const images = c.images.map((i) => i.folder).filter((i) => this.opts.showIncomplete || i.complete);
+    const images = c.images.filter((i) => this.opts.showIncomplete || i.complete);
     const disks = groupDisks(await loadImages(images, this.loader, warnings), this.associations, this.opts, warnings);
     const files: VirtualFile[] = [];
     for (const b of disks) {

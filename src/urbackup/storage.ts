@@ -79,7 +79,9 @@ export async function readImageFolder(dir: string, client = basename(dirname(dir
 
 /** One image folder found in a client folder, with its own mtime (a `.raw.sync` appearing changes it). */
 export interface FoundImage {
-  readonly folder: ImageFolder;
+  readonly dir: string;
+  /** Undefined while the folder is not (yet) a usable image: no `.raw` or `.raw.mbr` so far. */
+  readonly folder: ImageFolder | undefined;
   readonly mtimeMs: number;
 }
 
@@ -108,14 +110,19 @@ export async function readClientNames(storage: string): Promise<{ names: string[
 export async function discoverStorage(storage: string): Promise<Discovery> {
   const { names } = await readClientNames(storage);
   const perClient = await Promise.all(names.map((client) => readClient(storage, client)));
-  return { images: perClient.flatMap((c) => c.images.map((i) => i.folder)), warnings: perClient.flatMap((c) => c.warnings).sort() };
+  return { images: perClient.flatMap((c) => imagesOf(c)), warnings: perClient.flatMap((c) => c.warnings).sort() };
 }
 
 /** The image folders of one client folder; problems go to `warnings`. */
 export async function discoverClient(storage: string, client: string, warnings: string[]): Promise<ImageFolder[]> {
   const c = await readClient(storage, client);
   warnings.push(...c.warnings);
-  return c.images.map((i) => i.folder);
+  return imagesOf(c);
+}
+
+/** The usable image folders of a client folder. */
+export function imagesOf(c: ClientFolder): ImageFolder[] {
+  return c.images.flatMap((i) => (i.folder ? [i.folder] : []));
 }
 
 /** Reads one client folder: its image folders (sorted by name) and their mtimes. */
@@ -142,7 +149,7 @@ export async function readClient(storage: string, client: string): Promise<Clien
   return { images: found.filter((x): x is FoundImage => x !== undefined), mtimeMs, warnings };
 }
 
-/** One entry of a client folder that looks like an image folder; undefined (with a warning) when it is not usable. */
+/** One entry of a client folder that looks like an image folder (a warning when it is not usable); undefined when it is not a folder. */
 export async function readImageEntry(dir: string, client: string, warnings: string[]): Promise<FoundImage | undefined> {
   // ZFS image folders are symlinks to dataset mount points (§1.1): follow them.
   const st = await stat(dir).catch((e: unknown) => errnoText(e));
@@ -152,9 +159,6 @@ export async function readImageEntry(dir: string, client: string, warnings: stri
   }
   if (!st.isDirectory()) return undefined;
   const r = await readImageFolder(dir, client);
-  if (typeof r === 'string') {
-    warnings.push(r);
-    return undefined;
-  }
-  return { folder: r, mtimeMs: st.mtimeMs };
+  if (typeof r === 'string') warnings.push(r);
+  return { dir, folder: typeof r === 'string' ? undefined : r, mtimeMs: st.mtimeMs };
 }
