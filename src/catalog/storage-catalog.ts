@@ -14,7 +14,7 @@ import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
 import { type FoundImage, type ImageFolder, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
-import { type BackupDisk, type DiskOptions, backupDisk, diskImage } from './backup-disk.js';
+import { type BackupDisk, type DiskOptions, backupDisk, diskImage, diskVersion } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
 export type ContainerFormat = 'vhd' | 'vhdx';
@@ -195,12 +195,6 @@ function layoutCost(l: Layout): number {
   return n;
 }
 
-/** What changes a disk's bytes: its images' files (device, inode, size, mtime) and how they are grouped. */
-function versionOf(b: BackupDisk, format: ContainerFormat): string {
-  const ids = b.sources.map((s) => `${s.identity.dev}:${s.identity.ino}:${s.identity.size}:${s.identity.mtimeMs}`);
-  return `${format}/${b.images.map((i) => i.folder).join('+')}/${ids.join(',')}`;
-}
-
 /** A disk in one format; its size is computed once, when first asked (a listing asks). */
 class ContainerFile implements VirtualFile {
   readonly dir: string;
@@ -216,7 +210,7 @@ class ContainerFile implements VirtualFile {
     this.name = `${disk.folder}.${format}`;
     this.mtime = disk.time;
     this.key = `${disk.client}/${this.name}`;
-    this.version = versionOf(disk, format);
+    this.version = diskVersion(disk);
     this.sources = disk.sources;
   }
 

@@ -62,7 +62,7 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
 }
 
 /** SIGINT and SIGTERM (systemctl stop) unmount and exit 0. */
-function stopOnSignals(server: Server, log: (s: string) => void): void {
+export function stopOnSignals(server: Server, log: (s: string) => void): void {
   const onSignal = (signal: NodeJS.Signals): void => {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     log(`${signal}: unmounting ${server.mountpoint}`);

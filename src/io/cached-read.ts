@@ -2,7 +2,7 @@
 // preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi; and asking whether a
 // range is cached at all without touching it (cachestat(2)).
 import type { Bytes } from '../base/units.js';
-import { preadv2, syscall } from './libc.js';
+import { lastErrno, preadv2, syscall } from './libc.js';
 
 /** RWF_NOWAIT, <linux/fs.h>: fail with EAGAIN rather than wait for I/O (Linux 4.14). */
 const RWF_NOWAIT = 8;
@@ -23,7 +23,17 @@ const NR_CACHESTAT = 451;
 /** struct cachestat_range { __u64 off, len; } and struct cachestat (five __u64, nr_cache first). */
 const range = Buffer.alloc(16);
 const stats = Buffer.alloc(40);
-let cachestatWorks = true;
+/** SYNTHVHD_KERNEL_WITHOUT=cachestat (a comma list) acts as a kernel before 6.5: the tests' way to run the fallback. */
+let cachestatWorks = !(process.env['SYNTHVHD_KERNEL_WITHOUT'] ?? '').split(',').includes('cachestat');
+
+/**
+ * Whether this kernel has cachestat(2) (Linux 6.5). Asked with an invalid descriptor: EBADF
+ * says the call exists, ENOSYS that it does not.
+ */
+export function hasCachestat(): boolean {
+  if (cachestatWorks && syscall(NR_CACHESTAT, 'uint', -1, 'void *', range, 'void *', stats, 'uint', 0) !== 0 && lastErrno().code === 'ENOSYS') cachestatWorks = false;
+  return cachestatWorks;
+}
 
 /**
  * Whether none of [pos, +len) of `fd` is in the page cache, asked without starting readahead

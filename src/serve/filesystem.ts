@@ -2,6 +2,7 @@
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
+import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
 import { FuseError, type FuseFs, type OpenHandle } from '../fuse/session.js';
@@ -97,7 +98,16 @@ export class VirtualFs implements FuseFs {
       }
       throw new FuseError(errno.EIO);
     }
-    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd };
+    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+  }
+
+  async lseek(fh: number, offset: number, whence: number): Promise<number> {
+    const handle = this.handles.get(fh)?.open;
+    if (!handle) throw new FuseError(errno.EBADF);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FuseError(errno.EINVAL);
+    const at = handle.seek(offset, whence);
+    if (at === undefined) throw new FuseError(errno.ENXIO);
+    return at;
   }
 
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number> {

@@ -76,7 +76,8 @@ export class InodeAllocator {
 }
 
 const dirKey = (name: string): string => `dir:${name}`;
-const fileKey = (key: string): string => `file:${key}`;
+/** A file's inode follows its contents: the same key with another version is another inode. */
+const fileKey = (f: VirtualFile): string => `file:${f.key}\0${f.version}`;
 
 function newest(dates: Iterable<Date>, fallback: Date): Date {
   let best = fallback;
@@ -95,11 +96,12 @@ function validName(name: string): boolean {
 
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+
 /** What an update changed, for telling the kernel (invalidation) and the log. */
 export interface NamespaceChange {
   readonly added: FileNode[];
   readonly removed: FileNode[];
-  /** Same key and place, another VirtualFile (compare versions to know whether the bytes changed). */
+  /** Same key and place, another VirtualFile; a new inode number when its version (its bytes) changed. */
   readonly replaced: { readonly before: FileNode; readonly after: FileNode }[];
   readonly addedDirs: DirNode[];
   readonly removedDirs: DirNode[];
@@ -107,6 +109,8 @@ export interface NamespaceChange {
   readonly changedDirs: DirNode[];
   /** Why some files were left out (bad names, duplicates). */
   readonly warnings: string[];
+  /** Names the kernel may have cached (a dentry, or a negative one) that now mean something else. */
+  readonly stale: StaleName[];
 }
 
 function sameFiles(old: ReadonlyMap<string, FileNode>, now: ReadonlyMap<string, VirtualFile>): boolean {
@@ -130,9 +134,11 @@ export class Namespace {
 
   /** Shows a new scan's files. */
   update(files: readonly VirtualFile[]): NamespaceChange {
-    const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], warnings: [] };
+    const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], warnings: [], stale: [] };
     const byDir = new Map<string, Map<string, VirtualFile>>();
     const keys = new Set<string>();
+    /** Inode keys (key and version) of the files shown after this update. */
+    const live = new Set<string>();
     for (const f of files) {
       const path = `${f.dir}/${f.name}`;
       const list = byDir.get(f.dir);
@@ -143,13 +149,14 @@ export class Namespace {
         if (list) list.set(f.name, f);
         else byDir.set(f.dir, new Map([[f.name, f]]));
         keys.add(f.key);
+        live.add(fileKey(f));
       }
     }
     this.fileCount = keys.size;
 
     const fresh: string[] = [];
     for (const name of byDir.keys()) if (!this.root.dirs.has(name)) fresh.push(dirKey(name));
-    for (const key of keys) if (!this.inodes.has(fileKey(key))) fresh.push(fileKey(key));
+    for (const key of live) if (!this.inodes.has(key)) fresh.push(key);
     this.inodes.add(fresh);
 
     const dirs = new Map<string, DirNode>();
@@ -167,22 +174,29 @@ export class Namespace {
           nodes.set(fname, prev);
           continue;
         }
-        const node: FileNode = { kind: 'file', ino: this.inodes.get(fileKey(f.key)), file: f };
+        const node: FileNode = { kind: 'file', ino: this.inodes.get(fileKey(f)), file: f };
         nodes.set(fname, node);
         if (prev && prev.file.key === f.key) change.replaced.push({ before: prev, after: node });
         else {
           if (prev) change.removed.push(prev);
           change.added.push(node);
         }
+        if (old && prev?.ino !== node.ino) change.stale.push({ parent: old.ino, name: fname, ...(prev && { changed: f }) });
       }
-      for (const [fname, prev] of old?.files ?? []) if (!now.has(fname)) change.removed.push(prev);
+      for (const [fname, prev] of old?.files ?? []) {
+        if (now.has(fname)) continue;
+        change.removed.push(prev);
+        change.stale.push({ parent: old!.ino, name: fname });
+      }
       const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes };
       dirs.set(name, dir);
       (old ? change.changedDirs : change.addedDirs).push(dir);
+      if (!old) change.stale.push({ parent: ROOT_INO, name });
     }
     for (const [name, old] of this.root.dirs) {
       if (dirs.has(name)) continue;
       change.removedDirs.push(old);
+      change.stale.push({ parent: ROOT_INO, name });
       for (const f of old.files.values()) change.removed.push(f);
     }
     if (change.addedDirs.length + change.removedDirs.length + change.changedDirs.length === 0) return change;
@@ -192,9 +206,9 @@ export class Namespace {
       this.byIno.delete(d.ino);
       this.inodes.release(dirKey(d.name));
     }
-    for (const f of change.removed) {
+    for (const f of [...change.removed, ...change.replaced.map((r) => r.before)]) {
       if (this.byIno.get(f.ino) === f) this.byIno.delete(f.ino);
-      if (!keys.has(f.file.key)) this.inodes.release(fileKey(f.file.key));
+      if (!live.has(fileKey(f.file))) this.inodes.release(fileKey(f.file));
     }
     for (const d of [...change.addedDirs, ...change.changedDirs]) {
       this.byIno.set(d.ino, d);
@@ -245,4 +259,20 @@ export class Namespace {
     }
     return this.sums;
   }
+}
+
+/** A name the kernel may have cached (a dentry, or a negative one) that now means something else. */
+export interface StaleName {
+  readonly parent: number;
+  readonly name: string;
+  /** Set when the name stays but shows another inode: the file's contents changed. */
+  readonly changed?: VirtualFile;
+}
+
+/** A name the kernel may have cached (a dentry, or a negative one) that now means something else. */
+export interface StaleName {
+  readonly parent: number;
+  readonly name: string;
+  /** Set when the name stays but shows another inode: the file's contents changed. */
+  readonly changed?: VirtualFile;
 }

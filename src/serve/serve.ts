@@ -2,7 +2,8 @@
 import { DiskCache } from './disk-cache.js';
 import { FdCache } from './fd-cache.js';
 import { VirtualFs } from './filesystem.js';
-import { mount } from '../fuse/mount.js';
+import { type Mounted, mount } from '../fuse/mount.js';
+import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog } from '../catalog/virtual-file.js';
 import { StorageWatcher } from './storage-watcher.js';
@@ -46,6 +47,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const fds = new FdCache();
   const cache = opts.cacheDir && opts.mode !== 'passthrough' ? await DiskCache.open(opts.cacheDir, fds) : undefined;
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
+  if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
   const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log);
 
   let logged = new Set<string>();
@@ -55,13 +57,21 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     logged = new Set(lines);
   };
 
+  let mounted: Mounted | undefined;
   const rescan = async (changed?: ReadonlySet<string>): Promise<void> => {
     const { files, warnings } = await catalog.scan(changed);
     const change = vfs.update(files);
     report([...warnings, ...change.warnings]);
+    const folders = new Set<number>();
+    for (const s of change.stale) {
+      if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
+      mounted?.invalidateEntry(s.parent, s.name);
+      folders.add(s.parent);
+    }
+    // The folders' own attributes (mtime, nlink) follow their entries.
+    for (const ino of folders) mounted?.invalidateInode(ino);
     const { added, removed, replaced } = change;
     if (added.length || removed.length) log(`${vfs.fileCount} files (${added.length} new, ${removed.length} gone)`);
-    for (const { before, after } of replaced) if (before.file.version !== after.file.version) log(`${after.file.key}: its backup changed, showing the new contents`);
     // A path that comes back later may be a different file: do not reuse its old descriptor
     // (evicting one still in use by another file only costs that file a reopen).
     for (const n of [...removed, ...replaced.map((r) => r.before)]) for (const s of n.file.sources) fds.evict(s.path);
@@ -102,7 +112,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     : undefined;
 
   await rescan();
-  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
+  mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
   if (watcher) {
     every(opts.safetyScanMs ?? DEFAULT_SAFETY_SCAN_MS);

@@ -7,6 +7,8 @@ export function serveMirror(name: string, mountpoint: string, fs: FuseFs, timeou
   const session = mountSession(mountpoint, fs, {
     allowOther: true,
     maxRead: 1 << 20,
+    maxReadahead: 1 << 20,
+    workers: 2,
     maxBackground: 12,
     congestionThreshold: 9,
     entrySeconds: timeoutSeconds,
