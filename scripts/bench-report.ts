@@ -60,6 +60,7 @@ export interface ScaleResults {
   readonly clients: number;
   /** Spawn to mounted. */
   readonly startSeconds: number;
+  /** Medians over the runs: the first with the kernel's dentries dropped, the second right after. */
   readonly firstSeconds: number;
   readonly secondSeconds: number;
   /** CPU of the serve process over `idleSeconds` with nothing happening, in % of one core. */
