@@ -201,16 +201,14 @@ class ContainerFile implements VirtualFile {
   readonly name: string;
   readonly mtime: Date;
   readonly key: string;
-  readonly version: string;
   readonly sources: BackupDisk['sources'];
   private sized: Bytes | undefined;
 
-  constructor(private readonly disk: BackupDisk, private readonly format: ContainerFormat, private readonly layouts: LRUCache<ContainerFile, Layout>) {
+  constructor(private readonly disk: BackupDisk, private readonly format: ContainerFormat, readonly version: string, private readonly layouts: LRUCache<ContainerFile, Layout>) {
     this.dir = disk.client;
     this.name = `${disk.folder}.${format}`;
     this.mtime = disk.time;
     this.key = `${disk.client}/${this.name}`;
-    this.version = diskVersion(disk);
     this.sources = disk.sources;
   }
 
@@ -279,14 +277,9 @@ export class StorageCatalog implements Catalog {
   }
 
   async scan(changed?: ReadonlySet<string>): Promise<CatalogScan> {
-    const stale: string[] = [];
-    const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> => {
-      if (changed) return changed.has(dir);
-      const now = await stat(dir).then((s) => s.mtimeMs, () => undefined);
-      if (stamp !== undefined && now === stamp) return false;
-      stale.push(dir);
-      return true;
-    };
+    // Told by the watcher, or (a pass without it) found by a stat: an unchanged folder costs one.
+    const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
+      changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
 
     const reread = new Set<string>();
     if (!this.rootRead || (await isStale(this.storage, this.rootStamp))) {
@@ -324,7 +317,7 @@ export class StorageCatalog implements Catalog {
       for (const f of c.files) files.push(f);
       for (const w of c.warnings) warnings.push(w);
     }
-    return { files, warnings, stale };
+    return { files, warnings };
   }
 
   private dropClient(name: string): void {
@@ -357,7 +350,10 @@ export class StorageCatalog implements Catalog {
     const files: VirtualFile[] = [];
     for (const b of disks) {
       let fs = this.filesOf.get(b);
-      if (!fs) this.filesOf.set(b, (fs = formatsFor(b, this.formats).map((f) => new ContainerFile(b, f, this.layouts))));
+      if (!fs) {
+        const version = diskVersion(b);
+        this.filesOf.set(b, (fs = formatsFor(b, this.formats).map((f) => new ContainerFile(b, f, version, this.layouts))));
+      }
       files.push(...fs);
     }
     c.files = files;

@@ -28,8 +28,6 @@ export interface VirtualFile {
 export interface CatalogScan {
   readonly files: VirtualFile[];
   readonly warnings: string[];
-  /** Folders a scan without `changed` found changed by their mtime (the watcher should have said so). */
-  readonly stale?: readonly string[];
 }
 
 export interface Catalog {

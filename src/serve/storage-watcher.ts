@@ -69,11 +69,6 @@ export class StorageWatcher {
     }
   }
 
-  /** Whether events are waiting to be reported. */
-  get busy(): boolean {
-    return this.pending.size > 0;
-  }
-
   close(): void {
     clearTimeout(this.timer);
     for (const w of this.watches.values()) w.watcher.close();
