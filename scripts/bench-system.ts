@@ -50,6 +50,14 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/** CPU seconds (user + system) a process has used: /proc/PID/stat fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 export interface Served {
   readonly pid: number;
   readonly mountpoint: string;
@@ -63,12 +71,14 @@ export interface ServeSpec {
   readonly mount: string;
   readonly mode: 'passthrough' | 'reflink';
   readonly cacheDir?: string;
+  /** serve --formats, when not the default. */
+  readonly formats?: string;
 }
 
 /** Starts `synthvhd serve` and waits until it is mounted; stop() sends SIGTERM (it unmounts). */
 export async function startServe(spec: ServeSpec): Promise<Served> {
   await mkdir(spec.mount, { recursive: true });
-  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : [])];
+  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : [])];
   const t = process.hrtime.bigint();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -156,13 +166,4 @@ export async function fio(job: FioJob): Promise<FioResult> {
   const read = out.jobs[0]?.read;
   if (!read) throw new BenchError(`fio on ${job.file}: no read results`);
   return { bytesPerSecond: read.bw_bytes, iops: read.iops };
-}
-
-/** CPU seconds a process has used, user and system (proc(5) /proc/PID/stat fields 14 and 15, in clock ticks). */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / Number((await run('getconf', ['CLK_TCK'])).trim());
 }

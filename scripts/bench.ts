@@ -11,6 +11,7 @@ import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
 import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, scaleChecks, scaleTable, series, table } from './bench-report.js';
+import { dynamicSection } from './bench-dynamic.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
 
@@ -114,13 +115,23 @@ async function verifyTargets(targets: Record<Target, ReadTarget>, fx: BenchFixtu
   }
 }
 
-async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixture, o: Options): Promise<Pick<BenchResults, 'sequential' | 'random'>> {
+async function readSections(targets: Record<Target, ReadTarget>, pids: Record<'synthvhd-passthrough' | 'synthvhd-reflink', number>, fx: BenchFixture, o: Options): Promise<Pick<BenchResults, 'sequential' | 'random' | 'cpu'>> {
   const seq = (t: Target, invalidate = false): Promise<number> =>
     fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'read', blockSize: READ_1M, jobs: 1, invalidate }).then(
       (r) => r.bytesPerSecond / 1e6,
     );
   log('1. sequential reads, cold');
-  const cold = await sideBySide(TARGETS, o.runs, (t) => (dropCaches(), seq(t)));
+  const cpu: Record<keyof typeof pids, number[]> = { 'synthvhd-passthrough': [], 'synthvhd-reflink': [] };
+  const cold = await sideBySide(TARGETS, o.runs, async (t) => {
+    dropCaches();
+    if (!(t in pids)) return seq(t);
+    const pid = pids[t as keyof typeof pids];
+    const before = await cpuSeconds(pid);
+    const mbs = await seq(t);
+    cpu[t as keyof typeof pids].push((await cpuSeconds(pid)) - before);
+    return mbs;
+  });
+  const perGiB = (k: keyof typeof pids): Series => series(cpu[k].map((c) => c / (fx.volumeBytes / 2 ** 30)));
   log('1. sequential reads, warm');
   for (const t of TARGETS) await seq(t);
   const warm = await sideBySide(TARGETS, o.runs, (t) => seq(t));
@@ -134,10 +145,23 @@ async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixtur
       return fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'randread', blockSize: READ_4K, jobs, runtimeSeconds }).then((r) => r.iops);
     });
   };
-  return { sequential: { cold, warm, fusePath }, random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4) } };
+  // The backing files cached, each virtual file's own pages dropped before the run (fio's
+  // default): every 4 KiB read is a FUSE request. The raw file's own pages are the backing ones.
+  const backingCached = async (jobs: number): Promise<PerTarget> => {
+    log(`2. random 4 KiB reads, backing files cached, ${jobs} job(s)`);
+    for (const t of TARGETS) await seq(t);
+    return sideBySide(TARGETS, o.runs, (t) =>
+      fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'randread', blockSize: READ_4K, jobs, runtimeSeconds, invalidate: t !== 'raw' }).then((r) => r.iops),
+    );
+  };
+  return {
+    sequential: { cold, warm, fusePath },
+    random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4), cachedJobs1: await backingCached(1), cachedJobs4: await backingCached(4) },
+    cpu: { passthroughPerGiB: perGiB('synthvhd-passthrough'), reflinkPerGiB: perGiB('synthvhd-reflink') },
+  };
 }
 
-async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
+async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<Pick<BenchResults, 'samba' | 'dynamic'>> {
   log('3. Samba downloads');
   const smb = await startSamba(
     [
@@ -154,10 +178,12 @@ async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, f
     reflink: (await stat(join(served.reflink.mountpoint, fx.vhdPath))).size,
     plain: (await stat(fx.raw)).size,
   };
-  return sideBySide(['passthrough', 'reflink', 'plain'] as const, o.runs, async (s) => {
+  const samba = await sideBySide(['passthrough', 'reflink', 'plain'] as const, o.runs, async (s) => {
     dropCaches();
     return sizes[s] / (await smb.download(s, files[s])) / 1e6;
   });
+  log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
+  return { samba, dynamic: await dynamicSection(fx, served.passthrough, smb, 'passthrough', o.runs, sideBySide) };
 }
 
 /** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
@@ -173,12 +199,18 @@ async function exclusiveBytes(path: string): Promise<number> {
 async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults['build']> {
   log('4. reflink build of the fragmented backup');
   const out = { synthvhd: join(fx.scratch, 'built.vhd'), cp: join(fx.scratch, 'copied.raw') };
+  // build fsyncs its output (a crash never leaves a half-built file under the final name); cp
+  // does not, so it is timed with the sync that makes its copy as durable.
   const build = {
     synthvhd: () => run(process.execPath, [CLI, 'build', fx.fragFolder, '-o', out.synthvhd, '--reflink', 'always']),
-    cp: () => run('cp', ['--reflink=always', fx.fragRaw, out.cp]),
+    cp: async () => {
+      await run('cp', ['--reflink=always', fx.fragRaw, out.cp]);
+      await run('sync', ['-f', out.cp]);
+    },
+    node: () => run(process.execPath, ['-e', '0']),
   };
-  const times = await sideBySide(['synthvhd', 'cp'] as const, o.runs, async (k) => {
-    await rm(out[k], { force: true });
+  const times = await sideBySide(['synthvhd', 'cp', 'node'] as const, o.runs, async (k) => {
+    if (k !== 'node') await rm(out[k], { force: true });
     await run('sync', ['-f', fx.scratch]);
     dropCaches();
     return timed(build[k]);
@@ -187,6 +219,7 @@ async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults[
     extents: fx.fragExtents,
     synthvhdSeconds: times.synthvhd,
     cpSeconds: times.cp,
+    nodeStartSeconds: times.node,
     synthvhdExclusiveBytes: await exclusiveBytes(out.synthvhd),
     cpExclusiveBytes: await exclusiveBytes(out.cp),
   };
@@ -334,7 +367,7 @@ async function main(): Promise<void> {
     }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
-    const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough' });
+    const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
     const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
     stack.push(reflink.stop);
@@ -351,8 +384,8 @@ async function main(): Promise<void> {
     // Also builds reflink mode's disk, so that the read sections do not time the build.
     await verifyTargets(targets, fx);
 
-    const reads = await readSections(targets, fx, o);
-    const samba = await sambaSection({ passthrough, reflink }, fx, o, stack);
+    const reads = await readSections(targets, { 'synthvhd-passthrough': passthrough.pid, 'synthvhd-reflink': reflink.pid }, fx, o);
+    const { samba, dynamic } = await sambaSection({ passthrough, reflink }, fx, o, stack);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
@@ -370,6 +403,7 @@ async function main(): Promise<void> {
       },
       ...reads,
       samba,
+      ...(dynamic && { dynamic }),
       build,
       listing,
       firstByte,

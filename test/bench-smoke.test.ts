@@ -23,20 +23,24 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
   const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
-  t.regex(stdout, /Targets \(issue 6\)/);
+  t.regex(stdout, /Targets \(issues 6, 11, 12 and 14\)/);
   const r = JSON.parse(await readFile(out, 'utf8'));
 
   t.true(r.meta.quick);
   t.true(r.meta.fragExtents > 100, `fragmented copy has ${r.meta.fragExtents} extents`);
-  for (const table of [r.sequential.cold, r.sequential.warm, r.sequential.fusePath, r.random.jobs1, r.random.jobs4]) {
+  for (const table of [r.sequential.cold, r.sequential.warm, r.sequential.fusePath, r.random.jobs1, r.random.jobs4, r.random.cachedJobs1, r.random.cachedJobs4]) {
     for (const target of TARGETS) t.true(isSeries(table[target]), `${target}: ${JSON.stringify(table[target])}`);
   }
   t.true(r.sequential.cold.raw.median > 0);
-  for (const s of [r.samba.passthrough, r.samba.reflink, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  for (const s of [r.samba.passthrough, r.samba.reflink, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds, r.build.nodeStartSeconds, r.cpu.passthroughPerGiB, r.cpu.reflinkPerGiB]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.build.synthvhdExclusiveBytes >= 0 && r.build.cpExclusiveBytes >= 0);
   for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.listing.peakRssBytes > 0);
   t.true(isSeries(r.firstByte.passthroughMs) && isSeries(r.firstByte.reflinkMs));
+  // Issue 12: the bench backup and the four genuine ones, each with every kind's size.
+  t.is(r.dynamic.sizes.length, 5);
+  for (const d of r.dynamic.sizes) t.true(d.dataBytes > 0 && d.vhdx > 0 && d.vhdx < d.vhdxFixed && d.vhdDynamic > 0 && d.vhd > 0, JSON.stringify(d));
+  for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
 
   t.true(r.checks.length >= 15);
   for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);

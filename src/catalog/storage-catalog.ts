@@ -6,39 +6,21 @@ import { dirname, join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../base/units.js';
 import { ContainerError } from '../container/disk-image.js';
-import { canBeVhd, VHD_FOOTER_SIZE, vhdLayout } from '../container/vhd.js';
-import { canBeVhdx, vhdxFileSize, vhdxLayout } from '../container/vhdx.js';
 import type { Layout } from '../disk/layout.js';
 import type { Catalog, CatalogScan, VirtualFile } from './virtual-file.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
 import { type FoundImage, type ImageFolder, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
-import { type BackupDisk, type DiskOptions, backupDisk, diskImage, diskVersion } from './backup-disk.js';
+import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
+import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
-export type ContainerFormat = 'vhd' | 'vhdx';
-export const CONTAINER_FORMATS: readonly ContainerFormat[] = ['vhd', 'vhdx'];
+export type ContainerFormat = ContainerKind;
+export const CONTAINER_FORMATS = CONTAINER_KINDS;
 
-/**
- * One container format: which disks it holds, its file size (cheap: no layout is built, so a
- * listing never builds a BAT), and its layout, built only when the file is opened.
- */
-export interface ContainerKind {
-  /** Why the disk cannot be shown in this format, or null when it can. */
-  unfit(b: BackupDisk): string | null;
-  size(b: BackupDisk): Bytes;
-  layout(b: BackupDisk): Layout;
-}
-
-const geometry = (b: BackupDisk): { size: Bytes; sectorSize: 512 | 4096 } => ({ size: b.disk.layout.size, sectorSize: b.disk.sectorSize });
-
-export const CONTAINER_KINDS: Readonly<Record<ContainerFormat, ContainerKind>> = {
-  vhd: { unfit: (b) => canBeVhd(geometry(b)), size: (b) => b.disk.layout.size + VHD_FOOTER_SIZE, layout: (b) => vhdLayout(diskImage(b)) },
-  vhdx: { unfit: (b) => canBeVhdx(geometry(b)), size: (b) => vhdxFileSize(b.disk.layout.size, b.disk.sectorSize), layout: (b) => vhdxLayout(diskImage(b)) },
-};
-
-function inFolder<T>(b: BackupDisk, fn: () => T): T {
+/** Runs `fn`, naming the backup's folder in a ContainerError. */
+function naming<T>(b: BackupDisk, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -48,22 +30,17 @@ function inFolder<T>(b: BackupDisk, fn: () => T): T {
 }
 
 export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
-  return inFolder(b, () => CONTAINER_KINDS[format].layout(b));
+  return naming(b, () => kindLayout(b, format));
 }
 
 /** The container file's size, without building its layout. */
 export function containerSize(b: BackupDisk, format: ContainerFormat): Bytes {
-  const kind = CONTAINER_KINDS[format];
-  return inFolder(b, () => {
-    const reason = kind.unfit(b);
-    if (reason) throw new ContainerError(`cannot make a ${format.toUpperCase()}: ${reason}`);
-    return kind.size(b);
-  });
+  return naming(b, () => kindSize(b, format));
 }
 
 /** The formats a disk can be shown in: no `.vhd` for 4Kn disks or disks over 2040 GiB. */
 export function formatsFor(b: BackupDisk, wanted: readonly ContainerFormat[]): ContainerFormat[] {
-  return wanted.filter((f) => CONTAINER_KINDS[f].unfit(b) === null);
+  return wanted.filter((f) => kindRefusal(b, f) === null);
 }
 
 export interface ScanOptions {
@@ -155,7 +132,7 @@ function assemble(main: LoadedImage, partners: readonly LoadedImage[], opts: Dis
   try {
     const b = backupDisk(main, partners, opts);
     // A table claiming a disk no container can hold (over 64 TiB) is one broken backup, not a failed scan.
-    containerSize(b, 'vhdx');
+    containerSize(b, 'vhdx-fixed');
     return b;
   } catch (e) {
     if (partners.length === 0) return errorText(e);
@@ -195,25 +172,26 @@ function layoutCost(l: Layout): number {
   return n;
 }
 
-/** A disk in one format; its size is computed once, when first asked (a listing asks). */
+/** A disk in one format, keeping its layout (built on open) in the catalog's bounded cache. */
 class ContainerFile implements VirtualFile {
   readonly dir: string;
   readonly name: string;
   readonly mtime: Date;
   readonly key: string;
   readonly sources: BackupDisk['sources'];
-  private sized: Bytes | undefined;
 
-  constructor(private readonly disk: BackupDisk, private readonly format: ContainerFormat, readonly version: string, private readonly layouts: LRUCache<ContainerFile, Layout>) {
+  constructor(
+    private readonly disk: BackupDisk,
+    private readonly format: ContainerFormat,
+    readonly size: Bytes,
+    readonly version: string,
+    private readonly layouts: LRUCache<ContainerFile, Layout>,
+  ) {
     this.dir = disk.client;
-    this.name = `${disk.folder}.${format}`;
+    this.name = kindFileName(disk.folder, format);
     this.mtime = disk.time;
     this.key = `${disk.client}/${this.name}`;
     this.sources = disk.sources;
-  }
-
-  get size(): Bytes {
-    return (this.sized ??= containerSize(this.disk, this.format));
   }
 
   layout(): Layout {
@@ -352,7 +330,17 @@ export class StorageCatalog implements Catalog {
       let fs = this.filesOf.get(b);
       if (!fs) {
         const version = diskVersion(b);
-        this.filesOf.set(b, (fs = formatsFor(b, this.formats).map((f) => new ContainerFile(b, f, version, this.layouts))));
+        fs = [];
+        for (const f of formatsFor(b, this.formats)) {
+          try {
+            fs.push(new ContainerFile(b, f, containerSize(b, f), version, this.layouts));
+          } catch (e) {
+            // A dynamic kind maps the `.raw` files' data: a file that cannot be read hides only this one.
+            warnings.push(`${kindFileName(b.folder, f)}: ${errorText(e)}`);
+          }
+        }
+        // A disk none of whose files could be made is tried again at its client's next scan.
+        if (fs.length > 0) this.filesOf.set(b, fs);
       }
       files.push(...fs);
     }
