@@ -36,55 +36,45 @@ interface Loaded {
   run(a: unknown): Promise<void> | void;
 }
 
+/** A subcommand's module, loaded on use: its options (`builder`) and what it does (`run`). */
+function lazy<M>(load: () => Promise<M>, builder: (m: M) => unknown, run: (m: M, a: never) => Promise<void> | void): () => Promise<Loaded> {
+  return async () => {
+    const m = await load();
+    return { builder: builder(m) as (y: Argv) => Argv, run: (a) => run(m, a as never) };
+  };
+}
+
 /** Every subcommand: its yargs name, its one-line summary, and how to load it. */
 const COMMANDS: readonly { readonly name: string; readonly describe: string; load(): Promise<Loaded> }[] = [
   {
     name: 'build <source>',
     describe: 'write the whole disk of one image backup as a real .vhd or .vhdx file (reflinked where possible)',
-    load: async () => {
-      const m = await import('./build.js');
-      return { builder: m.buildCommand as (y: Argv) => Argv, run: (a) => m.runBuild(a as BuildArgs, log) };
-    },
+    load: lazy(() => import('./build.js'), (m) => m.buildCommand, (m, a: BuildArgs) => m.runBuild(a, log)),
   },
   {
     name: 'inspect <path>',
     describe: 'show a .raw.mbr, or the disk an image folder or .raw makes (partitions, segments, warnings)',
-    load: async () => {
-      const m = await import('./inspect.js');
-      return { builder: m.inspectCommand as (y: Argv) => Argv, run: (a) => m.runInspect(a as InspectArgs, out) };
-    },
+    load: lazy(() => import('./inspect.js'), (m) => m.inspectCommand, (m, a: InspectArgs) => m.runInspect(a, out)),
   },
   {
     name: 'list',
     describe: 'list every disk that serve would show for a storage',
-    load: async () => {
-      const m = await import('./list.js');
-      return { builder: m.listCommand as (y: Argv) => Argv, run: (a) => m.runList(a as ListArgs, out, log) };
-    },
+    load: lazy(() => import('./list.js'), (m) => m.listCommand, (m, a: ListArgs) => m.runList(a, out, log)),
   },
   {
     name: 'serve',
     describe: 'mount a FUSE filesystem that shows a .vhd and .vhdx for every backup (as root; foreground; Ctrl-C unmounts)',
-    load: async () => {
-      const m = await import('./serve.js');
-      return { builder: m.serveCommand as (y: Argv) => Argv, run: (a) => m.runServe(a as ServeArgs, log) };
-    },
+    load: lazy(() => import('./serve.js'), (m) => m.serveCommand, (m, a: ServeArgs) => m.runServe(a, log)),
   },
   {
     name: 'doctor',
     describe: 'check FUSE, reflink support of the storage and cache, the Samba share, and who can read the storage and the disks; says what to fix',
-    load: async () => {
-      const m = await import('./doctor.js');
-      return { builder: m.doctorCommand as (y: Argv) => Argv, run: (a) => m.runDoctor(a as DoctorArgs, out) };
-    },
+    load: lazy(() => import('./doctor.js'), (m) => m.doctorCommand, (m, a: DoctorArgs) => m.runDoctor(a, out)),
   },
   {
     name: 'samba-conf',
     describe: 'print an smb.conf share section for the mount',
-    load: async () => {
-      const m = await import('./samba-conf.js');
-      return { builder: m.sambaConfCommand as (y: Argv) => Argv, run: (a) => m.runSambaConf(a as SambaConfArgs, out) };
-    },
+    load: lazy(() => import('./samba-conf.js'), (m) => m.sambaConfCommand, (m, a: SambaConfArgs) => m.runSambaConf(a, out)),
   },
 ];
 
