@@ -199,6 +199,7 @@ class Connection {
     const want = Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
     const flags = k.flags & want;
     this.passthrough = (flags & Init.PASSTHROUGH) !== 0n;
+    if (!this.passthrough) this.o.log('the kernel offers no FUSE passthrough (Linux < 6.9): built disks are read through synthvhd');
     this.send(initReply(req, {
       maxReadahead: k.maxReadahead,
       flags,

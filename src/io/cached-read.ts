@@ -2,7 +2,7 @@
 // preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi; and asking whether a
 // range is cached at all without touching it (cachestat(2)).
 import type { Bytes } from '../base/units.js';
-import { preadv2, syscall } from './libc.js';
+import { lastErrno, preadv2, syscall } from './libc.js';
 
 /** RWF_NOWAIT, <linux/fs.h>: fail with EAGAIN rather than wait for I/O (Linux 4.14). */
 const RWF_NOWAIT = 8;
@@ -38,4 +38,12 @@ export function nothingCached(fd: number, pos: Bytes, len: Bytes): boolean | und
     return undefined;
   }
   return stats.readBigUInt64LE(0) === 0n;
+}
+
+/** EBADF, <asm-generic/errno-base.h>: the answer of a kernel that has cachestat to a bad descriptor. */
+const EBADF = 9;
+
+/** Whether the kernel has cachestat(2) (Linux 6.5): asked with descriptor -1, which it answers EBADF and older kernels ENOSYS. */
+export function hasCachestat(): boolean {
+  return syscall(NR_CACHESTAT, 'int', -1, 'void *', range, 'void *', stats, 'uint', 0) === 0 || lastErrno().errno === EBADF;
 }
