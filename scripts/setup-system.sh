@@ -11,6 +11,8 @@ declare -A need=(
   [mformat]=mtools [mkfs.vfat]=dosfstools [fusermount3]=fuse3 [smbd]=samba
   [smbclient]=smbclient [testparm]=samba-common-bin [losetup]=mount [mkfs.ext4]=e2fsprogs
   [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount
+  [dpkg-deb]=dpkg [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [lintian]=lintian
+  [busybox]=busybox-static [cpio]=cpio
 )
 missing=()
 for cmd in "${!need[@]}"; do
