@@ -50,6 +50,14 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/** CPU seconds (user + system) a process has used: /proc/PID/stat fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 export interface Served {
   readonly pid: number;
   readonly mountpoint: string;

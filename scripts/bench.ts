@@ -11,7 +11,7 @@ import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture } from './bench-fixture.js';
 import { type BenchResults, type PerTarget, type Series, TARGETS, type Target, checks, series, table } from './bench-report.js';
 import { startSamba } from './bench-samba.js';
-import { BenchError, CLI, type Served, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
+import { BenchError, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
 
 /** Default runs per measurement (median taken); --quick uses one. */
 const DEFAULT_RUNS = 3;
@@ -91,13 +91,23 @@ async function verifyTargets(targets: Record<Target, ReadTarget>, fx: BenchFixtu
   }
 }
 
-async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixture, o: Options): Promise<Pick<BenchResults, 'sequential' | 'random'>> {
+async function readSections(targets: Record<Target, ReadTarget>, pids: Record<'synthvhd-passthrough' | 'synthvhd-reflink', number>, fx: BenchFixture, o: Options): Promise<Pick<BenchResults, 'sequential' | 'random' | 'cpu'>> {
   const seq = (t: Target, invalidate = false): Promise<number> =>
     fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'read', blockSize: READ_1M, jobs: 1, invalidate }).then(
       (r) => r.bytesPerSecond / 1e6,
     );
   log('1. sequential reads, cold');
-  const cold = await sideBySide(TARGETS, o.runs, (t) => (dropCaches(), seq(t)));
+  const cpu: Record<keyof typeof pids, number[]> = { 'synthvhd-passthrough': [], 'synthvhd-reflink': [] };
+  const cold = await sideBySide(TARGETS, o.runs, async (t) => {
+    dropCaches();
+    if (!(t in pids)) return seq(t);
+    const pid = pids[t as keyof typeof pids];
+    const before = await cpuSeconds(pid);
+    const mbs = await seq(t);
+    cpu[t as keyof typeof pids].push((await cpuSeconds(pid)) - before);
+    return mbs;
+  });
+  const perGiB = (k: keyof typeof pids): Series => series(cpu[k].map((c) => c / (fx.volumeBytes / 2 ** 30)));
   log('1. sequential reads, warm');
   for (const t of TARGETS) await seq(t);
   const warm = await sideBySide(TARGETS, o.runs, (t) => seq(t));
@@ -111,7 +121,20 @@ async function readSections(targets: Record<Target, ReadTarget>, fx: BenchFixtur
       return fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'randread', blockSize: READ_4K, jobs, runtimeSeconds }).then((r) => r.iops);
     });
   };
-  return { sequential: { cold, warm, fusePath }, random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4) } };
+  // The backing files cached, each virtual file's own pages dropped before the run (fio's
+  // default): every 4 KiB read is a FUSE request. The raw file's own pages are the backing ones.
+  const backingCached = async (jobs: number): Promise<PerTarget> => {
+    log(`2. random 4 KiB reads, backing files cached, ${jobs} job(s)`);
+    for (const t of TARGETS) await seq(t);
+    return sideBySide(TARGETS, o.runs, (t) =>
+      fio({ file: targets[t].file, offset: targets[t].offset, length: fx.volumeBytes, rw: 'randread', blockSize: READ_4K, jobs, runtimeSeconds, invalidate: t !== 'raw' }).then((r) => r.iops),
+    );
+  };
+  return {
+    sequential: { cold, warm, fusePath },
+    random: { runtimeSeconds, jobs1: await random(1), jobs4: await random(4), cachedJobs1: await backingCached(1), cachedJobs4: await backingCached(4) },
+    cpu: { passthroughPerGiB: perGiB('synthvhd-passthrough'), reflinkPerGiB: perGiB('synthvhd-reflink') },
+  };
 }
 
 async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
@@ -150,12 +173,18 @@ async function exclusiveBytes(path: string): Promise<number> {
 async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults['build']> {
   log('4. reflink build of the fragmented backup');
   const out = { synthvhd: join(fx.scratch, 'built.vhd'), cp: join(fx.scratch, 'copied.raw') };
+  // build fsyncs its output (a crash never leaves a half-built file under the final name); cp
+  // does not, so it is timed with the sync that makes its copy as durable.
   const build = {
     synthvhd: () => run(process.execPath, [CLI, 'build', fx.fragFolder, '-o', out.synthvhd, '--reflink', 'always']),
-    cp: () => run('cp', ['--reflink=always', fx.fragRaw, out.cp]),
+    cp: async () => {
+      await run('cp', ['--reflink=always', fx.fragRaw, out.cp]);
+      await run('sync', ['-f', out.cp]);
+    },
+    node: () => run(process.execPath, ['-e', '0']),
   };
-  const times = await sideBySide(['synthvhd', 'cp'] as const, o.runs, async (k) => {
-    await rm(out[k], { force: true });
+  const times = await sideBySide(['synthvhd', 'cp', 'node'] as const, o.runs, async (k) => {
+    if (k !== 'node') await rm(out[k], { force: true });
     await run('sync', ['-f', fx.scratch]);
     dropCaches();
     return timed(build[k]);
@@ -164,6 +193,7 @@ async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults[
     extents: fx.fragExtents,
     synthvhdSeconds: times.synthvhd,
     cpSeconds: times.cp,
+    nodeStartSeconds: times.node,
     synthvhdExclusiveBytes: await exclusiveBytes(out.synthvhd),
     cpExclusiveBytes: await exclusiveBytes(out.cp),
   };
@@ -250,7 +280,7 @@ async function main(): Promise<void> {
     // Also builds reflink mode's disk, so that the read sections do not time the build.
     await verifyTargets(targets, fx);
 
-    const reads = await readSections(targets, fx, o);
+    const reads = await readSections(targets, { 'synthvhd-passthrough': passthrough.pid, 'synthvhd-reflink': reflink.pid }, fx, o);
     const samba = await sambaSection({ passthrough, reflink }, fx, o, stack);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);

@@ -19,11 +19,11 @@ const LIB = 'usr/lib/synthvhd';
 
 /**
  * Run-time needs, from the code: the Node.js build's NEEDED libraries and symbol versions
- * (glibc 2.28, GLIBCXX_3.4.21 = GCC 5.2, LIBATOMIC_1.0); `umount` and `mount -t fusectl`
- * (src/fuse/mount.ts) from mount; sqlite3 for UrBackup's database, which every UrBackup storage
- * has a nightly copy of (src/urbackup/database.ts). setpriv, findmnt (util-linux) and cat
- * (coreutils) are Essential, so not named (Debian policy §3.5). No fuse3: serve mounts with
- * mount(2) itself. smbd and testparm (doctor, the share) come with samba, which is optional.
+ * (glibc 2.28, GLIBCXX_3.4.21 = GCC 5.2, LIBATOMIC_1.0); sqlite3 for UrBackup's database, which
+ * every UrBackup storage has a nightly copy of (src/urbackup/database.ts); umount from mount for
+ * the unit's ExecStopPost and prerm (serve itself mounts and unmounts with mount(2)/umount2(2),
+ * so no fuse3). findmnt (doctor, prerm) is util-linux's, which is Essential and so not named
+ * (Debian policy §3.5). smbd and testparm (doctor, the share) come with samba, which is optional.
  */
 const DEPENDS = 'libc6 (>= 2.28), libstdc++6 (>= 5.2), libgcc-s1, libatomic1, mount, sqlite3';
 const RECOMMENDS = 'samba';

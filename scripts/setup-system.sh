@@ -10,7 +10,7 @@ declare -A need=(
   [mkntfs]=ntfs-3g [ntfs-3g]=ntfs-3g [mkfs.btrfs]=btrfs-progs [mkfs.xfs]=xfsprogs
   [mformat]=mtools [mkfs.vfat]=dosfstools [fusermount3]=fuse3 [smbd]=samba
   [smbclient]=smbclient [testparm]=samba-common-bin [losetup]=mount [mkfs.ext4]=e2fsprogs
-  [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount
+  [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount [locale-gen]=locales
   [dpkg-deb]=dpkg [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [lintian]=lintian
   [busybox]=busybox-static [cpio]=cpio
 )

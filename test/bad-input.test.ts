@@ -20,10 +20,17 @@ const TIME = '240201-1000';
 const FOLDER = `${TIME}_Image_C`;
 const RAW = `Image_C_${TIME}.raw`;
 const RAW_VOLUME_OFFSET = 524288;
+/** A SYSVOL image taken just before the C: image, so that the heuristic pairs them. */
+const PARTNER_TIME = '240201-0958';
+const PARTNER_FOLDER = `${PARTNER_TIME}_Image_SYSVOL`;
+const PARTNER_MBR = `Image_SYSVOL_${PARTNER_TIME}.raw.mbr`;
+
+/** Which file a message must name: the case's `.raw`, `.raw.mbr`, image folder or client folder. */
+type Names = 'raw' | 'mbr' | 'folder' | 'client';
 
 /** What a case must lead to. `names`: which path the one message must contain. */
 type Outcome =
-  | { readonly shown: false; readonly names: 'raw' | 'mbr' | 'folder' | 'client'; readonly message: RegExp; readonly inspect?: false }
+  | { readonly shown: false; readonly names: Names; readonly message: RegExp; readonly inspect?: false }
   | { readonly shown: true; readonly warning?: RegExp };
 
 interface Case {
@@ -52,7 +59,7 @@ const cutAt = (b: Buffer, n: number): Buffer => b.subarray(0, n);
 /** The offset of serial_number's u32 length: status, version, device, partition. */
 const SERIAL_LEN_AT = 1 + 1 + 4 + 4;
 
-const hidden = (names: 'raw' | 'mbr' | 'folder' | 'client', message: RegExp, inspect?: false): Outcome => ({ shown: false, names, message, ...(inspect === false && { inspect }) });
+const hidden = (names: Names, message: RegExp, inspect?: false): Outcome => ({ shown: false, names, message, ...(inspect === false && { inspect }) });
 
 const CASES: Case[] = [
   { client: 'empty-mbr', what: 'empty .raw.mbr', mbr: () => Buffer.alloc(0), outcome: hidden('mbr', /empty \.raw\.mbr/) },
@@ -64,8 +71,23 @@ const CASES: Case[] = [
   { client: 'version-255', what: 'unknown version 255', mbr: () => Buffer.from([1, 255, ...bytes(v0).subarray(2)]), outcome: hidden('mbr', /unknown \.raw\.mbr version 255/) },
   { client: 'partition-0', what: 'partition number 0', mbr: () => bytes({ ...v0, partitionNumber: 0 }), outcome: hidden('mbr', /partition_number is 0/) },
   { client: 'partition-negative', what: 'partition number -1', mbr: () => bytes({ ...v0, partitionNumber: -1 }), outcome: hidden('mbr', /partition_number is -1/) },
-  { client: 'partition-beyond', what: 'partition number 5 of a 1-entry table', mbr: () => bytes({ ...v0, partitionNumber: 5 }), outcome: hidden('raw', /partition number 5 does not exist/) },
-  { client: 'partition-huge', what: 'partition number 2^31-1', mbr: () => bytes({ ...v1, partitionNumber: 0x7fffffff }), outcome: hidden('raw', /partition number 2147483647 does not exist/) },
+  { client: 'partition-beyond', what: 'partition number 5 of a 1-entry table', mbr: () => bytes({ ...v0, partitionNumber: 5 }), outcome: hidden('mbr', /partition number 5 does not exist/) },
+  { client: 'partition-huge', what: 'partition number 2^31-1', mbr: () => bytes({ ...v1, partitionNumber: 0x7fffffff }), outcome: hidden('mbr', /partition number 2147483647 does not exist/) },
+  {
+    client: 'partner-partition-beyond',
+    what: "SYSVOL partner's partition number 5 of a 1-entry table",
+    change: async ({ dir }) => {
+      const p = join(dirname(dir), PARTNER_FOLDER);
+      await mkdir(p);
+      const raw = join(p, PARTNER_MBR.replace(/\.mbr$/, ''));
+      await writeFile(raw, Buffer.alloc(512, 0xcd));
+      await truncate(raw, RAW_VOLUME_OFFSET + 4096);
+      await writeFile(`${raw}.mbr`, bytes({ ...v0, partitionNumber: 5 }));
+      await writeFile(`${raw}.sync`, '');
+    },
+    // The C: disk is served without its partner, with a warning naming the partner's `.raw.mbr`.
+    outcome: { shown: true, warning: /partners not assembled: \S+\/240201-0958_Image_SYSVOL\/Image_SYSVOL_240201-0958\.raw\.mbr: partition number 5 does not exist/ },
+  },
   {
     client: 'string-past-end',
     what: 'serial length past the end of the file',
@@ -211,7 +233,7 @@ let bios: sc.Scenario;
 let before: Record<string, string>;
 const tracker = new ServeTracker();
 
-function pathOf(c: Case, names: 'raw' | 'mbr' | 'folder' | 'client'): string {
+function pathOf(c: Case, names: Names): string {
   const cdir = join(storage, c.client);
   const dir = join(cdir, FOLDER);
   return { client: cdir, folder: dir, raw: join(dir, RAW), mbr: join(dir, `${RAW}.mbr`) }[names];
@@ -281,7 +303,8 @@ for (const c of CASES) {
     t.is(r.code, 1, r.stdout);
     const lines = r.stderr.trimEnd().split('\n');
     t.is(lines.length, 1, r.stderr);
-    t.true(lines[0]!.includes(pathOf(c, o.names)), `names ${pathOf(c, o.names)}: ${lines[0]}`);
+    // The path and its colon: a `.raw` path alone is a prefix of its `.raw.mbr`'s.
+    t.true(lines[0]!.includes(`${pathOf(c, o.names)}: `), `names ${pathOf(c, o.names)}: ${lines[0]}`);
     t.regex(lines[0]!, o.message);
   });
 }
@@ -312,7 +335,7 @@ test('list: every good disk is listed, each broken backup is one warning naming 
     }
     const mine = j.warnings.filter((w) => w.includes(join(storage, c.client) + (o.names === 'client' ? '' : '/')) || w.startsWith(`${pathOf(c, o.names)}:`));
     t.is(mine.length, 1, `${c.what}: ${mine.join(' | ')}`);
-    t.true(mine[0]?.includes(pathOf(c, o.names)), `${c.what}: ${mine[0]}`);
+    t.true(mine[0]?.includes(`${pathOf(c, o.names)}: `), `${c.what}: ${mine[0]}`);
     t.regex(mine[0] ?? '', o.message, c.what);
   }
 });

@@ -1,4 +1,4 @@
-// What counts as an image backup in a storage folder (urbackup-raw-format.md §1.1–1.3, §7).
+// What counts as an image backup in a storage folder (docs/urbackup-raw-format.md §1).
 import { cp, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ test.before(async () => {
   await mkdir(join(storage, 'pc1'), { recursive: true });
   await image('pc1', '240101-1200', 'C');
   await image('pc1', '240102-1200', 'D');
-  // ZFS: the image folder is a symlink to the dataset's mount point (§1.1).
+  // ZFS: the image folder is a symlink to the dataset's mount point (§1.3).
   await image('pc1', '240103-1200', 'C', join(work, 'zfs-dataset-mount'));
   await symlink(join(work, 'zfs-dataset-mount'), join(storage, 'pc1', '240103-1200_Image_C'));
   // Incomplete: no .raw.sync.

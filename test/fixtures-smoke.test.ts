@@ -33,7 +33,7 @@ function ctx(kind: 'btrfs' | 'plain'): ScenarioContext {
   return { storage: (kind === 'btrfs' ? btrfs : xfs).mountpoint, workDir: work, kind };
 }
 
-/** A minimal reader for the `.mbr` head, written from doc §3.1–3.2 for these checks only. */
+/** A minimal reader for the `.mbr` head, written from docs/urbackup-raw-format.md §3.1–3.2 for these checks only. */
 function mbrHead(b: Buffer): { version: number; device: number; partition: number; strings: Buffer[]; rest: number } {
   let pos = 10;
   const strings: Buffer[] = [];
@@ -45,7 +45,7 @@ function mbrHead(b: Buffer): { version: number; device: number; partition: numbe
   return { version: b[1]!, device: b.readInt32LE(2), partition: b.readInt32LE(6), strings, rest: pos };
 }
 
-/** Counts 4 KiB blocks of a `.raw` that hold data but whose `.raw.bitmap` bit (MSB-first, doc §2.4) is clear. */
+/** Counts 4 KiB blocks of a `.raw` that hold data but whose `.raw.bitmap` bit (MSB-first, docs/urbackup-raw-format.md §4.2) is clear. */
 async function dataBlocksWithoutBit(raw: string, size: number, bitmap: Buffer): Promise<number> {
   let missing = 0;
   const zero = Buffer.alloc(4096);
@@ -68,14 +68,14 @@ async function checkImage(t: ExecutionContext, s: Scenario, img: WrittenImage): 
   const size = (await stat(img.raw)).size;
   t.is(size, part.volumeBytes + RAW_VOLUME_OFFSET, `${img.raw}: size = volume + 512 KiB`);
   t.true((await stat(img.raw)).blocks * 512 < size, `${img.raw} is sparse`);
-  // The synthetic MBR, read by sfdisk (doc §2.1).
+  // The synthetic MBR, read by sfdisk (docs/urbackup-raw-format.md §2.1).
   const dump = JSON.parse(await run('sfdisk', ['-J', img.raw])) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
   t.is(dump.partitiontable.label, 'dos');
   t.deepEqual(dump.partitiontable.partitions.map((p) => [p.start, p.size, p.type, p.bootable]), [[1024, Math.floor(part.volumeBytes / 512), '7', true]]);
   t.deepEqual(await readFileAt(img.raw, 512, RAW_VOLUME_OFFSET - 512), Buffer.alloc(RAW_VOLUME_OFFSET - 512));
   // The volume is the partition's bytes: compare the first 1 MiB with cmp (an independent tool).
   await run('cmp', ['-n', String(1 << 20), '-i', `${RAW_VOLUME_OFFSET}:${part.startByte}`, img.raw, s.disk.path]);
-  // Sidecars (doc §1.2, §2.4, §2.5).
+  // Sidecars (docs/urbackup-raw-format.md §1.2, §4.2, §4.4).
   const bitmap = await readFile(img.raw + '.bitmap');
   t.is(bitmap.length, Math.ceil(Math.ceil(size / 4096) / 8));
   t.is(bitmap.subarray(0, 16).toString('hex'), 'ff'.repeat(16), 'header blocks 0..127 are written');
@@ -85,7 +85,7 @@ async function checkImage(t: ExecutionContext, s: Scenario, img: WrittenImage): 
   t.is(hash.subarray(0, 32).toString('hex'), sha256(await readFileAt(img.raw, RAW_VOLUME_OFFSET, 512 * 1024)));
   t.is((await stat(img.raw + '.sync')).size, 0);
   t.deepEqual((await readdir(img.folder)).sort(), ['', '.bitmap', '.hash', '.mbr', '.sync'].map((e) => basename(img.raw) + e).sort());
-  // The .mbr head (doc §3.2): status 1, version, device 0, partition number, mbr_data = the disk's sector 0.
+  // The .mbr head (docs/urbackup-raw-format.md §3.2): status 1, version, device 0, partition number, mbr_data = the disk's sector 0.
   const mbr = await readFile(img.raw + '.mbr');
   const head = mbrHead(mbr);
   t.is(mbr[0], 1);
@@ -178,7 +178,7 @@ test.serial('(2) BIOS MBR disk: SYSVOL + C:', async (t) => {
   t.is(mbrHead(await readFile(s.images.SYSVOL!.raw + '.mbr')).strings[1]!.toString(), 'System Reserved');
   await checkExpected(t, s, 'C', [s.images.C!]);
   await checkExpected(t, s, 'C+SYSVOL', [s.images.C!, s.images.SYSVOL!]);
-  t.is(s.expected.C!.sizeBytes, s.disk.partitions[1]!.startByte + s.disk.partitions[1]!.sizeBytes, 'MBR disk size = furthest partition end (doc §4.3)');
+  t.is(s.expected.C!.sizeBytes, s.disk.partitions[1]!.startByte + s.disk.partitions[1]!.sizeBytes, 'MBR disk size = furthest partition end (docs/urbackup-raw-format.md §6.3)');
 });
 
 test.serial('(3) legacy MBR disk with C: at sector 63', async (t) => {
@@ -211,7 +211,7 @@ test.serial('(5) MBR disk with GRUB extra data and ext4', async (t) => {
   t.is(head.strings[1]!.toString(), 'LINUX:/dev/sda1');
   t.is(head.strings[2]!.toString(), 'ext4');
   t.is(mbr.readUInt32LE(head.rest), 0, 'empty errmsg');
-  t.is(mbr.subarray(head.rest + 4, head.rest + 9).toString('hex'), '840081fc00', 'varint 512, varint 32256 (doc §3.1)');
+  t.is(mbr.subarray(head.rest + 4, head.rest + 9).toString('hex'), '840081fc00', 'varint 512, varint 32256 (docs/urbackup-raw-format.md §3.1)');
   const extra = await readFileAt(s.disk.path, 512, 32256);
   t.deepEqual(mbr.subarray(head.rest + 9), extra);
   t.deepEqual(await readFileAt(s.expected._dev_sda1!.path, 512, 32256), extra);

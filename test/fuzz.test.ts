@@ -67,8 +67,8 @@ function check(file: Buffer, volumeLength: number): string | undefined {
   try {
     const mbr = timed('parseMbrFile', () => parseMbrFile(file, MBR_PATH));
     if (mbr.kind !== 'partition') return undefined;
-    const img: PartitionImage = { mbr, raw: { path: '/storage/c/240101-1200_Image_C/Image_C_240101-1200.raw' }, volumeOffset: RAW_VOLUME_OFFSET, volumeLength };
-    const disk = timed('assembleDisk', () => assembleDisk(MBR_PATH, img));
+    const img: PartitionImage = { mbr, mbrPath: MBR_PATH, raw: { path: '/storage/c/240101-1200_Image_C/Image_C_240101-1200.raw' }, volumeOffset: RAW_VOLUME_OFFSET, volumeLength };
+    const disk = timed('assembleDisk', () => assembleDisk(img));
     return layoutProblem(disk.layout, img);
   } catch (e) {
     if (OWN_ERRORS.some((E) => e instanceof E)) {
@@ -123,7 +123,7 @@ test('byte-level mutations of v0 and v1 .raw.mbr files', (t) => {
   t.pass();
 });
 
-/** GPT header fields (offset, width) whose values steer the assembler (urbackup-raw-format.md §3.2). */
+/** GPT header fields (offset, width) whose values steer the assembler (docs/urbackup-raw-format.md §3.5). */
 const HEADER_FIELDS = [12, 24, 32, 40, 48, 72, 80, 84] as const;
 /** Entry fields: first LBA @32, last LBA @40, flags @48, type GUID @0. */
 const ENTRY_FIELDS = [0, 32, 40, 48] as const;
@@ -206,7 +206,7 @@ test('the unmutated files assemble (the properties start from valid input)', (t)
     const mbr = parseMbrFile(serializeMbrData(d), MBR_PATH);
     t.is(mbr.kind, 'partition');
     if (mbr.kind !== 'partition') continue;
-    const disk = assembleDisk(MBR_PATH, { mbr, raw: { path: '/r.raw' }, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: SMALL_PART_BYTES });
+    const disk = assembleDisk({ mbr, mbrPath: MBR_PATH, raw: { path: '/r.raw' }, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: SMALL_PART_BYTES });
     t.deepEqual(disk.warnings, []);
     t.is(disk.layout.segments.filter((s) => s.kind === 'file').length, 1);
   }

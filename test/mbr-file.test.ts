@@ -1,4 +1,4 @@
-// The .raw.mbr parser against files written from the format doc, and against malformed ones.
+// The .raw.mbr parser against files written from docs/urbackup-raw-format.md, and against malformed ones.
 import test from 'ava';
 import { MbrFileError, parseMbrFile } from '../src/urbackup/mbr-file.js';
 import { type MbrData, serializeMbrData, serializeWholeDiskMbr, sqliteVarint } from './helpers/mbr-writer.js';
@@ -72,7 +72,7 @@ test('extra data (GRUB) with its varint position and length', (t) => {
   if (m.kind !== 'partition') return t.fail();
   t.is(m.extra?.pos, 512);
   t.deepEqual(m.extra?.data, extra);
-  // The doc's verified varint examples (§3.1).
+  // The varint examples of docs/urbackup-raw-format.md §3.1.
   t.deepEqual(sqliteVarint(512), Buffer.from([0x84, 0x00]));
   t.deepEqual(sqliteVarint(32256), Buffer.from([0x81, 0xfc, 0x00]));
 });

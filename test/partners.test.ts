@@ -271,7 +271,7 @@ test('a sparse 2.6 TiB GPT disk: .vhdx only, exact size, far-away bytes right, q
 });
 
 test('UrBackup 2.5.x image of a volume over 2 TiB: the volume ends where the synthetic GPT says, not at the padded file end', async (t) => {
-  // urbackup-raw-format.md §2.1: file size = R + 1024 with R = (524288 + volume) rounded strictly up to
+  // docs/urbackup-raw-format.md §2.3: file size = R + 1024 with R = (524288 + volume) rounded strictly up to
   // 1 MiB; a synthetic GPT at 512 whose one entry, "VOLUME BACKUP", ends at LBA (524288 + volume)/512.
   const volume = 2 * 1024 ** 4 + 7 * 4096;
   const R = (Math.floor((524288 + volume) / 2 ** 20) + 1) * 2 ** 20;

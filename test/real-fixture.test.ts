@@ -11,7 +11,7 @@ import { type RealFixture, realRawPath, unpackRealFixture } from './helpers/real
 import { run } from './helpers/run.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
-/** The volume starts at byte 524288 of every `.raw` (urbackup-raw-format.md §2.1). */
+/** The volume starts at byte 524288 of every `.raw` (docs/urbackup-raw-format.md §2.1). */
 const RAW_VOLUME_OFFSET = 524288;
 
 let fs: LoopFs;

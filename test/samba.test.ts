@@ -22,7 +22,7 @@ const FILES: Readonly<Record<string, string>> = {
   'bios-pc/240102-0900_Image_C.vhd': 'bios-pc/240102-0900_Image_C',
   'bios-pc/240102-0900_Image_C.vhdx': 'bios-pc/240102-0900_Image_C',
 };
-/** MS-FSCC 2.6 file attributes that make Windows refuse a virtual disk (vhd-vhdx-format.md §3.1). */
+/** MS-FSCC 2.6 file attributes that make Windows refuse a virtual disk (docs/vhd-vhdx.md §3.1). */
 const FILE_ATTRIBUTE_SPARSE_FILE = 0x200;
 const FILE_ATTRIBUTE_COMPRESSED = 0x800;
 
@@ -263,8 +263,10 @@ test.serial('soak: 16 concurrent SMB readers, twice over, every byte right, serv
         const path = paths[i % paths.length]!;
         const local = await download(path, await mkdtemp(join(work, 'soak-')));
         await run('cmp', [local, built.get(path)!]);
-        bytes += (await stat(local)).size;
-        expected += (await stat(built.get(path)!)).size;
+        // Sizes first, then add: `bytes += await …` would read `bytes` before the await and lose the other readers' sums.
+        const [got, want] = [(await stat(local)).size, (await stat(built.get(path)!)).size];
+        bytes += got;
+        expected += want;
         await rm(local, { force: true });
       }),
     );

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 const GUID_TEXT = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
 
 /**
- * The 16 bytes of a GUID in Microsoft binary form, as VHDX stores them (vhd-vhdx-format.md §2):
+ * The 16 bytes of a GUID in Microsoft binary form, as VHDX stores them (docs/vhd-vhdx.md §2.4):
  * Data1 u32 LE, Data2 u16 LE, Data3 u16 LE, Data4 as written.
  */
 export function msGuid(text: string): Buffer {
@@ -21,7 +21,7 @@ export function msGuid(text: string): Buffer {
 /**
  * A 16-byte id that depends only on `name`: SHA-256 of it, cut to 16 bytes, with the RFC 4122
  * variant bits and version 8 ("custom") set so that tools show it as a well-formed UUID.
- * Used for ids that must survive restarts (design.md "Identity").
+ * Used for ids that must survive restarts (README "Identity and --unique-ids").
  */
 export function nameBasedId(name: string): Buffer {
   const id = createHash('sha256').update(name, 'utf8').digest().subarray(0, 16);

@@ -1,4 +1,5 @@
 // One virtual disk per backup: the main image with its partners placed into their partitions.
+import { createHash } from 'node:crypto';
 import { type AssembledDisk, AssembleError, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
 import { withUniqueIds } from '../disk/unique-ids.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
@@ -16,7 +17,7 @@ export interface BackupDisk {
   readonly images: readonly ImageFolder[];
   readonly disk: AssembledDisk;
   readonly sources: readonly IdentifiedSource[];
-  /** Stable and distinct per backup (design.md "Identity"). */
+  /** Stable and distinct per backup (README "Identity and --unique-ids"). */
   readonly id: Buffer;
   /** Where the partner images' association came from. */
   readonly partnersFrom?: AssociationSource;
@@ -37,7 +38,7 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     return p.image;
   });
   const image = main.kind === 'partition' && opts.uniqueIds ? { ...main.image, mbr: uniqueMbr(main.folder.mbrPath, main.image.mbr, `${client}/${folder}`) } : undefined;
-  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(main.folder.mbrPath, image ?? main.image, parts);
+  const disk = main.kind === 'whole-disk' ? wholeDiskImage(main.raw, main.diskLength) : assembleDisk(image ?? main.image, parts);
   const mainRaw = main.kind === 'whole-disk' ? main.raw : main.image.raw;
   return {
     client,
@@ -62,4 +63,13 @@ function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): Partiti
   } catch (e) {
     throw new AssembleError(path, `cannot give the disk unique ids: ${e instanceof Error ? e.message : e}`);
   }
+}
+
+/**
+ * What the disk's bytes follow from: which images went into it and each `.raw`'s identity (a
+ * replaced file has another inode or mtime). Equal versions give equal bytes.
+ */
+export function diskVersion(b: BackupDisk): string {
+  const parts = [...b.images.map((i) => i.dir), ...b.sources.map(({ identity: i }) => `${i.dev}:${i.ino}:${i.size}:${i.mtimeMs}`)];
+  return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 22);
 }

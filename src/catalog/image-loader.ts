@@ -10,7 +10,7 @@ import { type MbrFile, MbrFileError, parseMbrFile } from '../urbackup/mbr-file.j
 import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 
-/** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (urbackup-raw-format.md §3.1). */
+/** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (docs/urbackup-raw-format.md §3.1). */
 const MBR_FILE_MAX: Bytes = 1024 * 1024;
 /** O_NONBLOCK keeps a FIFO from hanging us; O_NOFOLLOW refuses a symlinked file. */
 const OPEN_FLAGS = constants.O_NONBLOCK | constants.O_NOFOLLOW;
@@ -77,7 +77,7 @@ async function statRegular(path: string): Promise<FileIdentity> {
 async function readMbrFile(path: string): Promise<{ mbr: MbrFile; identity: FileIdentity }> {
   const { fh, identity } = await openRegular(path);
   try {
-    // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (§3.4): read just those.
+    // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (docs/urbackup-raw-format.md §3.4): read just those.
     const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
     const buf = await readAt(fh, len, 0);
     if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
@@ -112,7 +112,7 @@ export class ImageLoader {
         loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr };
       } else {
         const head = mayHaveSyntheticGpt(rawId.size) ? await readAt(fh, RAW_HEAD_BYTES, 0) : undefined;
-        loaded = { kind: 'partition', folder, image: { mbr, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) } };
+        loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) } };
       }
       this.cache.set(folder.raw, { mbrId, rawId, loaded });
       return loaded;

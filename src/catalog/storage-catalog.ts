@@ -8,7 +8,7 @@ import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
 import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
-import { type BackupDisk, type DiskOptions, backupDisk, diskImage } from './backup-disk.js';
+import { type BackupDisk, type DiskOptions, backupDisk, diskImage, diskVersion } from './backup-disk.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
 export type ContainerFormat = 'vhd' | 'vhdx';
@@ -166,6 +166,7 @@ export class StorageCatalog implements Catalog {
           size: containerSize(b, f),
           mtime: b.time,
           key: `${b.client}/${name}`,
+          version: diskVersion(b),
           sources: b.sources,
           layout: () => containerLayout(b, f),
         });

@@ -13,6 +13,12 @@ export interface VirtualFile {
   readonly mtime: Date;
   /** Stable identity across scans and restarts, e.g. "client1/230520-0143_Image_C.vhdx". */
   readonly key: string;
+  /**
+   * Changes whenever the file's bytes would (a backup replaced under the same name, partners
+   * regrouped): a file with a new version is shown under a new inode number, so the kernel's
+   * cached pages of the old one can never mix into it.
+   */
+  readonly version: string;
   /** The backing .raw files the layout reads. */
   readonly sources: readonly SourceFile[];
   /** Built on open; throws an Error with a clear message for a bad backup (the open fails EIO). */

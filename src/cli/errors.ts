@@ -1,4 +1,4 @@
-// Exit codes (design.md "Command line contract"): 0 ok, 1 runtime error, 2 bad usage.
+// Exit codes (README "Commands"): 0 ok, 1 runtime error, 2 bad usage.
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;
 

@@ -3,7 +3,6 @@ import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
 import { type Server, serve } from '../serve/serve.js';
-import { hasCachestat } from '../io/cached-read.js';
 import { UsageError } from './errors.js';
 
 export interface ServeArgs {
@@ -51,13 +50,12 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
-  if (!hasCachestat()) log('the kernel has no cachestat(2) (Linux < 6.5): cold passthrough reads go through the page cache, not O_DIRECT');
   const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
   stopOnSignals(server, log);
 }
 
 /** SIGINT and SIGTERM (systemctl stop) unmount and exit 0. */
-function stopOnSignals(server: Server, log: (s: string) => void): void {
+export function stopOnSignals(server: Server, log: (s: string) => void): void {
   const onSignal = (signal: NodeJS.Signals): void => {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     log(`${signal}: unmounting ${server.mountpoint}`);

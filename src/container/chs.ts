@@ -6,12 +6,12 @@ export interface ChsGeometry {
   readonly sectorsPerTrack: number;
 }
 
-/** Sectors of a CHS geometry at its maximum, 65535/16/255 (vhd-vhdx-format.md §1.3 step 1). */
+/** Sectors of a CHS geometry at its maximum, 65535/16/255 (VHD spec, "Appendix: CHS Calculation"; docs/vhd-vhdx.md §1.3 step 1). */
 const MAX_CHS_SECTORS = 65535 * 16 * 255;
 
 /**
- * The VHD spec's CHS geometry for a disk of `size` bytes (vhd-vhdx-format.md §1.3). It rounds
- * down, so C·H·S can cover less than the disk; readers that matter use Current Size (§1.4).
+ * The VHD spec's CHS geometry ("Appendix: CHS Calculation"; docs/vhd-vhdx.md §1.3) for `size` bytes. It rounds
+ * down, so C·H·S can cover less than the disk; readers that matter use Current Size (docs/vhd-vhdx.md §1.4).
  */
 export function chsGeometry(size: Bytes): ChsGeometry {
   const total = Math.min(Math.floor(size / 512), MAX_CHS_SECTORS);

@@ -1,4 +1,4 @@
-// CRC-32C (Castagnoli), the checksum of VHDX headers and region tables (vhd-vhdx-format.md §2.3).
+// CRC-32C (Castagnoli), the checksum of VHDX headers and region tables (MS-VHDX §2.2.2, §2.2.3; docs/vhd-vhdx.md §2.3).
 
 /** Reflected form of the Castagnoli polynomial 0x1EDC6F41. */
 const POLY_REFLECTED = 0x82f63b78;

@@ -2,7 +2,7 @@ import type { Layout } from '../disk/layout.js';
 
 /** A whole virtual disk, ready to be wrapped in a VHD or VHDX container. */
 export interface DiskImage {
-  /** The raw disk bytes (design.md: the disk Layout). */
+  /** The raw disk bytes (docs/architecture.md §1). */
   readonly layout: Layout;
   /** Logical sector size of the disk. */
   readonly sectorSize: 512 | 4096;

@@ -1,4 +1,4 @@
-// Fixed VHD: the disk bytes followed by one 512-byte big-endian footer (vhd-vhdx-format.md §1).
+// Fixed VHD: the disk bytes followed by one 512-byte big-endian footer (VHD spec, "Hard Disk Footer Format"; docs/vhd-vhdx.md §1, whose sections the bare § numbers below cite).
 import { type Layout, concat } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 import { chsGeometry } from './chs.js';

@@ -1,4 +1,4 @@
-// Fixed VHDX with the disk as one contiguous, 1 MiB-aligned payload run (vhd-vhdx-format.md §2).
+// Fixed VHDX with the disk as one contiguous, 1 MiB-aligned payload run (docs/vhd-vhdx.md §2; MS-VHDX, whose sections are cited below).
 import { type Layout, type Segment, concat, paint, shift } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 import { crc32c } from './crc32c.js';
@@ -8,28 +8,28 @@ import { msGuid, nameBasedId } from '../base/guid.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Header-section objects at fixed offsets (§2.1). */
+/** Header-section objects at fixed offsets (MS-VHDX §2.2; docs/vhd-vhdx.md §2.1). */
 export const VHDX_HEADER_1_OFFSET: Bytes = 64 * KiB;
 export const VHDX_HEADER_2_OFFSET: Bytes = 128 * KiB;
 export const VHDX_REGION_TABLE_1_OFFSET: Bytes = 192 * KiB;
 export const VHDX_REGION_TABLE_2_OFFSET: Bytes = 256 * KiB;
-/** A header is a 4 KiB structure, its CRC covers all of it (§2.3). */
+/** A header is a 4 KiB structure, its CRC covers all of it (MS-VHDX §2.2.2). */
 export const VHDX_HEADER_SIZE: Bytes = 4 * KiB;
-/** A region table is 64 KiB, its CRC covers all of it (§2.4). */
+/** A region table is 64 KiB, its CRC covers all of it (MS-VHDX §2.2.3). */
 export const VHDX_REGION_TABLE_SIZE: Bytes = 64 * KiB;
-/** Every object after the header section is aligned to 1 MiB (§2). */
+/** Every object after the header section is aligned to 1 MiB (MS-VHDX §2.2.3.2 FileOffset, §2.5 FileOffsetMB). */
 export const VHDX_ALIGNMENT: Bytes = MiB;
-/** The empty log: 1 MiB of zeros at 1 MiB (§2.1, §2.7). */
+/** The empty log: 1 MiB of zeros at 1 MiB (MS-VHDX §2.3; docs/vhd-vhdx.md §2.7). */
 const LOG_OFFSET: Bytes = MiB;
 const LOG_LENGTH: Bytes = MiB;
-/** Metadata region: 1 MiB at 2 MiB, as Windows lays it out (§2.1). */
+/** Metadata region: 1 MiB at 2 MiB, as Windows lays it out (docs/vhd-vhdx.md §2.1). */
 const METADATA_OFFSET: Bytes = 2 * MiB;
 const METADATA_LENGTH: Bytes = MiB;
-/** Metadata items start 64 KiB into the region, after the table (§2.5). */
+/** Metadata items start 64 KiB into the region, after the table (MS-VHDX §2.6.1). */
 export const VHDX_METADATA_ITEMS_OFFSET: Bytes = 64 * KiB;
-/** BAT region at 3 MiB (§2.1). */
+/** BAT region at 3 MiB (docs/vhd-vhdx.md §2.1). */
 const BAT_OFFSET: Bytes = 3 * MiB;
-/** Largest VirtualDiskSize, 64 TiB (§2.8). */
+/** Largest VirtualDiskSize, 64 TiB (MS-VHDX §2.6.2.2). */
 export const VHDX_MAX_DISK_SIZE: Bytes = 64 * 1024 * 1024 * MiB;
 /**
  * BlockSize: 32 MiB, Hyper-V's default. The BAT is one in-memory `bytes` segment rebuilt on
@@ -37,34 +37,34 @@ export const VHDX_MAX_DISK_SIZE: Bytes = 64 * 1024 * 1024 * MiB;
  * 512 MiB), and padding a partial last block costs nothing because it is a zero segment.
  */
 const BLOCK_SIZE: Bytes = 32 * MiB;
-/** A chunk covers 2^23 logical sectors; one sector-bitmap BAT entry follows each (§2.6). */
+/** A chunk covers 2^23 logical sectors; one sector-bitmap BAT entry follows each (MS-VHDX §2.4, §2.5). */
 const SECTORS_PER_CHUNK = 2 ** 23;
 
-/** BAT entry state of a payload block whose data is at FileOffsetMB (§2.6). */
+/** BAT entry state of a payload block whose data is at FileOffsetMB (MS-VHDX §2.5.1.1). */
 export const VHDX_PAYLOAD_BLOCK_FULLY_PRESENT = 6;
-/** BAT entry state of a payload block that reads as zeros; its FileOffsetMB must be 0 (§2.6). */
+/** BAT entry state of a payload block that reads as zeros; its FileOffsetMB must be 0 (MS-VHDX §2.5.1.1). */
 export const VHDX_PAYLOAD_BLOCK_ZERO = 2;
-/** File Parameters flag bit 0: LeaveBlockAllocated, the fixed-disk marker (§2.5). */
+/** File Parameters flag bit 0: LeaveBlockAllocated, the fixed-disk marker (MS-VHDX §2.6.2.1). */
 export const VHDX_LEAVE_BLOCK_ALLOCATED = 1;
-/** Metadata entry flags (§2.5): bit1 IsVirtualDisk, bit2 IsRequired. */
+/** Metadata table entry flags (MS-VHDX §2.6.1): bit1 IsVirtualDisk, bit2 IsRequired. */
 const IS_VIRTUAL_DISK = 2;
 const IS_REQUIRED = 4;
-/** Header SequenceNumbers; they must differ so one header is current (§2.3). */
+/** Header SequenceNumbers; they must differ so one header is current (MS-VHDX §2.2.2). */
 const SEQUENCE_NUMBER_1 = 1n;
 const SEQUENCE_NUMBER_2 = 2n;
-/** Header Version and LogVersion (§2.3). */
+/** Header Version and LogVersion (MS-VHDX §2.2.2). */
 export const VHDX_VERSION = 1;
 const LOG_VERSION = 0;
-/** Diagnostic creator string in the file type identifier (§2.2). */
+/** Diagnostic creator string in the file type identifier (MS-VHDX §2.2.1). */
 const CREATOR = 'synthvhd';
 
-/** Region GUIDs (§2.4). */
+/** Region GUIDs (MS-VHDX §2.2.3.2). */
 export const VHDX_REGION = {
   bat: msGuid('2DC27766-F623-4200-9D64-115E9BFD4A08'),
   metadata: msGuid('8B7CA206-4790-4B9A-B8FE-575F050F886E'),
 } as const;
 
-/** The five required metadata items of a fixed disk: GUID, entry flags, payload length (§2.5). */
+/** The five required metadata items of a fixed disk: GUID, entry flags, payload length (MS-VHDX §2.6.2). */
 export const VHDX_METADATA_ITEMS = {
   fileParameters: { guid: msGuid('CAA16737-FA36-4D43-B3B6-33F0AA44E76B'), flags: IS_REQUIRED, length: 8 },
   virtualDiskSize: { guid: msGuid('2FA54224-CD1B-4876-B211-5DBED83BF4B8'), flags: IS_VIRTUAL_DISK | IS_REQUIRED, length: 8 },
@@ -77,7 +77,7 @@ function roundUp(n: Bytes, unit: Bytes): Bytes {
   return Math.ceil(n / unit) * unit;
 }
 
-/** BAT shape of a disk (§2.6). */
+/** BAT shape of a disk (MS-VHDX §2.5). */
 interface BatGeometry {
   readonly blocks: number;
   readonly chunkRatio: number;
@@ -92,7 +92,7 @@ function batGeometry(diskSize: Bytes, sectorSize: 512 | 4096): BatGeometry {
   return { blocks, chunkRatio, regionLength: roundUp(8 * entries, VHDX_ALIGNMENT) };
 }
 
-/** Where the disk starts in the VHDX file: the first 1 MiB boundary after the BAT (§2.1). */
+/** Where the disk starts in the VHDX file: the first 1 MiB boundary after the BAT (docs/vhd-vhdx.md §2.1). */
 export function vhdxPayloadOffset(diskSize: Bytes, sectorSize: 512 | 4096): Bytes {
   return BAT_OFFSET + batGeometry(diskSize, sectorSize).regionLength;
 }
@@ -107,7 +107,7 @@ function header(sequenceNumber: bigint, fileWriteGuid: Buffer, dataWriteGuid: Bu
   h.writeBigUInt64LE(sequenceNumber, 8);
   fileWriteGuid.copy(h, 16);
   dataWriteGuid.copy(h, 32);
-  // LogGuid (48..63) stays zero: the log is empty and must not be replayed (§2.7).
+  // LogGuid (48..63) stays zero: the log is empty and must not be replayed (MS-VHDX §2.2.2, §2.3).
   h.writeUInt16LE(LOG_VERSION, 64);
   h.writeUInt16LE(VHDX_VERSION, 66);
   h.writeUInt32LE(LOG_LENGTH, 68);
@@ -153,12 +153,12 @@ function metadataItemData(disk: DiskImage): Record<MetadataItemName, Buffer> {
     logicalSectorSize: u32(disk.sectorSize),
     // Physical = logical: a backup does not record the original disk's physical sector size,
     // and claiming 4096 on a 512-byte disk would make Windows flag 63-sector-aligned partitions
-    // as misaligned. 512/512 is also what Windows itself writes for a fixed VHDX (§2.1).
+    // as misaligned. 512/512 is also what Windows itself writes for a fixed VHDX (docs/vhd-vhdx.md §2.5).
     physicalSectorSize: u32(disk.sectorSize),
   };
 }
 
-/** The metadata table and the items packed back to back from 64 KiB, as two pieces of the region (§2.5). */
+/** The metadata table and the items packed back to back from 64 KiB, as two pieces of the region (MS-VHDX §2.6.1). */
 function metadata(disk: DiskImage): { table: Buffer; items: Buffer } {
   const data = metadataItemData(disk);
   const names = Object.keys(VHDX_METADATA_ITEMS) as MetadataItemName[];
@@ -177,7 +177,7 @@ function metadata(disk: DiskImage): { table: Buffer; items: Buffer } {
   return { table, items: Buffer.concat(names.map((name) => data[name])) };
 }
 
-/** Entries up to the last payload block; the rest of the region stays zero (§2.6). */
+/** Entries up to the last payload block; the rest of the region stays zero (MS-VHDX §2.5). */
 function bat(geo: BatGeometry, payloadOffset: Bytes): Buffer {
   const lastIndex = geo.blocks - 1 + Math.floor((geo.blocks - 1) / geo.chunkRatio);
   const b = Buffer.alloc(8 * (lastIndex + 1));
@@ -223,7 +223,7 @@ export function vhdxLayout(disk: DiskImage): Layout {
     { kind: 'bytes', start: METADATA_OFFSET + VHDX_METADATA_ITEMS_OFFSET, data: meta.items },
     { kind: 'bytes', start: BAT_OFFSET, data: bat(geo, payload) },
   ]);
-  // The file ends on a whole block (§2.6 "Partial last block").
+  // The file ends on a whole block (docs/vhd-vhdx.md §2.1).
   const end = payload + geo.blocks * BLOCK_SIZE;
   const tail: Segment[] = end > payload + size ? [{ kind: 'zero', start: payload + size, length: end - payload - size }] : [];
   return concat([[...head.segments], shift(disk.layout, payload), tail]);

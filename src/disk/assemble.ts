@@ -1,5 +1,5 @@
 // Whole-disk assembly from partition images, as UrBackup's restore writes them onto a blank
-// disk (urbackup-raw-format.md §4.2, §4.3).
+// disk (docs/urbackup-raw-format.md §6).
 import { type GptHeader, gptEntries, gptEntryBytes, gptTableCrc, guidToString, parseGptHeader, GptError } from '../partition-table/gpt.js';
 import { type Layout, LayoutError, type Piece, type SourceFile, paint } from './layout.js';
 import type { Bytes } from '../base/units.js';
@@ -11,6 +11,8 @@ const MiB = 1024 * 1024;
 /** One partition image: its parsed `.raw.mbr` and where its volume lies in its `.raw`. */
 export interface PartitionImage {
   readonly mbr: PartitionedMbrFile;
+  /** The `.raw.mbr` `mbr` was parsed from: errors in its fields name it. */
+  readonly mbrPath: string;
   readonly raw: SourceFile;
   /** Byte offset of the volume inside the `.raw` (524288). */
   readonly volumeOffset: Bytes;
@@ -95,7 +97,7 @@ function gptView(mbr: PartitionedMbrFile): TableView {
   for (const e of entries) {
     if (e.lastLba < e.firstLba) throw new FormatProblem(`GPT entry ${e.index} ends (LBA ${e.lastLba}) before it starts (LBA ${e.firstLba})`);
   }
-  // §4.3 step 3: the disk ends with the backup header's sector.
+  // docs/urbackup-raw-format.md §6.3: the disk ends with the backup header's sector.
   const extent = Math.max(gpt.backupHeader.pos, h.backupLba * lss) + lss;
   return {
     table: 'gpt',
@@ -122,13 +124,13 @@ export function diskIdentity(mbr: PartitionedMbrFile): string {
  * into their partitions. The table comes from the main image's `.mbr`; each image's
  * `partition_number` picks the N-th non-empty entry.
  */
-export function assembleDisk(mainPath: string, main: PartitionImage, partners: readonly PartitionImage[] = []): AssembledDisk {
+export function assembleDisk(main: PartitionImage, partners: readonly PartitionImage[] = []): AssembledDisk {
   const mbr = main.mbr;
   let view: TableView;
   try {
     view = mbr.version === 1 ? gptView(mbr) : mbrView(mbr);
   } catch (e) {
-    if (e instanceof FormatProblem) throw new AssembleError(mainPath, e.message);
+    if (e instanceof FormatProblem) throw new AssembleError(main.mbrPath, e.message);
     throw e;
   }
   const sectorSize = mbr.sectorSize;
@@ -143,10 +145,11 @@ export function assembleDisk(mainPath: string, main: PartitionImage, partners: r
   for (const img of [main, ...partners]) {
     const n = img.mbr.partitionNumber;
     const prev = imaged.get(n);
-    if (prev) throw new AssembleError(img.raw.path, `partition number ${n} is already filled by ${prev.raw.path}`);
+    // A wrong partition_number is a field of the image's own `.raw.mbr`: name that file.
+    if (prev) throw new AssembleError(img.mbrPath, `partition number ${n} is already filled by ${prev.raw.path}`);
     const part = view.partitions[n - 1];
     if (!part) {
-      throw new AssembleError(img.raw.path, `partition number ${n} does not exist: the disk table has ${view.partitions.length} non-empty entries`);
+      throw new AssembleError(img.mbrPath, `partition number ${n} does not exist: the disk table${img === main ? '' : ` (from ${main.mbrPath})`} has ${view.partitions.length} non-empty entries`);
     }
     if (img.volumeLength > part.length) {
       throw new AssembleError(img.raw.path, `volume of ${img.volumeLength} bytes is larger than its partition ${n} (${part.length} bytes): "Disk too small for image"`);
@@ -169,7 +172,7 @@ export function assembleDisk(mainPath: string, main: PartitionImage, partners: r
     layout = paint(size, pieces);
   } catch (e) {
     // Positions near 2^53 in a corrupt table: no disk can hold them.
-    if (e instanceof LayoutError) throw new AssembleError(mainPath, `the partition table places data outside any possible disk: ${e.message}`);
+    if (e instanceof LayoutError) throw new AssembleError(main.mbrPath, `the partition table places data outside any possible disk: ${e.message}`);
     throw e;
   }
   return {

@@ -1,4 +1,4 @@
-// A virtual file is an ordered, gap-free list of segments covering [0, size) (design.md).
+// A virtual file is an ordered, gap-free list of segments covering [0, size) (docs/architecture.md §1).
 import type { Bytes } from '../base/units.js';
 
 

@@ -1,9 +1,9 @@
-// Which SYSVOL/ESP images belong to which main image (urbackup-raw-format.md §1.4).
+// Which SYSVOL/ESP images belong to which main image (docs/urbackup-raw-format.md §5).
 import { diskIdentity } from './assemble.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 
-/** UrBackup's letters for the partner images (§1.4 GET_BACKUPIMAGES: letter NOT IN ('SYSVOL','ESP')). */
+/** UrBackup's letters for the partner images (docs/urbackup-raw-format.md §5.1: letter NOT IN ('SYSVOL','ESP')). */
 export const PARTNER_LETTERS = ['SYSVOL', 'ESP'] as const;
 
 export function isPartnerLetter(letter: string): boolean {
@@ -36,7 +36,7 @@ export function folderKey(f: ImageFolder): string {
 
 /**
  * Groups images into disks. `known` maps a main image's folder key to its partners' folder keys
- * (from UrBackup's database); for main images it does not cover, the §1.4 heuristic applies:
+ * (from UrBackup's database); for main images it does not cover, the heuristic of docs/urbackup-raw-format.md §5.3 applies:
  * same client, partner time ≤ the main image's and after the previous main image of the same
  * letter, same device and disk identity, another partition number. Two candidates of one letter
  * are ambiguous: the main image is then served alone. Partners that join no main image, and

@@ -1,12 +1,12 @@
 // --unique-ids: a disk identity of its own per backup, so that several restore points of one disk
 // can be attached side by side (Windows takes a disk with a colliding signature or GUID offline;
-// vhd-vhdx-format.md §3.1 "Read-only attach").
+// docs/vhd-vhdx.md §3.1; docs/urbackup-raw-format.md §6.5).
 import { nameBasedId } from '../base/guid.js';
 import type { PartitionedMbrFile, Placed } from '../urbackup/mbr-file.js';
 import { HDR_DISK_GUID, gptEntries, gptHeaderCrc, gptTableCrc, parseGptHeader } from '../partition-table/gpt.js';
 import { MBR_SIGNATURE_OFFSET } from '../partition-table/mbr-table.js';
 
-/** GPT header fields rewritten here (UEFI spec; urbackup-raw-format.md §3.2 table). */
+/** GPT header fields rewritten here (UEFI specification, "GPT Header"; docs/urbackup-raw-format.md §3.5). */
 const HDR_CRC = 16;
 const HDR_TABLE_CRC = 88;
 const ENT_UNIQUE_GUID = 16;

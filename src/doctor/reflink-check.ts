@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { canReflink, fsTypeName } from '../io/reflink.js';
 import { type Finding, fail, ok, warn } from './finding.js';
 
-/** Filesystems with FICLONERANGE between files (design.md "Modes of serve"). */
+/** Filesystems with FICLONERANGE between files (README "serve", reflink mode). */
 const REFLINK_FILESYSTEMS = new Set(['btrfs', 'xfs', 'zfs']);
 
 async function subdirs(dir: string): Promise<string[]> {
@@ -13,7 +13,7 @@ async function subdirs(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => join(dir, e.name));
 }
 
-/** The first `<client>/<image folder>/*.raw` of the storage (urbackup-raw-format.md §1.1), if any. */
+/** The first `<client>/<image folder>/*.raw` of the storage (docs/urbackup-raw-format.md §1.1), if any. */
 export async function findRaw(storage: string): Promise<string | undefined> {
   for (const client of await subdirs(storage)) {
     for (const folder of await subdirs(client)) {

@@ -1,12 +1,10 @@
 // Mounting and unmounting the FUSE filesystem, with the checks that turn silence into clear errors.
-import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { lastErrno, mount as mountRaw, umount2 } from '../io/libc.js';
 import { type FuseFs, mountSession, MountSyscallError, type Session } from './session.js';
-
-const execFileP = promisify(execFile);
 
 /**
  * Largest read request: 1 MiB, the kernel's limit (fs/fuse fuse_max_pages_limit, 256 pages).
@@ -31,11 +29,20 @@ const CONGESTION_THRESHOLD = 24;
  */
 const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
 /**
- * Seconds the kernel trusts a lookup or attributes: 1 s lets a deleted backup's name go
- * quickly, while file contents stay in the page cache regardless (the files never change).
+ * Threads reading /dev/fuse. Each answers cached reads by itself, so more than the cores buys
+ * nothing; two keep one request's writev from holding up the next read on a small machine.
  */
-const ENTRY_TIMEOUT = 1;
-const ATTR_TIMEOUT = 1;
+const REQUEST_WORKERS = Math.min(4, Math.max(2, availableParallelism()));
+/** umount2(2) flag MNT_DETACH, <sys/mount.h>: detach now, finish when the last file closes. */
+const MNT_DETACH = 2;
+/**
+ * Seconds the kernel trusts a lookup (negative ones too) or attributes. A file's bytes and
+ * attributes never change under one inode number (changed contents get a new one), and every
+ * rescan tells the kernel which names and folders changed (serve.ts), so these only bound how
+ * long a lost notification could show an old tree; every request they save is a round trip.
+ */
+const ENTRY_TIMEOUT = 60;
+const ATTR_TIMEOUT = 60;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
 
@@ -46,6 +53,10 @@ export class MountError extends Error {
 export interface Mounted {
   readonly mountpoint: string;
   unmount(): Promise<void>;
+  /** Makes the kernel forget what it cached of a file: its pages and attributes. */
+  invalidateInode(ino: number): void;
+  /** Makes the kernel look `name` up again (it appeared, went, or names another inode now). */
+  invalidateEntry(parent: number, name: string): void;
 }
 
 /** Mounts at a path in this mount namespace, from /proc/self/mountinfo (proc(5)): field 3 is the device, 5 the path, the type follows " - ". */
@@ -63,8 +74,19 @@ async function mountsAt(mountpoint: string): Promise<string[]> {
   return (await mountInfo(mountpoint)).map((m) => m.type);
 }
 
-async function lazyUnmount(mountpoint: string): Promise<void> {
-  await execFileP('umount', ['-l', mountpoint]);
+class UnmountError extends Error {
+  override name = 'UnmountError';
+}
+
+/** umount2(2) itself (no umount(8) child process); throws with the errno name. */
+function unmountNow(mountpoint: string, flags = 0): void {
+  if (umount2(mountpoint, flags) === 0) return;
+  const e = lastErrno();
+  throw new UnmountError(`umount ${mountpoint}: ${e.code} (${e.text})`);
+}
+
+function lazyUnmount(mountpoint: string): void {
+  unmountNow(mountpoint, MNT_DETACH);
 }
 
 async function checkDevice(): Promise<void> {
@@ -84,7 +106,7 @@ async function cleanStale(mountpoint: string, log: (line: string) => void): Prom
     (e: NodeJS.ErrnoException) => e.code !== 'ENOTCONN' && e.code !== 'ENXIO',
   );
   if (alive) throw new MountError(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
-  for (let i = 0; i < types.length; i++) await lazyUnmount(mountpoint);
+  for (let i = 0; i < types.length; i++) lazyUnmount(mountpoint);
   log(`${mountpoint}: cleaned a stale mount left by a server that died`);
 }
 
@@ -119,7 +141,7 @@ async function abortConnection(device: string, log: (line: string) => void): Pro
   // The connection is named after the superblock's dev_t, in the kernel's encoding (major << 20 | minor).
   const path = `${FUSECTL}/${major * 2 ** 20 + minor}/abort`;
   // Debian mounts fusectl at boot (sys-fs-fuse-connections.mount); a container may not have.
-  if ((await mountsAt(FUSECTL)).length === 0) await execFileP('mount', ['-t', 'fusectl', 'fusectl', FUSECTL]).catch(() => undefined);
+  if ((await mountsAt(FUSECTL)).length === 0) mountRaw('fusectl', FUSECTL, 'fusectl', 0, '');
   await writeFile(path, '1').catch((e: NodeJS.ErrnoException) => log(`${path}: cannot abort the FUSE connection (${e.code ?? e.message})`));
 }
 
@@ -134,6 +156,8 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
     session = mountSession(mnt, fs, {
       allowOther: opts.allowOther,
       maxRead: MAX_READ,
+      maxReadahead: READ_AHEAD_KB * 1024,
+      workers: REQUEST_WORKERS,
       maxBackground: MAX_BACKGROUND,
       congestionThreshold: CONGESTION_THRESHOLD,
       entrySeconds: ENTRY_TIMEOUT,
@@ -152,11 +176,21 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
     unmount: () =>
       (unmounting ??= (async () => {
         // A busy mount (files open, over Samba say) is detached lazily instead.
-        await execFileP('umount', [mnt]).catch(() => lazyUnmount(mnt).catch((e: Error) => log(`${mnt}: unmount failed: ${e.message}`)));
+        try {
+          unmountNow(mnt);
+        } catch {
+          try {
+            lazyUnmount(mnt);
+          } catch (e) {
+            log(`${mnt}: unmount failed: ${(e as Error).message}`);
+          }
+        }
         const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((done) => setTimeout(done, 1000, false).unref())]);
         if (!ended && device) await abortConnection(device, log);
         await session.ended;
         session.close();
       })()),
+    invalidateInode: (ino) => session.invalidateInode(ino),
+    invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
   };
 }

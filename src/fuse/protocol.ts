@@ -13,7 +13,7 @@ export const Op = {
   UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
   RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
   INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, ACCESS: 34, CREATE: 35,
-  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, RENAME2: 45, COPY_FILE_RANGE: 47,
+  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
   TMPFILE: 51,
 } as const;
 
@@ -36,8 +36,17 @@ export const Init = {
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_PASSTHROUGH = 1 << 7;
 
+/** Requests that get no reply at all (fuse.h: FORGET, BATCH_FORGET; an INTERRUPT is answered by the interrupted request's own reply). */
+export const NO_REPLY_OPS: ReadonlySet<number> = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+
+/** enum fuse_notify_code (fuse.h): sent with unique 0 and the code in fuse_out_header.error. */
+const FUSE_NOTIFY_INVAL_INODE = 2;
+const FUSE_NOTIFY_INVAL_ENTRY = 3;
+
 /** struct fuse_in_header: len, opcode, unique, nodeid, uid, gid, pid, total_extlen, padding. */
 export const IN_HEADER_SIZE = 40;
+/** The part of fuse_in_header up to and including `unique`: enough to answer a request. */
+export const IN_HEADER_ID_SIZE = 16;
 /** struct fuse_out_header: len, error, unique. */
 export const OUT_HEADER_SIZE = 16;
 /** struct fuse_attr. */
@@ -57,6 +66,16 @@ const DIRENT_SIZE = 24;
 /** struct fuse_backing_map: fd, flags, padding (the argument of FUSE_DEV_IOC_BACKING_OPEN). */
 export const BACKING_MAP_SIZE = 16;
 
+/** A request whose bytes do not match its opcode's struct. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+/** Throws unless `body` holds at least `size` bytes of struct `what`. */
+function need(body: Buffer, size: number, what: string): void {
+  if (body.length < size) throw new ProtocolError(`${what}: ${body.length} bytes, need ${size}`);
+}
+
 /** One request read from /dev/fuse; `body` is what follows the header. */
 export interface Request {
   readonly opcode: number;
@@ -72,9 +91,14 @@ function readU64(b: Buffer, at: number): number {
   return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 2 ** 32;
 }
 
+/**
+ * The request in `buf[0, length)`. Throws ProtocolError for a frame shorter than the header or
+ * whose length field disagrees; answerTo() still gives its id when it holds one.
+ */
 export function decodeRequest(buf: Buffer, length: number): Request {
+  if (length < IN_HEADER_SIZE) throw new ProtocolError(`request of ${length} bytes is shorter than fuse_in_header`);
   const len = buf.readUInt32LE(0);
-  if (len !== length) throw new Error(`FUSE request says ${len} bytes, read ${length}`);
+  if (len !== length) throw new ProtocolError(`request says ${len} bytes, read ${length}`);
   return {
     opcode: buf.readUInt32LE(4),
     uniqueLo: buf.readUInt32LE(8),
@@ -82,6 +106,12 @@ export function decodeRequest(buf: Buffer, length: number): Request {
     nodeid: readU64(buf, 16),
     body: buf.subarray(IN_HEADER_SIZE, length),
   };
+}
+
+/** Just the id of a frame too broken to decode, so that it can still be answered; undefined when it has none. */
+export function answerTo(buf: Buffer, length: number): Request | undefined {
+  if (length < IN_HEADER_ID_SIZE) return undefined;
+  return { opcode: buf.readUInt32LE(4), uniqueLo: buf.readUInt32LE(8), uniqueHi: buf.readUInt32LE(12), nodeid: 0, body: buf.subarray(0, 0) };
 }
 
 /** Writes the fuse_out_header for a reply of `bodyLength` bytes at the start of `out`. */
@@ -158,6 +188,15 @@ export function entryReply(req: Request, attr: Attr, entrySeconds: number, attrS
   });
 }
 
+/**
+ * A negative entry: node id 0 with an entry timeout tells the kernel the name does not exist and
+ * to remember that (fs/fuse/dir.c fuse_lookup_name), so repeated probes (Samba's desktop.ini,
+ * case variants) cost no round trip until it expires or is invalidated.
+ */
+export function negativeEntryReply(req: Request, entrySeconds: number): Buffer {
+  return reply(req, ENTRY_OUT_SIZE, (b) => writeValid(b, 16, 32, entrySeconds));
+}
+
 export function attrReply(req: Request, attr: Attr, attrSeconds: number): Buffer {
   return reply(req, ATTR_OUT_SIZE, (b) => {
     writeValid(b, 0, 8, attrSeconds);
@@ -199,6 +238,7 @@ export interface InitIn {
 }
 
 export function decodeInit(body: Buffer): InitIn {
+  need(body, 16, 'fuse_init_in');
   const flags = BigInt(body.readUInt32LE(12));
   const ext = (flags & Init.INIT_EXT) !== 0n && body.length >= 20;
   return {
@@ -240,21 +280,25 @@ export function initReply(req: Request, o: InitOut): Buffer {
 /** The name a LOOKUP asks for (NUL-terminated). */
 export function decodeName(body: Buffer): string {
   const end = body.indexOf(0);
-  return body.toString('utf8', 0, end < 0 ? body.length : end);
+  if (end < 0) throw new ProtocolError('name without its terminating NUL');
+  return body.toString('utf8', 0, end);
 }
 
 /** struct fuse_read_in: fh, offset, size (and fields a read-only filesystem ignores). */
 export function decodeRead(body: Buffer): { fh: number; offset: number; size: number } {
+  need(body, 20, 'fuse_read_in');
   return { fh: readU64(body, 0), offset: readU64(body, 8), size: body.readUInt32LE(16) };
 }
 
 /** struct fuse_open_in: flags. */
 export function decodeOpenFlags(body: Buffer): number {
+  need(body, 4, 'fuse_open_in');
   return body.readUInt32LE(0);
 }
 
 /** The fh that leads struct fuse_release_in. */
 export function decodeFh(body: Buffer): number {
+  need(body, 8, 'fuse_release_in');
   return readU64(body, 0);
 }
 
@@ -292,5 +336,45 @@ export function direntsReply(req: Request, entries: readonly Dirent[], from: num
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */
 export function decodeGetattrFh(body: Buffer): number | undefined {
   const FUSE_GETATTR_FH = 1;
-  return body.length >= 16 && (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? readU64(body, 8) : undefined;
+  need(body, 16, 'fuse_getattr_in');
+  return (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? readU64(body, 8) : undefined;
+}
+
+/** struct fuse_lseek_in: fh, offset, whence (SEEK_DATA 3, SEEK_HOLE 4 from <unistd.h>). */
+export function decodeLseek(body: Buffer): { fh: number; offset: number; whence: number } {
+  need(body, 20, 'fuse_lseek_in');
+  return { fh: readU64(body, 0), offset: readU64(body, 8), whence: body.readUInt32LE(16) };
+}
+
+/** struct fuse_lseek_out: offset. */
+export function lseekReply(req: Request, offset: number): Buffer {
+  return reply(req, 8, (b) => u64(b, 0, offset));
+}
+
+/** A notification: fuse_out_header with unique 0 and the notify code in place of the error. */
+function notification(code: number, body: Buffer): Buffer {
+  const out = Buffer.alloc(OUT_HEADER_SIZE + body.length);
+  out.writeUInt32LE(out.length, 0);
+  out.writeInt32LE(code, 4);
+  body.copy(out, OUT_HEADER_SIZE);
+  return out;
+}
+
+/** struct fuse_notify_inval_inode_out: ino, off, len; a negative len drops every cached page and the attributes. */
+export function invalInodeNotification(ino: number): Buffer {
+  const b = Buffer.alloc(24);
+  u64(b, 0, ino);
+  b.writeBigInt64LE(0n, 8);
+  b.writeBigInt64LE(-1n, 16);
+  return notification(FUSE_NOTIFY_INVAL_INODE, b);
+}
+
+/** struct fuse_notify_inval_entry_out: parent, namelen, flags, then the name and its NUL. */
+export function invalEntryNotification(parent: number, name: string): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  const b = Buffer.alloc(16 + n.length + 1);
+  u64(b, 0, parent);
+  b.writeUInt32LE(n.length, 8);
+  n.copy(b, 16);
+  return notification(FUSE_NOTIFY_INVAL_ENTRY, b);
 }

@@ -1,18 +1,21 @@
-// A FUSE session spoken directly over /dev/fuse: mount(2), a loop of requests answered from the
-// Node main thread, and kernel passthrough (Linux 6.9) for files that are one whole backing file.
-// No libfuse: requests may be 1 MiB (FUSE_MAX_PAGES), and a passthrough file's reads never reach
-// userspace at all.
-import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
+// A FUSE session spoken directly over /dev/fuse: mount(2), worker threads that read requests and
+// answer cached reads themselves, the main thread for everything else, and kernel passthrough
+// (Linux 6.9) for files that are one whole backing file. No libfuse and no helper process:
+// requests may be 1 MiB (FUSE_MAX_PAGES), and a passthrough file's reads never reach userspace.
+// docs/fuse-protocol.md describes the subset of the protocol spoken here.
+import { closeSync, constants, openSync, write, writeSync, writevSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { BroadcastChannel, MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { alignedBuffer } from '../io/aligned-buffer.js';
 import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
-import { pumpRequests } from './request-pump.js';
+import type { SharedLayout } from '../io/shared-layout.js';
 import {
-  type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeName, decodeOpenFlags, decodeRead,
-  decodeRequest, type Dirent, direntsReply, entryReply, statusReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION,
-  Init, initReply, Op, OUT_HEADER_SIZE, openReply, type Request, type Statfs, statfsReply, WRITE_OPS,
-  writeOutHeader,
+  answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
+  decodeRead, decodeRequest, type Dirent, direntsReply, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
+  openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
+import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
 
 const E = osConstants.errno;
 
@@ -31,6 +34,8 @@ export interface OpenHandle {
    * read it itself (passthrough) and this handle's reads never reach read().
    */
   readonly wholeFileFd?: number;
+  /** The file's layout in shared memory: the request workers answer its cached reads themselves. */
+  readonly shared?: SharedLayout;
 }
 
 /** A read-only filesystem by inode number. Lookups are answered on the main thread, at once. */
@@ -46,12 +51,18 @@ export interface FuseFs {
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number>;
   release(fh: number): void;
   statfs(): Statfs;
+  /** lseek(2) SEEK_DATA / SEEK_HOLE on an open handle; rejects with FuseError (ENXIO past the data). */
+  lseek?(fh: number, offset: number, whence: number): Promise<number>;
 }
 
 export interface SessionOptions {
   readonly allowOther: boolean;
   /** Largest read request, in bytes (a multiple of the page size, at most 1 MiB). */
   readonly maxRead: number;
+  /** fuse_init_out max_readahead: the kernel keeps the smaller of this and the mount's readahead. */
+  readonly maxReadahead: number;
+  /** Threads that read /dev/fuse (src/fuse/request-worker.ts). */
+  readonly workers: number;
   readonly maxBackground: number;
   readonly congestionThreshold: number;
   readonly entrySeconds: number;
@@ -72,6 +83,8 @@ const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
 const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 /** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
 const PASSTHROUGH_STACK_DEPTH = 1;
+/** Pause before starting a request worker again after it failed, so a persistent failure cannot spin. */
+const RESTART_MS = 200;
 /** Reply buffers kept for reuse: as many as the readahead requests usually in flight. */
 const SPARE_BUFFERS = 16;
 /** Our max_write: the kernel's floor (fs/fuse/inode.c), since nothing is ever written. */
@@ -95,6 +108,18 @@ export interface Session {
   readonly ended: Promise<void>;
   /** Closes /dev/fuse once the connection has ended. */
   close(): void;
+  /** Drops the kernel's cached pages and attributes of `ino` (FUSE_NOTIFY_INVAL_INODE). */
+  invalidateInode(ino: number): void;
+  /** Drops the kernel's cached lookup of `name` in `parent`, negative ones included (FUSE_NOTIFY_INVAL_ENTRY). */
+  invalidateEntry(parent: number, name: string): void;
+}
+
+/**
+ * Kernel features to act as if missing, from SYNTHVHD_KERNEL_WITHOUT (a comma list; `passthrough`
+ * here): the tests' way to run the fallbacks of kernels older than this machine's.
+ */
+function withoutFeatures(): bigint {
+  return (process.env['SYNTHVHD_KERNEL_WITHOUT'] ?? '').split(',').includes('passthrough') ? Init.PASSTHROUGH : 0n;
 }
 
 function errnoOf(e: unknown): number {
@@ -106,6 +131,9 @@ export class MountSyscallError extends Error {
   override name = 'MountSyscallError';
 }
 
+/** How a request worker ended: these two mean the connection is gone, anything else is a failure. */
+const CONNECTION_GONE = new Set(['ENODEV', 'ECONNABORTED']);
+
 class Connection {
   private readonly modes = new Map<number, HandleMode>();
   private readonly inodes = new Map<number, InodeIo>();
@@ -115,32 +143,128 @@ class Connection {
   private readonly spare: Buffer[] = [];
   /** The header of a read reply, reused: a reply is written synchronously as soon as it is filled. */
   private readonly readHeader = Buffer.alloc(OUT_HEADER_SIZE);
+  /** Each request worker's port for open/release messages. */
+  private readonly ports = new Set<MessagePort>();
+  /** Layouts the workers were given, by handle, so that a restarted worker gets them too. */
+  private readonly layouts = new Map<number, SharedLayout>();
   private passthrough = false;
   private passthroughFailed = false;
+  /** Set when the kernel has ended the connection: nothing more is written to it. */
+  private gone = false;
   /** Resolves when the kernel has ended the connection. */
   readonly ended: Promise<void>;
 
   constructor(private readonly dev: number, private readonly fs: FuseFs, private readonly o: SessionOptions) {
-    this.ended = pumpRequests(dev, (frame) => this.receive(frame), o.log).ended;
+    let running = 0;
+    let done!: () => void;
+    this.ended = new Promise<void>((r) => (done = r));
+    const name = `synthvhd-fuse-${process.pid}-${dev}-${Date.now()}`;
+    const requests = new BroadcastChannel(name);
+    requests.onmessage = (e) => {
+      const m = (e as { data: RequestMessage }).data;
+      this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+    };
+    void this.ended.then(() => requests.close());
+    const start = (): void => {
+      running++;
+      const { port1, port2 } = new MessageChannel();
+      const data: WorkerData = { dev, handles: port2, maxRead: o.maxRead, requests: name };
+      const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
+      for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
+      this.ports.add(port1);
+      let end = 'exited';
+      worker.on('message', (m: EndMessage) => (end = m.ended));
+      worker.on('error', (e) => (end = e.message));
+      worker.on('exit', () => {
+        running--;
+        this.ports.delete(port1);
+        port1.close();
+        if (CONNECTION_GONE.has(end)) this.gone = true;
+        if (!this.gone) {
+          o.log(`/dev/fuse: a request worker stopped (${end}); starting another`);
+          setTimeout(start, RESTART_MS);
+        } else if (running === 0) done();
+      });
+    };
+    for (let i = 0; i < o.workers; i++) start();
   }
 
+  private publish(fh: number, layout: SharedLayout): void {
+    this.layouts.set(fh, layout);
+    for (const p of this.ports) p.postMessage({ open: fh, layout } satisfies HandleMessage);
+  }
+
+  private unpublish(fh: number): void {
+    if (!this.layouts.delete(fh)) return;
+    for (const p of this.ports) p.postMessage({ release: fh } satisfies HandleMessage);
+  }
+
+  /** Answers one request, exactly once (none for FORGET, BATCH_FORGET and INTERRUPT). */
   private receive(frame: Buffer): void {
+    let req: Request;
     try {
-      this.dispatch(decodeRequest(frame, frame.length));
+      req = decodeRequest(frame, frame.length);
     } catch (e) {
       this.o.log(`/dev/fuse: bad request: ${(e as Error).message}`);
+      const id = answerTo(frame, frame.length);
+      if (id && !NO_REPLY_OPS.has(id.opcode)) this.status(id, E.EIO);
+      return;
     }
+    try {
+      this.dispatch(req);
+    } catch (e) {
+      this.fail(req, e);
+    }
+  }
+
+  /** The one answer to a request whose handler failed: its FuseError's errno, else EIO with a log line. */
+  private fail(req: Request, e: unknown): void {
+    if (!(e instanceof FuseError)) this.o.log(`/dev/fuse: request ${req.opcode} failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (!NO_REPLY_OPS.has(req.opcode)) this.status(req, errnoOf(e));
+  }
+
+  /** Answers when `work` settles: `reply` builds the answer, and a failure of either is the errno. */
+  private later<T>(req: Request, work: () => Promise<T>, reply: (value: T) => void): void {
+    work().then(
+      (v) => {
+        try {
+          reply(v);
+        } catch (e) {
+          this.fail(req, e);
+        }
+      },
+      (e: unknown) => this.fail(req, e),
+    );
+  }
+
+  /** Writes a notification, off the main thread: the kernel may wait for page locks that a reply from here would release. */
+  private notify(out: Buffer): void {
+    if (this.gone) return;
+    write(this.dev, out, (e) => {
+      // ENOENT: the kernel had nothing cached for it; ENODEV: unmounted meanwhile.
+      if (e && e.code !== 'ENOENT' && e.code !== 'ENODEV') this.o.log(`/dev/fuse: notification failed (${e.code ?? e.message})`);
+    });
+  }
+
+  invalidateInode(ino: number): void {
+    this.notify(invalInodeNotification(ino));
+  }
+
+  invalidateEntry(parent: number, name: string): void {
+    this.notify(invalEntryNotification(parent, name));
   }
 
   /** Writes one reply; a reply in several buffers goes out in one writev (the kernel takes a reply in one write). */
   private send(out: Buffer | Buffer[]): void {
+    if (this.gone) return;
     try {
       if (Array.isArray(out)) writevSync(this.dev, out);
       else writeSync(this.dev, out);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // ENOENT: the request was interrupted and is gone; ENODEV: unmounted meanwhile.
-      if (code !== 'ENOENT' && code !== 'ENODEV') this.o.log(`/dev/fuse: reply failed (${code ?? (e as Error).message})`);
+      if (code === 'ENODEV') this.gone = true;
+      else if (code !== 'ENOENT') this.o.log(`/dev/fuse: reply failed (${code ?? (e as Error).message})`);
     }
   }
 
@@ -154,7 +278,7 @@ class Connection {
       case Op.INIT: return this.init(req);
       case Op.LOOKUP: {
         const attr = this.fs.lookup(req.nodeid, decodeName(req.body));
-        return attr ? this.send(entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds)) : this.status(req, E.ENOENT);
+        return this.send(attr ? entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds) : negativeEntryReply(req, this.o.entrySeconds));
       }
       case Op.GETATTR: {
         const attr = this.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
@@ -181,6 +305,12 @@ class Connection {
         this.dirs.delete(decodeFh(req.body));
         return this.status(req, 0);
       case Op.STATFS: return this.send(statfsReply(req, this.fs.statfs()));
+      case Op.LSEEK: {
+        const { fh, offset, whence } = decodeLseek(req.body);
+        const seek = this.fs.lseek?.bind(this.fs);
+        if (!seek) return this.status(req, E.ENOSYS);
+        return this.later(req, () => seek(fh, offset, whence), (at) => this.send(lseekReply(req, at)));
+      }
       case Op.FORGET: case Op.BATCH_FORGET: case Op.INTERRUPT:
         return; // no reply: node ids are inode numbers, nothing to forget; reads are not cancelled
       case Op.DESTROY: return this.status(req, 0);
@@ -197,11 +327,11 @@ class Connection {
       return this.status(req, E.EPROTO);
     }
     const want = Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
-    const flags = k.flags & want;
+    const flags = k.flags & want & ~withoutFeatures();
     this.passthrough = (flags & Init.PASSTHROUGH) !== 0n;
-    if (!this.passthrough) this.o.log('the kernel offers no FUSE passthrough (Linux < 6.9): built disks are read through synthvhd');
+    if (!this.passthrough) this.o.log(`the kernel has no FUSE passthrough (FUSE ${k.major}.${k.minor}; Linux 6.9 brought it): built disks are read through synthvhd`);
     this.send(initReply(req, {
-      maxReadahead: k.maxReadahead,
+      maxReadahead: this.o.maxReadahead,
       flags,
       maxBackground: this.o.maxBackground,
       congestionThreshold: this.o.congestionThreshold,
@@ -213,8 +343,8 @@ class Connection {
 
   private open(req: Request): void {
     const ino = req.nodeid;
-    this.fs.open(ino, decodeOpenFlags(req.body)).then(
-      (h) => {
+    const flags = decodeOpenFlags(req.body);
+    this.later(req, () => this.fs.open(ino, flags), (h) => {
         const io = this.inodes.get(ino) ?? { cached: 0, passthrough: 0, backingId: 0 };
         const backingId = this.backingFor(io, h);
         const passthrough = backingId > 0;
@@ -222,11 +352,11 @@ class Connection {
         else io.cached++;
         this.inodes.set(ino, io);
         this.modes.set(h.fh, { ino, passthrough });
-        // KEEP_CACHE: the files never change, so pages read once stay valid across opens.
+        // Before the reply: the kernel can send a READ of this handle only after it has the reply.
+        if (!passthrough && h.shared) this.publish(h.fh, h.shared);
+        // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
         this.send(openReply(req, h.fh, passthrough ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
-      },
-      (e: unknown) => this.status(req, errnoOf(e)),
-    );
+    });
   }
 
   /**
@@ -253,20 +383,18 @@ class Connection {
     const { fh, offset, size } = decodeRead(req.body);
     // Page-aligned, so that the filesystem may read O_DIRECT straight into it.
     const data = size <= this.o.maxRead ? (this.spare.pop() ?? alignedBuffer(this.o.maxRead)) : alignedBuffer(size);
-    this.fs.read(fh, offset, size, data.subarray(0, size)).then(
-      (n) => {
-        writeOutHeader(this.readHeader, req, 0, n);
-        this.send([this.readHeader, data.subarray(0, n)]);
-        if (data.length === this.o.maxRead && this.spare.length < SPARE_BUFFERS) this.spare.push(data);
-      },
-      (e: unknown) => this.status(req, errnoOf(e)),
-    );
+    this.later(req, () => this.fs.read(fh, offset, size, data.subarray(0, size)), (n) => {
+      writeOutHeader(this.readHeader, req, 0, n);
+      this.send([this.readHeader, data.subarray(0, n)]);
+      if (data.length === this.o.maxRead && this.spare.length < SPARE_BUFFERS) this.spare.push(data);
+    });
   }
 
   private release(req: Request): void {
     const fh = decodeFh(req.body);
     const mode = this.modes.get(fh);
     this.modes.delete(fh);
+    this.unpublish(fh);
     this.fs.release(fh);
     if (mode) {
       const io = this.inodes.get(mode.ino)!;
@@ -296,6 +424,11 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
     closeSync(dev);
     throw new MountSyscallError(err.code === 'EPERM' ? 'mounting needs root (CAP_SYS_ADMIN): run synthvhd serve as root' : `mount(2) failed: ${err.code} (${err.text})`);
   }
-  const { ended } = new Connection(dev, fs, o);
-  return { ended, close: () => void ended.then(() => closeSync(dev)) };
+  const c = new Connection(dev, fs, o);
+  return {
+    ended: c.ended,
+    close: () => void c.ended.then(() => closeSync(dev)),
+    invalidateInode: (ino) => c.invalidateInode(ino),
+    invalidateEntry: (parent, name) => c.invalidateEntry(parent, name),
+  };
 }

@@ -21,7 +21,7 @@ export type FdProvider = (source: SourceFile) => BackingFd | Promise<BackingFd>;
  * buffered cold read of a btrfs file took 3 times the CPU of an O_DIRECT one). Small random
  * reads stay buffered, where readahead and sharing between the .vhd and .vhdx help.
  */
-const DIRECT_MIN = 128 * 1024;
+export const DIRECT_MIN = 128 * 1024;
 
 export class ShortReadError extends Error {
   override name = 'ShortReadError';

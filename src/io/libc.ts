@@ -1,4 +1,4 @@
-// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs, preadv2, mount), through koffi.
+// The few Linux system calls that Node's fs module lacks (ioctl, lseek, statfs, preadv2, mount, umount2), through koffi.
 import koffi from 'koffi';
 import { getSystemErrorMap } from 'node:util';
 
@@ -53,6 +53,9 @@ export const mount = libc.func('int mount(const char *source, const char *target
   flags: number,
   data: string,
 ) => number;
+
+/** umount2(2); flags MNT_DETACH (2) for a lazy unmount. */
+export const umount2 = libc.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number;
 
 /** syscall(2), for calls glibc 2.36 has no wrapper for (cachestat). */
 export const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typesAndArgs: unknown[]) => number;

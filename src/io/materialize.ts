@@ -1,5 +1,5 @@
 // Turns a Layout into a real file: clones where the filesystem can share extents, copies data
-// ranges elsewhere, leaves zero segments and source holes as holes (design.md, "Data flow").
+// ranges elsewhere, leaves zero segments and source holes as holes (docs/architecture.md §2).
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, open, readFile, rename, unlink } from 'node:fs/promises';

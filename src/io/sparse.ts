@@ -3,11 +3,12 @@ import type { Bytes } from '../base/units.js';
 import { SyscallError, lastErrno, lseek } from './libc.js';
 
 /** lseek whence SEEK_DATA, <unistd.h>: next offset at or after the given one that holds data. */
-const SEEK_DATA = 3;
+export const SEEK_DATA = 3;
 /** lseek whence SEEK_HOLE, <unistd.h>: next hole (the end of file counts as one). */
-const SEEK_HOLE = 4;
+export const SEEK_HOLE = 4;
 
-function seek(fd: number, offset: Bytes, whence: number): Bytes | undefined {
+/** lseek(2) with SEEK_DATA or SEEK_HOLE; undefined where the file has no more data (ENXIO). */
+export function seek(fd: number, offset: Bytes, whence: number): Bytes | undefined {
   const at = lseek(fd, offset, whence);
   if (at >= 0) return at;
   const err = lastErrno();

@@ -1,9 +1,9 @@
-// GPT header and entry array (urbackup-raw-format.md §3.2 "GPT header field offsets", UEFI spec).
+// GPT header and entry array (UEFI specification, "GPT Header" and "GPT Partition Entry Array"; docs/urbackup-raw-format.md §3.5).
 import { crc32 } from 'node:zlib';
 import type { Bytes } from '../base/units.js';
 
 export const GPT_SIGNATURE = 'EFI PART';
-/** Header field offsets (urbackup-raw-format.md §3.2 table). */
+/** Header field offsets (docs/urbackup-raw-format.md §3.5 table). */
 const HDR_SIZE = 12;
 const HDR_CRC = 16;
 const HDR_CURRENT_LBA = 24;
@@ -94,7 +94,7 @@ export function gptTableCrc(table: Buffer, h: Pick<GptHeader, 'numEntries' | 'en
 /**
  * The non-empty entries in table order. Like UrBackup's readPartitionsGPT an entry is empty
  * only if its type GUID is zero and its first LBA, last LBA and flags are all zero
- * (urbackup-raw-format.md §4.2 step 4).
+ * (docs/urbackup-raw-format.md §3.5, §6.2).
  */
 export function gptEntries(table: Buffer, h: Pick<GptHeader, 'numEntries' | 'entrySize'>): GptEntry[] {
   const n = Math.min(h.numEntries, Math.floor(table.length / h.entrySize));

@@ -1,10 +1,10 @@
-// The classic MBR partition table in sector 0 (urbackup-raw-format.md §4.2 step 4, §4.3).
+// The classic MBR partition table in sector 0 (docs/urbackup-raw-format.md §3.5, §6.2).
 import type { Bytes } from '../base/units.js';
 
 /** The four primary entries start at byte 446, 16 bytes each. */
 const MBR_TABLE_OFFSET = 446;
 const MBR_ENTRY_SIZE = 16;
-/** Bytes 440–443: the disk signature (urbackup-raw-format.md §1.4 heuristic). */
+/** Bytes 440–443: the disk signature (docs/urbackup-raw-format.md §3.5, §5.3). */
 export const MBR_SIGNATURE_OFFSET = 440;
 /** Partition types 0x05, 0x0F and 0x85 are extended-partition containers. */
 const EXTENDED_TYPES = new Set([0x05, 0x0f, 0x85]);

@@ -1,4 +1,4 @@
-// The smb.conf share for a synthvhd mount (vhd-vhdx-format.md §3.2 "Settings for a FUSE-backed share").
+// The smb.conf share for a synthvhd mount (docs/vhd-vhdx.md §3.2).
 
 export interface ShareOptions {
   readonly name: string;

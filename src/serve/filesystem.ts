@@ -1,7 +1,8 @@
 // The virtual tree as a FUSE filesystem: read-only, concurrent, reading through open handles.
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { type FileNode, InodeAllocator, Namespace, type Node } from './namespace.js';
+import { type FileNode, InodeAllocator, Namespace, type Node, type StaleName, staleNames } from './namespace.js';
+import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
 import { FuseError, type FuseFs, type OpenHandle } from '../fuse/session.js';
@@ -33,10 +34,14 @@ export class VirtualFs implements FuseFs {
     this.ns = new Namespace([], this.inodes, this.startTime);
   }
 
-  /** Shows a new scan; returns why some files were left out. Open handles are not affected. */
-  update(files: readonly VirtualFile[]): string[] {
+  /**
+   * Shows a new scan. Returns why some files were left out, and the names the kernel must look up
+   * again. Open handles keep reading what they opened.
+   */
+  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[] } {
+    const before = this.ns;
     this.ns = new Namespace(files, this.inodes, this.startTime);
-    return this.ns.warnings;
+    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns) };
   }
 
   /** Files currently shown, by key. */
@@ -85,7 +90,16 @@ export class VirtualFs implements FuseFs {
       }
       throw new FuseError(errno.EIO);
     }
-    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd };
+    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+  }
+
+  async lseek(fh: number, offset: number, whence: number): Promise<number> {
+    const handle = this.handles.get(fh)?.open;
+    if (!handle) throw new FuseError(errno.EBADF);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FuseError(errno.EINVAL);
+    const at = handle.seek(offset, whence);
+    if (at === undefined) throw new FuseError(errno.ENXIO);
+    return at;
   }
 
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number> {

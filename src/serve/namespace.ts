@@ -65,7 +65,8 @@ export class InodeAllocator {
 }
 
 const dirKey = (name: string): string => `dir:${name}`;
-const fileKey = (key: string): string => `file:${key}`;
+/** A file's inode follows its contents: the same key with another version is another inode. */
+const fileKey = (f: VirtualFile): string => `file:${f.key}\0${f.version}`;
 
 function newest(dates: Iterable<Date>, fallback: Date): Date {
   let best = fallback;
@@ -108,11 +109,11 @@ export class Namespace {
       list.push(f);
       byDir.set(f.dir, list);
     }
-    const inos = inodes.assign([...[...byDir.keys()].map(dirKey), ...[...keys].map(fileKey)]);
+    const inos = inodes.assign([...[...byDir.keys()].map(dirKey), ...[...kept.values()].map(fileKey)]);
     const dirs = new Map<string, DirNode>();
     for (const name of [...byDir.keys()].sort()) {
       const list = byDir.get(name)!.sort((a, b) => (a.name < b.name ? -1 : 1));
-      const nodes = new Map<string, FileNode>(list.map((f) => [f.name, { kind: 'file', ino: inos.get(fileKey(f.key))!, file: f }]));
+      const nodes = new Map<string, FileNode>(list.map((f) => [f.name, { kind: 'file', ino: inos.get(fileKey(f))!, file: f }]));
       dirs.set(name, { kind: 'dir', ino: inos.get(dirKey(name))!, name, mtime: newest(list.map((f) => f.mtime), emptyTime), files: nodes });
     }
     this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...dirs.values()].map((d) => d.mtime), emptyTime), dirs };
@@ -142,4 +143,30 @@ export class Namespace {
     for (const d of this.root.dirs.values()) for (const n of d.files.values()) out.set(n.file.key, n.file);
     return out;
   }
+}
+
+/** A name the kernel may have cached (a dentry, or a negative one) that now means something else. */
+export interface StaleName {
+  readonly parent: number;
+  readonly name: string;
+  /** Set when the name stays but shows another inode: the file's contents changed. */
+  readonly changed?: VirtualFile;
+}
+
+/** Names whose lookup differs between two scans: gone, new, or another inode now. */
+export function staleNames(before: Namespace, after: Namespace): StaleName[] {
+  const out: StaleName[] = [];
+  const dirs = new Set([...before.root.dirs.keys(), ...after.root.dirs.keys()]);
+  for (const dir of dirs) {
+    const a = before.root.dirs.get(dir);
+    const b = after.root.dirs.get(dir);
+    if (!a || !b || a.ino !== b.ino) out.push({ parent: ROOT_INO, name: dir });
+    if (!a || !b) continue;
+    for (const name of new Set([...a.files.keys(), ...b.files.keys()])) {
+      const x = a.files.get(name);
+      const y = b.files.get(name);
+      if (x?.ino !== y?.ino) out.push({ parent: b.ino, name, ...(x && y && { changed: y.file }) });
+    }
+  }
+  return out;
 }

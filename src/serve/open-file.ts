@@ -4,6 +4,9 @@ import type { Layout, SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 import { sourcesOf } from '../disk/layout.js';
 import { type BackingFd, readLayout } from '../io/layout-reader.js';
+import { seekLayout } from '../io/layout-seek.js';
+import { type SharedLayout, shareLayout } from '../io/shared-layout.js';
+import type { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import { canReflink } from '../io/reflink.js';
 import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
@@ -22,10 +25,18 @@ export class OpenFile {
 
   /** Set when the handle reads a built disk file: its descriptor holds the virtual file's exact bytes. */
   readonly wholeFileFd: number | undefined;
+  /** The layout with its descriptors, for the FUSE request workers. */
+  readonly shared: SharedLayout;
 
   constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
     for (const l of leases) this.fdByPath.set(l.path, l);
     this.wholeFileFd = whole ? leases[0]?.fd : undefined;
+    this.shared = shareLayout(layout, (s) => this.fdOf(s).fd);
+  }
+
+  /** lseek(2) SEEK_DATA / SEEK_HOLE: undefined for ENXIO. */
+  seek(offset: Bytes, whence: typeof SEEK_DATA | typeof SEEK_HOLE): Bytes | undefined {
+    return seekLayout(this.layout, (s) => this.fdOf(s).fd, offset, whence);
   }
 
   /** Reads straight into `buf`; returns the byte count (short only at end of file). */

@@ -2,7 +2,8 @@
 import { DiskCache } from './disk-cache.js';
 import { FdCache } from './fd-cache.js';
 import { VirtualFs } from './filesystem.js';
-import { mount } from '../fuse/mount.js';
+import { type Mounted, mount } from '../fuse/mount.js';
+import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
 
@@ -43,6 +44,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const fds = new FdCache();
   const cache = opts.cacheDir && opts.mode !== 'passthrough' ? await DiskCache.open(opts.cacheDir, fds) : undefined;
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
+  if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
   const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log);
 
   let logged = new Set<string>();
@@ -52,10 +54,20 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     logged = new Set(lines);
   };
 
+  let mounted: Mounted | undefined;
   const rescan = async (): Promise<void> => {
     const before = vfs.files();
     const { files, warnings } = await catalog.scan();
-    report([...warnings, ...vfs.update(files)]);
+    const update = vfs.update(files);
+    report([...warnings, ...update.warnings]);
+    const folders = new Set<number>();
+    for (const s of update.stale) {
+      if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
+      mounted?.invalidateEntry(s.parent, s.name);
+      folders.add(s.parent);
+    }
+    // The folders' own attributes (mtime, nlink) follow their entries.
+    for (const ino of folders) mounted?.invalidateInode(ino);
     const after = vfs.files();
     const added = [...after.keys()].filter((k) => !before.has(k)).length;
     const removed = [...before.keys()].filter((k) => !after.has(k)).length;
@@ -67,7 +79,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   };
 
   await rescan();
-  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
+  mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
   log(`serving ${vfs.files().size} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
 
   let timer: NodeJS.Timeout | undefined;

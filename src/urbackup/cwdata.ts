@@ -1,7 +1,7 @@
-// Reader for UrBackup's CWData serialisation (urbackup-raw-format.md §3.1): little-endian
+// Reader for UrBackup's CWData serialisation (docs/urbackup-raw-format.md §3.1): little-endian
 // integers, u32-length strings and SQLite3 varints. Every read is bounds-checked.
 
-/** getStr rejects strings over 10 MiB (urbackup-raw-format.md §3.1). */
+/** getStr rejects strings over 10 MiB (docs/urbackup-raw-format.md §3.1). */
 export const CWDATA_MAX_STRING: number = 10 * 1024 * 1024;
 
 export class CwDataError extends Error {

@@ -1,4 +1,4 @@
-// SYSVOL/ESP associations from UrBackup's database (urbackup-raw-format.md §1.4: tables
+// SYSVOL/ESP associations from UrBackup's database (docs/urbackup-raw-format.md §5.2: tables
 // backup_images and assoc_images), read from a private copy so the live server is never locked
 // and nothing is written next to the database (no -shm file).
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
-/** The nightly copy inside the storage (§1.4). */
+/** The nightly copy inside the storage (docs/urbackup-raw-format.md §5.2). */
 export const STORAGE_DB = join('urbackup', 'backup_server.db');
 
 const QUERY = `SELECT m.path AS main, p.path AS partner

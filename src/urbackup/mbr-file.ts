@@ -1,4 +1,4 @@
-// Parser for the `.raw.mbr` sidecar (urbackup-raw-format.md §3.2–3.4).
+// Parser for the `.raw.mbr` sidecar (docs/urbackup-raw-format.md §3; the bare § numbers below are its sections).
 import type { Bytes } from '../base/units.js';
 import { CwDataError, CwDataReader } from './cwdata.js';
 
@@ -11,12 +11,12 @@ export const MBR_VERSION_WHOLE_DISK = 100;
 const MBR_DATA_SIZE = 512;
 /** `gpt_header_pos` equals the logical sector size, 512 or 4096 (§3.2 row 9). */
 const LOGICAL_SECTOR_SIZES = [512, 4096] as const;
-/** The GPT header structure is 92 bytes (§3.2 GPT header field offsets). */
+/** The GPT header structure is 92 bytes (§3.5). */
 const GPT_HEADER_MIN = 92;
 
 export type SectorSize = 512 | 4096;
 
-/** A byte string and the absolute disk position restore writes it to (§4.2 step 2). */
+/** A byte string and the absolute disk position restore writes it to (§6.1). */
 export interface Placed {
   readonly pos: Bytes;
   readonly data: Buffer;
@@ -33,7 +33,7 @@ export interface PartitionedMbrFile {
   readonly kind: 'partition';
   readonly version: 0 | 1;
   readonly deviceNumber: number;
-  /** 1-based: the N-th non-empty partition of the stored table (§4.2 step 4). */
+  /** 1-based: the N-th non-empty partition of the stored table (§6.2). */
   readonly partitionNumber: number;
   readonly serial: string;
   readonly volumeName: string;

@@ -1,15 +1,15 @@
-// Where the volume lies inside a `.raw` file (urbackup-raw-format.md §2.1–2.2, §3.4).
+// Where the volume lies inside a `.raw` file (docs/urbackup-raw-format.md §2; the bare § numbers below are its sections).
 import type { Bytes } from '../base/units.js';
 import { GPT_SIGNATURE } from '../partition-table/gpt.js';
 
 /** `mbr_size = (1024*1024)/2`: the volume starts at byte 524288 of the `.raw` (§2.1). */
 export const RAW_VOLUME_OFFSET: Bytes = 524288;
-/** [2.5.x] volumes over 2 TiB get a synthetic GPT inside the `.raw` (§2.1). */
+/** [2.5.x] volumes over 2 TiB get a synthetic GPT inside the `.raw` (§2.3). */
 const TWO_TIB: Bytes = 2 * 1024 ** 4;
-/** The synthetic GPT's single entry sits at byte 1024 and is named "VOLUME BACKUP" (§2.1). */
+/** The synthetic GPT's single entry sits at byte 1024 and is named "VOLUME BACKUP" (§2.3). */
 const SYNTH_ENTRY_OFFSET = 1024;
 const SYNTH_ENTRY_NAME = 'VOLUME BACKUP';
-/** The synthetic entry's first LBA is 1024 = 524288/512 (§2.1). */
+/** The synthetic entry's first LBA is 1024 = 524288/512 (§2.3). */
 const SYNTH_FIRST_LBA = 1024n;
 /** Bytes of the `.raw` head needed to recognise the synthetic GPT. */
 export const RAW_HEAD_BYTES = SYNTH_ENTRY_OFFSET + 128;
@@ -29,7 +29,7 @@ export function mayHaveSyntheticGpt(rawSize: Bytes): boolean {
 /**
  * The volume's length in a partition image's `.raw`: file size − 524288, or, for a [2.5.x]
  * image over 2 TiB, the end recorded in the synthetic GPT entry (its last LBA is one past the
- * real end, §2.1–2.2). `head` is the first RAW_HEAD_BYTES of the file when
+ * real end, §2.3). `head` is the first RAW_HEAD_BYTES of the file when
  * mayHaveSyntheticGpt(rawSize), else undefined.
  */
 export function volumeLength(path: string, rawSize: Bytes, head?: Buffer): Bytes {
@@ -48,7 +48,7 @@ export function volumeLength(path: string, rawSize: Bytes, head?: Buffer): Bytes
   return rawSize - RAW_VOLUME_OFFSET;
 }
 
-/** A whole-disk (v100) image holds the disk from byte 0, followed by 512 KiB of zeros (§1.3, §3.4). */
+/** A whole-disk (v100) image holds the disk from byte 0, followed by 512 KiB of zeros (§2.4). */
 export function wholeDiskLength(path: string, rawSize: Bytes): Bytes {
   if (rawSize <= RAW_VOLUME_OFFSET) {
     throw new RawFileError(path, `whole-disk .raw is ${rawSize} bytes, too short to hold a disk`);

@@ -1,12 +1,12 @@
-// Finding image backups in an UrBackup storage folder (urbackup-raw-format.md §1.1–1.3, §7).
+// Finding image backups in an UrBackup storage folder (docs/urbackup-raw-format.md §1; the bare § numbers below are its sections).
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** `<YYMMDD-HHMM>_Image_<letter>` (§1.1 backuppath_single). */
+/** `<YYMMDD-HHMM>_Image_<letter>` (§1.1). */
 const IMAGE_FOLDER = /^(\d{6}-\d{4})_Image_(.+)$/;
 /** Mount points, temporary ZFS links and migration leftovers next to image folders (§1.2). */
 const NOT_AN_IMAGE_FOLDER = /_(mnt\d*|unit\d*|new|incomplete)$/;
-/** `<storage>/urbackup` holds the database copy (§1.4), not a client. */
+/** `<storage>/urbackup` holds the database copy (§5.2), not a client. */
 const DATABASE_FOLDER = 'urbackup';
 
 export interface ImageFolder {
@@ -19,7 +19,7 @@ export interface ImageFolder {
   readonly letter: string;
   readonly raw: string;
   readonly mbrPath: string;
-  /** `.raw.sync` exists: the image finished and was synced (§1.2). */
+  /** `.raw.sync` exists: the image finished and was synced (§4.1). */
   readonly complete: boolean;
 }
 
@@ -62,7 +62,7 @@ export async function readImageFolder(dir: string, client = basename(dirname(dir
   } catch (e) {
     return `${dir}: cannot read folder (${errnoText(e)})`;
   }
-  // The file carries the folder's own timestamp and letter (§1.1 imgpath); fall back to any .raw.
+  // The file carries the folder's own timestamp and letter (§1.1); fall back to any .raw.
   const expected = `Image_${letter}_${ts}.raw`;
   const rawName = names.includes(expected) ? expected : names.find((n) => /^Image_.+_\d{6}-\d{4}\.raw$/.test(n));
   if (!rawName) return `${dir}: no Image_*.raw file in the image folder`;
@@ -115,7 +115,7 @@ export async function discoverClient(storage: string, client: string, warnings: 
       .sort()
       .map(async (f) => {
         const dir = join(cdir, f);
-        // ZFS image folders are symlinks to dataset mount points (§1.1): follow them.
+        // ZFS image folders are symlinks to dataset mount points (§1.3): follow them.
         const st = await stat(dir).catch((e: unknown) => errnoText(e));
         if (typeof st === 'string') {
           warnings.push(`${dir}: skipped (${st})`);

@@ -1,4 +1,4 @@
-// A strict checker for the VHD/VHDX files synthvhd makes: everything in vhd-vhdx-format.md §4
+// A strict checker for the VHD/VHDX files synthvhd makes: everything in docs/vhd-vhdx.md §4
 // "A strict checker should also assert", which qemu-img and libvhdi do not catch.
 import { open } from 'node:fs/promises';
 import { chsGeometry } from '../../src/container/chs.js';
@@ -208,7 +208,7 @@ function checkMetadata(m: Buffer, bad: (what: string) => void): Parameters | nul
   return { blockSize, diskSize, logicalSectorSize };
 }
 
-/** Problems with a fixed VHDX laid out as in vhd-vhdx-format.md §2.1 (§4); empty when it is good. */
+/** Problems with a fixed VHDX laid out as in docs/vhd-vhdx.md §2.1 (§4); empty when it is good. */
 export async function checkVhdx(path: string): Promise<string[]> {
   const problems: string[] = [];
   const bad = (what: string): void => void problems.push(`${path}: ${what}`);

@@ -1,5 +1,5 @@
 // Builds real disk image files (partition table + real filesystems with real files) with the
-// system tools, so the UrBackup fixtures are made from genuine bytes (urbackup-raw-format.md §2–3).
+// system tools, so the UrBackup fixtures are made from genuine bytes (docs/urbackup-raw-format.md §2–3; the bare § numbers below are its sections).
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -11,7 +11,7 @@ export class FixtureError extends Error {
 }
 
 export const MiB: Bytes = 1024 * 1024;
-/** The 4 KiB unit of sparseness, `.raw.bitmap` bits and restore streaming (§2.3). */
+/** The 4 KiB unit of sparseness, `.raw.bitmap` bits and restore streaming (§2.5, §4.2). */
 export const BLOCK: Bytes = 4096;
 
 export type PartitionType = 'esp' | 'msr' | 'ntfs' | 'recovery' | 'ext4' | 'vfat';
@@ -42,13 +42,13 @@ export interface DiskSpec {
 }
 
 export interface BuiltPartition {
-  /** 1-based: the N-th non-empty table entry, i.e. UrBackup's `partition_number` (§4.2 step 4). */
+  /** 1-based: the N-th non-empty table entry, i.e. UrBackup's `partition_number` (§6.2). */
   readonly index: number;
   readonly startByte: Bytes;
   readonly sizeBytes: Bytes;
   /** UrBackup's `drivesize` (§2.2): the NTFS size (partition minus its last sector), else the whole partition. */
   readonly volumeBytes: Bytes;
-  /** The client transfer block (§2.3): the NTFS cluster, else 4096. */
+  /** The client transfer block (§2.5): the NTFS cluster, else 4096. */
   readonly blockBytes: Bytes;
   readonly type: PartitionType;
   readonly fs: FsKind;

@@ -1,5 +1,5 @@
-// The disk a restore of some imaged partitions onto a blank disk produces (urbackup-raw-format.md
-// §4.3), computed from the built disk's own bytes, not from the `.raw` files, so it is an
+// The disk a restore of some imaged partitions onto a blank disk produces (docs/urbackup-raw-format.md
+// §6), computed from the built disk's own bytes, not from the `.raw` files, so it is an
 // independent reference for the project's assembler.
 import { open } from 'node:fs/promises';
 import type { Bytes } from '../../src/base/units.js';
@@ -12,7 +12,7 @@ export interface ExpectedDisk {
   readonly sizeBytes: Bytes;
 }
 
-/** §4.3 step 3, MBR: the end of the furthest primary entry (512-byte sectors) and of every restored partition. */
+/** docs/urbackup-raw-format.md §6.3, MBR: the end of the furthest primary entry (512-byte sectors) and of every restored partition. */
 function mbrDiskSize(mbr: Buffer, restoredEnds: readonly Bytes[]): Bytes {
   let end = Math.max(0, ...restoredEnds);
   for (let i = 0; i < 4; i++) {
@@ -55,7 +55,7 @@ export async function writeExpectedDisk(disk: BuiltDisk, partitions: readonly nu
   return { path: out, sizeBytes };
 }
 
-/** §4.3 step 1, v100: the restored disk is the whole original disk. */
+/** docs/urbackup-raw-format.md §2.4, v100: the restored disk is the whole original disk. */
 export async function writeExpectedWholeDisk(disk: BuiltDisk, out: string): Promise<ExpectedDisk> {
   const src = await open(disk.path, 'r');
   const dst = await open(out, 'w');

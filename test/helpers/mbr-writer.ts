@@ -1,5 +1,5 @@
-// Serialises a `.raw.mbr` sidecar the way the UrBackup client writes it (urbackup-raw-format.md §3).
-// Written from the doc alone, independent of the project's parser, so tests can cross-check it.
+// Serialises a `.raw.mbr` sidecar the way the UrBackup client writes it (docs/urbackup-raw-format.md §3; the bare § numbers below are its sections).
+// Written from that description alone, independent of the project's parser, so tests can cross-check it.
 import type { Bytes } from '../../src/base/units.js';
 
 /** §3.2 row 1: the status byte of a successful reply. */

@@ -2,10 +2,12 @@
 //   node dist/test/helpers/serve-fixture.js DESCRIPTION.json
 // The catalog re-reads the JSON on every scan, so a test adds or removes files by rewriting it.
 // Prints "ready" on stdout once mounted; log lines go to stderr.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { type Layout, type Piece, paint } from '../../src/disk/layout.js';
+import { stopOnSignals } from '../../src/cli/serve.js';
 import { serve } from '../../src/serve/serve.js';
 import type { Catalog, VirtualFile } from '../../src/catalog/virtual-file.js';
 
@@ -46,6 +48,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
     size: spec.size,
     mtime: new Date(spec.mtime),
     key: `${spec.dir}/${spec.name}`,
+    version: createHash('sha256').update(JSON.stringify([spec.size, spec.pieces])).digest('hex'),
     sources: paths.map((path) => ({ path })),
     layout: () => layoutOf(spec),
   };
@@ -62,15 +65,17 @@ function jsonCatalog(path: string): Catalog {
 
 async function main(path: string): Promise<void> {
   const spec = JSON.parse(readFileSync(path, 'utf8')) as FixtureSpec;
-  await serve({
+  const log = (line: string): boolean => process.stderr.write(`${line}\n`);
+  const server = await serve({
     catalog: jsonCatalog(path),
     mount: spec.mount,
     mode: spec.mode,
     cacheDir: spec.cacheDir,
     allowOther: false,
     rescanMs: spec.rescanMs,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log,
   });
+  stopOnSignals(server, log);
   process.stdout.write('ready\n');
 }
 

@@ -14,8 +14,8 @@ export interface ServeProcess {
 }
 
 /** Starts `synthvhd serve ARGS` and resolves once it says it is serving. */
-export function startServe(args: readonly string[], timeoutMs = 30_000): Promise<ServeProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+export function startServe(args: readonly string[], timeoutMs = 30_000, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   const handle: ServeProcess = {
@@ -73,8 +73,8 @@ export class ServeTracker {
     return m;
   }
 
-  async serve(args: readonly string[], timeoutMs?: number): Promise<ServeProcess> {
-    const s = await startServe(args, timeoutMs);
+  async serve(args: readonly string[], timeoutMs?: number, env?: NodeJS.ProcessEnv): Promise<ServeProcess> {
+    const s = await startServe(args, timeoutMs, env);
     this.servers.push(s);
     return s;
   }

@@ -1,5 +1,7 @@
 // A FUSE mirror of one folder whose reads answer only after a delay: a storage "slow to answer".
-// Run as a child process: node slow-mirror.js SOURCE_DIR MOUNTPOINT DELAY_MS (prints "ready").
+// Run as a child process: node slow-mirror.js SOURCE_DIR MOUNTPOINT DELAY_MS [FAIL_FROM]
+// (prints "ready"); with FAIL_FROM, every read at or past that byte fails with EIO instead: a
+// storage whose disk went bad under a file.
 // Built on synthvhd's own FUSE session, with a filesystem of its own.
 import { closeSync, constants, openSync, read, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,8 +10,9 @@ import { constants as osConstants } from 'node:os';
 import type { Attr } from '../../src/fuse/protocol.js';
 import { FuseError, type FuseFs, mountSession } from '../../src/fuse/session.js';
 
-const [source, mountpoint, delay] = process.argv.slice(2) as [string, string, string];
+const [source, mountpoint, delay, failFrom] = process.argv.slice(2) as [string, string, string, string | undefined];
 const delayMs = Number(delay);
+const failAt = failFrom === undefined ? Infinity : Number(failFrom);
 const ROOT = 1;
 /** Inode numbers: the root, then each file of the source folder by its index + 2. */
 const names = readdirSync(source).sort();
@@ -35,12 +38,14 @@ const fs: FuseFs = {
     return { fh: openSync(join(source, name), 'r') };
   },
   read: (fh, offset, size, into) =>
-    new Promise((done, fail) => setTimeout(() => read(fh, into, 0, size, offset, (err, n) => (err ? fail(err) : done(n))), delayMs)),
+    new Promise((done, fail) =>
+      setTimeout(() => (offset + size > failAt ? fail(new FuseError(osConstants.errno.EIO)) : read(fh, into, 0, size, offset, (err, n) => (err ? fail(err) : done(n)))), delayMs),
+    ),
   release: (fh) => closeSync(fh),
   statfs: () => ({ blocks: 0, files: names.length + 1, bsize: 4096, namelen: 255 }),
 };
 
-const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
+const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxReadahead: 1 << 20, workers: 2, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
   try {

@@ -1,5 +1,5 @@
 // Writes image backups of a built disk into a storage folder exactly as UrBackup's server lays
-// them out with the cowraw format (urbackup-raw-format.md §1–3).
+// them out with the cowraw format (docs/urbackup-raw-format.md §1–4; the bare § numbers below are its sections).
 import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { run } from './run.js';
 
 /** §2.1 `mbr_size`: the volume starts at this byte of the `.raw`. */
 export const RAW_VOLUME_OFFSET: Bytes = 524288;
-/** §2.5: one `.raw.hash` digest per 512 KiB of volume; also the incremental transfer unit (§1.3). */
+/** §4.4: one `.raw.hash` digest per 512 KiB of volume; also the incremental transfer unit (§1.3). */
 export const HASH_CHUNK: Bytes = 512 * 1024;
 /** §3.2 row 19: GRUB/VeraCrypt extra data = the 63 sectors after the MBR. */
 const EXTRA_DATA_POS: Bytes = 512;
@@ -54,7 +54,7 @@ export const rawFileName = (time: string, letter: string): string => `Image_${le
 /** §2.1 table: the synthetic one-partition MBR at byte 0 of a `.raw`. */
 export function syntheticMbr(volumeBytes: Bytes, signature: number): Buffer {
   const b = Buffer.alloc(512);
-  // The server's fixed boot code (mbr_code.h) is not in the doc; it is never read by a restore.
+  // The server's fixed boot code (mbr_code.h) is not described there; it is never read by a restore.
   b.writeUInt32LE(signature, 440);
   b[446] = 0x80;
   Buffer.from([0xfe, 0xff, 0xff]).copy(b, 447);
@@ -135,7 +135,7 @@ export function partitionOf(disk: BuiltDisk, index: number): BuiltPartition {
 /** What goes into the `.raw`: where it comes from on the disk and where it lands in the `.raw`. */
 interface RawSource {
   readonly diskPos: Bytes;
-  /** Bytes the client sends: whole client blocks only (§2.2). */
+  /** Bytes the client sends: whole client blocks only (§2.5). */
   readonly sentBytes: Bytes;
   readonly volumeBytes: Bytes;
   readonly rawPos: Bytes;
@@ -147,12 +147,12 @@ function rawSource(disk: BuiltDisk, partition: number | 'whole-disk'): RawSource
   return { diskPos: p.startByte, sentBytes: sentBytes(p), volumeBytes: p.volumeBytes, rawPos: RAW_VOLUME_OFFSET };
 }
 
-/** §2.2: the client sends only whole client blocks of the volume; a trailing partial block stays zero. */
+/** §2.5: the client sends only whole client blocks of the volume; a trailing partial block stays zero. */
 export function sentBytes(p: BuiltPartition): Bytes {
   return Math.floor(p.volumeBytes / p.blockBytes) * p.blockBytes;
 }
 
-/** §2.4 `.raw.bitmap`: 1 bit per 4 KiB block of the `.raw`, MSB-first. */
+/** §4.2 `.raw.bitmap`: 1 bit per 4 KiB block of the `.raw`, MSB-first. */
 class RawBitmap {
   constructor(readonly bits: Buffer) {}
 
@@ -190,7 +190,7 @@ async function writeVolume(diskFh: FileHandle, rawFh: FileHandle, rawPath: strin
   }
 }
 
-/** §2.5: SHA-256 per 512 KiB of the volume as stored (unsent blocks read as zeros). */
+/** §4.4: SHA-256 per 512 KiB of the volume as stored (unsent blocks read as zeros). */
 async function volumeHashes(rawFh: FileHandle, src: RawSource): Promise<Buffer> {
   const out: Buffer[] = [];
   for (let off = 0; off < src.volumeBytes; off += HASH_CHUNK) {
@@ -200,7 +200,7 @@ async function volumeHashes(rawFh: FileHandle, src: RawSource): Promise<Buffer> 
   return Buffer.concat(out);
 }
 
-/** The folder for a new image: a fresh subvolume/dir, or a snapshot/reflink copy of the parent (§1.2–1.3). */
+/** The folder for a new image: a fresh subvolume/dir, or a snapshot/reflink copy of the parent (§1.3). */
 async function prepareFolder(spec: ImageBackupSpec, folder: string, raw: string): Promise<Buffer | undefined> {
   await mkdir(join(spec.storage, spec.client), { recursive: true });
   if (!spec.parentFolder) {

@@ -1,0 +1,102 @@
+// A worker thread that reads requests from /dev/fuse itself (read(2) blocks this thread only).
+// READs of an open file whose bytes are in memory or in the page cache are answered right here,
+// with one writev; every other request, and every READ that would wait for the storage, goes to
+// the main thread, which owns the namespace and the asynchronous reader. Many workers read the
+// same device: each read returns one whole request, and any thread may answer any request.
+import { readSync, writevSync } from 'node:fs';
+import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { alignedBuffer } from '../io/aligned-buffer.js';
+import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
+import { IN_HEADER_SIZE, OUT_HEADER_SIZE, Op } from './protocol.js';
+
+export interface WorkerData {
+  readonly dev: number;
+  /** Open and release messages from the main thread, read synchronously before each request. */
+  readonly handles: MessagePort;
+  readonly maxRead: number;
+  /**
+   * The BroadcastChannel every worker posts requests to: one queue at the main thread, so the
+   * requests it answers keep the order the kernel queued them in (a RELEASE before the next OPEN
+   * of the file), which one port per worker would not.
+   */
+  readonly requests: string;
+}
+
+/** Main thread → worker: a handle the worker may serve reads of, or one that was closed. */
+export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
+
+/** Worker → main thread, on the `requests` channel: a request to answer, as its bytes. */
+export type RequestMessage = Uint8Array;
+/** Worker → main thread, on its own port: how its connection ended. */
+export type EndMessage = { readonly ended: string };
+
+/**
+ * Large enough for any request of a read-only filesystem: fs/fuse/dev.c wants at least
+ * FUSE_MIN_READ_BUFFER (8 KiB) and max_write plus headers; a BATCH_FORGET is cut to fit.
+ */
+const REQUEST_BUFFER = 64 * 1024;
+
+const { dev, handles: port, maxRead, requests } = workerData as WorkerData;
+const toMain = new BroadcastChannel(requests);
+const handles = new Map<number, SharedLayout>();
+const request = Buffer.alloc(REQUEST_BUFFER);
+/** Page-aligned, like the main thread's reply buffers. */
+const data = alignedBuffer(maxRead);
+const header = Buffer.alloc(OUT_HEADER_SIZE);
+
+/** Takes in every open/release the main thread posted: it posts them before it answers the OPEN. */
+function catchUp(): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const msg = m.message as HandleMessage;
+    if ('open' in msg) handles.set(msg.open, msg.layout);
+    else handles.delete(msg.release);
+  }
+}
+
+/** Answers a READ from the page cache; false when the main thread must answer it. */
+function readHere(length: number): boolean {
+  if (length < IN_HEADER_SIZE + 20 || request.readUInt32LE(4) !== Op.READ) return false;
+  const body = IN_HEADER_SIZE;
+  const layout = handles.get(request.readUInt32LE(body) + request.readUInt32LE(body + 4) * 2 ** 32);
+  const size = request.readUInt32LE(body + 16);
+  if (!layout || size > maxRead) return false;
+  const n = readCachedLayout(layout, request.readUInt32LE(body + 8) + request.readUInt32LE(body + 12) * 2 ** 32, data, size);
+  if (n < 0) return false;
+  header.writeUInt32LE(OUT_HEADER_SIZE + n, 0);
+  header.writeInt32LE(0, 4);
+  request.copy(header, 8, 8, 16); // unique
+  try {
+    writevSync(dev, [header, data.subarray(0, n)]);
+  } catch {
+    // ENOENT: the request was interrupted and is gone; ENODEV: unmounted. The next read says which.
+  }
+  return true;
+}
+
+function serve(): string {
+  for (;;) {
+    let length: number;
+    try {
+      length = readSync(dev, request, 0, request.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      if (code === 'EINTR' || code === 'EAGAIN') continue;
+      // ENODEV: unmounted; ECONNABORTED: aborted through fusectl. Anything else ends this worker too.
+      return code;
+    }
+    catchUp();
+    let answered = false;
+    try {
+      answered = readHere(length);
+    } catch {
+      // A failed fast path is not an answer: the main thread reads it again and answers.
+    }
+    if (!answered) {
+      toMain.postMessage(request.subarray(0, length) satisfies RequestMessage);
+    }
+  }
+}
+
+const ended = serve();
+toMain.close();
+parentPort!.postMessage({ ended } satisfies EndMessage);
