@@ -139,7 +139,7 @@ test.serial('the packaged runtime passes the unit suites and a serve test', asyn
   t.timeout(15 * 60_000);
   const node = join(ctx.unpacked, 'usr/lib/synthvhd/node/bin/node');
   const ava = join(ROOT, 'node_modules/ava/entrypoints/cli.mjs');
-  const units = ['architecture', 'container', 'discovery', 'fuse-protocol', 'fuzz', 'mbr-file'].map((n) => `dist/test/${n}.test.js`);
+  const units = ['architecture', 'container', 'discovery', 'docs', 'fuse-protocol', 'fuzz', 'mbr-file'].map((n) => `dist/test/${n}.test.js`);
   const unit = await runToEnd(node, [ava, ...units], { cwd: ROOT });
   t.is(unit.code, 0, unit.stdout + unit.stderr);
   const serve = await runToEnd(node, [ava, 'dist/test/serve.test.js', '--match', '*parallel readers*'], { cwd: ROOT });
@@ -167,14 +167,15 @@ test.serial('apt-get install into a clean bookworm minbase without Node.js: --ve
   t.deepEqual(disks(listed.stdout), disks(host.stdout.replaceAll(ctx.storage, STORAGE)));
   t.true((disks(listed.stdout) as unknown[]).length >= 2);
 
-  // As the README says: the shipped smb.conf, then doctor. The mount is not up: exit 1.
+  // As the README says: the shipped smb.conf, then doctor. Only the mount is missing (a warning).
   const doctor = await chroot(`cp /usr/share/synthvhd/smb.conf /etc/samba/smb.conf && synthvhd doctor --storage ${STORAGE} --mount ${MOUNT}`);
-  t.is(doctor.code, 1, doctor.stdout + doctor.stderr);
+  t.is(doctor.code, 0, doctor.stdout + doctor.stderr);
   const lines = doctor.stdout.trim().split('\n');
   for (const l of lines) t.regex(l, /^(ok {2}|warn|fail) {2}\S/);
   t.regex(lines[0]!, /^ok\s.*\/dev\/fuse/);
-  t.is(lines.filter((l) => l.startsWith('fail')).length, 1, doctor.stdout);
-  t.regex(lines.find((l) => l.startsWith('fail'))!, new RegExp(MOUNT));
+  const notOk = lines.filter((l) => !l.startsWith('ok'));
+  t.is(notOk.length, 1, doctor.stdout);
+  t.true(notOk[0]!.startsWith('warn') && notOk[0]!.includes(MOUNT), doctor.stdout);
   // Enabled for multi-user.target (deb-systemd-helper), not started without systemd.
   if ((await chroot('command -v deb-systemd-helper')).code === 0) {
     t.is((await chroot('test -L /etc/systemd/system/multi-user.target.wants/synthvhd.service')).code, 0);
