@@ -60,6 +60,16 @@ export interface BenchResults {
   };
   /** open() to the first 4 KiB of volume data of a disk never opened before, caches dropped. */
   readonly firstByte: { readonly passthroughMs: Series; readonly reflinkMs: Series };
+  /**
+   * Issue 12: per disk (the bench backup first, then the genuine ones) the bytes its `.raw` files
+   * hold and each kind's file size; the bench backup's fixed against dynamic VHDX read whole through
+   * FUSE cold (MB/s of the file) and downloaded over Samba (seconds).
+   */
+  readonly dynamic?: {
+    readonly sizes: { disk: string; dataBytes: number; vhd: number | null; vhdxFixed: number | null; vhdx: number | null; vhdDynamic: number | null }[];
+    readonly seqCold: { readonly fixed: Series; readonly dynamic: Series };
+    readonly smbSeconds: { readonly fixed: Series; readonly dynamic: Series };
+  };
 }
 
 export interface Check {
@@ -89,7 +99,16 @@ const MiB = 1024 * 1024;
 /** build may take this much longer than `cp --reflink=always` + `sync` (issue 11). */
 const BUILD_ALLOWANCE_SECONDS = 0.3;
 
-/** The targets of issues 6 and 11, as ratios of medians measured side by side in this run. */
+/** Issue 12: the bench backup's dynamic VHDX ≤ 1.02 × data + 8 MiB, and reads within 10 % of the fixed one. */
+function dynamicChecks(d: NonNullable<BenchResults['dynamic']>): Check[] {
+  const bench = d.sizes[0]!;
+  return [
+    check('dynamic VHDX / (1.02 × data + 8 MiB)', (bench.vhdx ?? Infinity) / (1.02 * bench.dataBytes + 8 * MiB), '<=', 1, '×'),
+    check('FUSE seq cold, dynamic / fixed VHDX', d.seqCold.dynamic.median / d.seqCold.fixed.median, '>=', 0.9, '×'),
+  ];
+}
+
+/** The targets of issues 6, 11 and 12, as ratios of medians measured side by side in this run. */
 export function checks(r: BenchResults): Check[] {
   const out: Check[] = [];
   const { cold, warm } = r.sequential;
@@ -107,6 +126,7 @@ export function checks(r: BenchResults): Check[] {
   out.push(
     ...(['passthrough', 'reflink'] as const).map((mode) => check(`Samba download ${mode} / plain .raw share`, r.samba[mode].median / r.samba.plain.median, '>=', 0.9, '×')),
     check('reflink build − (cp --reflink + sync)', r.build.synthvhdSeconds.median - r.build.cpSeconds.median, '<=', BUILD_ALLOWANCE_SECONDS, 's'),
+    ...(r.dynamic ? dynamicChecks(r.dynamic) : []),
     check('reflink build exclusive space', r.build.synthvhdExclusiveBytes / MiB, '<', 1, 'MiB'),
     check(`listing ${r.listing.backups} backups, first ls -lR`, r.listing.firstSeconds.median, '<', 1, 's'),
     check(`listing ${r.listing.backups} backups, second ls -lR`, r.listing.secondSeconds.median, '<', 0.2, 's'),
@@ -122,6 +142,23 @@ function rows(head: string[], body: string[][]): string {
   const all = [head, ...body];
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')).join('\n');
+}
+
+function dynamicRows(d: NonNullable<BenchResults['dynamic']>): string[] {
+  const mib = (b: number | null): string => (b === null ? '-' : num(b / MiB, 1));
+  return [
+    '7. Copy sizes (MiB): .raw data, fixed VHD, fixed VHDX, dynamic VHDX, dynamic VHD',
+    rows(['disk', 'data', '.vhd', '-fixed.vhdx', '.vhdx', '-dynamic.vhd'], d.sizes.map((s) => [s.disk, mib(s.dataBytes), mib(s.vhd), mib(s.vhdxFixed), mib(s.vhdx), mib(s.vhdDynamic)])),
+    '   bench backup, fixed against dynamic VHDX, passthrough',
+    rows(
+      ['measure', 'fixed', 'dynamic'],
+      [
+        ['FUSE seq cold, whole file, MB/s', num(d.seqCold.fixed.median), num(d.seqCold.dynamic.median)],
+        ['Samba download, s', num(d.smbSeconds.fixed.median, 2), num(d.smbSeconds.dynamic.median, 2)],
+      ],
+    ),
+    '',
+  ];
 }
 
 export function table(r: BenchResults, cs: readonly Check[]): string {
@@ -169,7 +206,8 @@ export function table(r: BenchResults, cs: readonly Check[]): string {
     '6. open() to first 4 KiB of volume data, disk never opened before, cold (ms)',
     rows(['mode', 'ms'], [['passthrough', n(r.firstByte.passthroughMs, 1)], ['reflink (includes the build)', n(r.firstByte.reflinkMs, 1)]]),
     '',
-    'Targets (issues 6 and 11)',
+    ...(r.dynamic ? dynamicRows(r.dynamic) : []),
+    'Targets (issues 6, 11 and 12)',
     rows(
       ['check', 'value', 'target', ''],
       cs.map((c) => [c.what, `${num(c.value, 2)} ${c.unit}`, `${c.rule} ${c.limit} ${c.unit}`, c.pass ? 'PASS' : 'FAIL']),

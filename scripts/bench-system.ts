@@ -71,12 +71,14 @@ export interface ServeSpec {
   readonly mount: string;
   readonly mode: 'passthrough' | 'reflink';
   readonly cacheDir?: string;
+  /** serve --formats, when not the default. */
+  readonly formats?: string;
 }
 
 /** Starts `synthvhd serve` and waits until it is mounted; stop() sends SIGTERM (it unmounts). */
 export async function startServe(spec: ServeSpec): Promise<Served> {
   await mkdir(spec.mount, { recursive: true });
-  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : [])];
+  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : [])];
   const t = process.hrtime.bigint();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

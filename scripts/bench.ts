@@ -10,6 +10,7 @@ import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture } from './bench-fixture.js';
 import { type BenchResults, type PerTarget, type Series, TARGETS, type Target, checks, series, table } from './bench-report.js';
+import { dynamicSection } from './bench-dynamic.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
 
@@ -137,7 +138,7 @@ async function readSections(targets: Record<Target, ReadTarget>, pids: Record<'s
   };
 }
 
-async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<BenchResults['samba']> {
+async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, fx: BenchFixture, o: Options, stack: Stack): Promise<Pick<BenchResults, 'samba' | 'dynamic'>> {
   log('3. Samba downloads');
   const smb = await startSamba(
     [
@@ -154,10 +155,12 @@ async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, f
     reflink: (await stat(join(served.reflink.mountpoint, fx.vhdPath))).size,
     plain: (await stat(fx.raw)).size,
   };
-  return sideBySide(['passthrough', 'reflink', 'plain'] as const, o.runs, async (s) => {
+  const samba = await sideBySide(['passthrough', 'reflink', 'plain'] as const, o.runs, async (s) => {
     dropCaches();
     return sizes[s] / (await smb.download(s, files[s])) / 1e6;
   });
+  log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
+  return { samba, dynamic: await dynamicSection(fx, served.passthrough, smb, 'passthrough', o.runs, sideBySide) };
 }
 
 /** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
@@ -263,7 +266,7 @@ async function main(): Promise<void> {
   try {
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
-    const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough' });
+    const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
     const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
     stack.push(reflink.stop);
@@ -281,7 +284,7 @@ async function main(): Promise<void> {
     await verifyTargets(targets, fx);
 
     const reads = await readSections(targets, { 'synthvhd-passthrough': passthrough.pid, 'synthvhd-reflink': reflink.pid }, fx, o);
-    const samba = await sambaSection({ passthrough, reflink }, fx, o, stack);
+    const { samba, dynamic } = await sambaSection({ passthrough, reflink }, fx, o, stack);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
@@ -298,6 +301,7 @@ async function main(): Promise<void> {
       },
       ...reads,
       samba,
+      ...(dynamic && { dynamic }),
       build,
       listing,
       firstByte,

@@ -23,7 +23,7 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
   const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
-  t.regex(stdout, /Targets \(issue 6\)/);
+  t.regex(stdout, /Targets \(issues 6 and 12\)/);
   const r = JSON.parse(await readFile(out, 'utf8'));
 
   t.true(r.meta.quick);
@@ -37,6 +37,10 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.listing.peakRssBytes > 0);
   t.true(isSeries(r.firstByte.passthroughMs) && isSeries(r.firstByte.reflinkMs));
+  // Issue 12: the bench backup and the four genuine ones, each with every kind's size.
+  t.is(r.dynamic.sizes.length, 5);
+  for (const d of r.dynamic.sizes) t.true(d.dataBytes > 0 && d.vhdx > 0 && d.vhdx < d.vhdxFixed && d.vhdDynamic > 0 && d.vhd > 0, JSON.stringify(d));
+  for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
 
   t.true(r.checks.length >= 15);
   for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);

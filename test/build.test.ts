@@ -6,16 +6,17 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { vhdxPayloadOffset } from '../src/container/vhdx.js';
 import { synthvhd } from './helpers/cli.js';
-import { checkVhd, checkVhdx } from './helpers/container-check.js';
+import { checkDynamicVhd, checkVhd, checkVhdx } from './helpers/container-check.js';
 import { attachDisk, buildDisk, hashFilesOnDisk } from './helpers/disk-builder.js';
 import type { ExpectedDisk } from './helpers/expected-disk.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
+import { vhdimountEquals } from './helpers/container-read.js';
 import * as sc from './helpers/scenarios.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { writeImageBackup } from './helpers/urbackup-storage.js';
 
-for (const tool of ['qemu-img', 'vhdiinfo', 'sgdisk', 'mkntfs', 'mkfs.btrfs', 'mkfs.xfs', 'mcopy']) requireTool(tool);
+for (const tool of ['qemu-img', 'vhdiinfo', 'vhdimount', 'fusermount', 'sgdisk', 'mkntfs', 'mkfs.btrfs', 'mkfs.xfs', 'mcopy']) requireTool(tool);
 
 let btrfs: LoopFs;
 let xfs: LoopFs;
@@ -107,22 +108,45 @@ async function filesMatch(t: ExecutionContext, sc: sc.Scenario, vhd: string, par
   }
 }
 
+/** The four kinds `build` writes, with the options and name that pick each, and how QEMU opens it. */
+const KINDS = [
+  { kind: 'vhd', suffix: '.vhd', args: [], qemu: 'vpc', type: 'Fixed' },
+  { kind: 'vhdx', suffix: '.vhdx', args: [], qemu: 'vhdx', type: 'Dynamic' },
+  { kind: 'vhd-dynamic', suffix: '-dynamic.vhd', args: ['--format', 'vhd-dynamic'], qemu: 'vpc', type: 'Dynamic' },
+  { kind: 'vhdx-fixed', suffix: '-fixed.vhdx', args: ['--format', 'vhdx-fixed'], qemu: 'vhdx', type: 'Fixed' },
+] as const;
+
+function strictCheck(kind: (typeof KINDS)[number]['kind'], path: string): Promise<string[]> {
+  return kind === 'vhd' ? checkVhd(path) : kind === 'vhd-dynamic' ? checkDynamicVhd(path) : checkVhdx(path);
+}
+
+/**
+ * Every kind of the disk: identical to the restored disk and to the fixed VHD for qemu-img,
+ * clean for qemu-img check, vhdiinfo and the strict checker; every file of every partition read
+ * from a loop device, over the fixed VHD and over each dynamic file converted back to raw.
+ */
 async function fullCheck(t: ExecutionContext, sc: sc.Scenario, source: string, expected: ExpectedDisk, parts: readonly number[], args: string[] = []): Promise<void> {
-  const vhd = join(work, `${t.title.replace(/\W+/g, '_')}.vhd`);
-  const vhdx = `${vhd}x`;
-  await build(t, source, vhd, ...args);
-  await build(t, source, vhdx, ...args);
-  await identical(t, expected, vhd, 'vpc');
-  await identical(t, expected, vhdx, 'vhdx');
-  await run('qemu-img', ['check', '-f', 'vhdx', vhdx]);
-  t.deepEqual(await checkVhd(vhd), []);
-  t.deepEqual(await checkVhdx(vhdx), []);
-  t.regex(await run('vhdiinfo', [vhd]), /Disk type\s*: Fixed/);
-  t.regex(await run('vhdiinfo', [vhdx]), /Disk type\s*: Fixed/);
+  const base = join(work, t.title.replace(/\W+/g, '_'));
+  const vhd = `${base}.vhd`;
+  for (const k of KINDS) {
+    const out = `${base}${k.suffix}`;
+    await build(t, source, out, ...args, ...k.args);
+    await identical(t, expected, out, k.qemu);
+    if (k.kind !== 'vhd') t.regex(await run('qemu-img', ['compare', '-f', 'vpc', '-F', k.qemu, vhd, out]), /Images are identical/, k.kind);
+    if (k.qemu === 'vhdx') await run('qemu-img', ['check', '-f', 'vhdx', out]);
+    t.deepEqual(await strictCheck(k.kind, out), [], k.kind);
+    t.regex(await run('vhdiinfo', [out]), new RegExp(`Disk type\\s*: ${k.type}`), k.kind);
+    if (k.type === 'Dynamic') {
+      const raw = `${out}.raw`;
+      await run('qemu-img', ['convert', '-f', k.qemu, '-O', 'raw', out, raw]);
+      await filesMatch(t, sc, raw, parts);
+      await rm(raw);
+      await rm(out);
+    }
+  }
   if (sc.disk.table === 'gpt') await sgdiskClean(t, vhd, 512);
   await filesMatch(t, sc, vhd, parts);
-  await rm(vhd);
-  await rm(vhdx);
+  for (const k of KINDS) await rm(`${base}${k.suffix}`, { force: true });
 }
 
 test('GPT UEFI disk: C: with its ESP assembled (found by the heuristic)', async (t) => {
@@ -174,15 +198,23 @@ test('4Kn GPT disk: only a .vhdx, with 4096-byte logical sectors', async (t) => 
   t.is(r.code, 1);
   t.regex(r.stderr, /4096-byte sectors.*\.vhdx/);
   await t.throwsAsync(stat(vhd));
+  t.is((await synthvhd(['build', src, '-o', vhd, '--format', 'vhd-dynamic'])).code, 1);
   const vhdx = join(work, 'kn.vhdx');
+  const fixed = join(work, 'kn-fixed.vhdx');
   await build(t, src, vhdx);
-  t.deepEqual(await checkVhdx(vhdx), []);
-  const info = await run('vhdiinfo', [vhdx]);
-  t.regex(info, /Bytes per sector\s*: 4096/);
-  t.regex(info, new RegExp(`Media size\\s*:.*\\(${s.kn.expected.C!.sizeBytes} bytes\\)`));
-  // The payload is the disk, byte for byte (qemu-img 7.2 cannot open 4Kn VHDX).
+  await build(t, src, fixed, '--format', 'vhdx-fixed');
+  for (const [file, type] of [[vhdx, 'Dynamic'], [fixed, 'Fixed']] as const) {
+    t.deepEqual(await checkVhdx(file), []);
+    const info = await run('vhdiinfo', [file]);
+    t.regex(info, /Bytes per sector\s*: 4096/);
+    t.regex(info, new RegExp(`Disk type\\s*: ${type}`));
+    t.regex(info, new RegExp(`Media size\\s*:.*\\(${s.kn.expected.C!.sizeBytes} bytes\\)`));
+  }
+  // The fixed payload is the disk, byte for byte (qemu-img 7.2 cannot open 4Kn VHDX)...
   const p = vhdxPayloadOffset(s.kn.expected.C!.sizeBytes, 4096);
-  await run('cmp', ['-n', String(s.kn.expected.C!.sizeBytes), `--ignore-initial=${p}:0`, vhdx, s.kn.expected.C!.path]);
+  await run('cmp', ['-n', String(s.kn.expected.C!.sizeBytes), `--ignore-initial=${p}:0`, fixed, s.kn.expected.C!.path]);
+  // ...and libvhdi reads the dynamic one as the same disk (the disk is under its 4 GiB limit).
+  t.true(await vhdimountEquals(vhdx, s.kn.expected.C!.path), 'vhdimount shows the restored disk');
   const loop = await attachDisk(s.kn.expected.C!.path, 4096, { readOnly: true });
   try {
     t.regex(await run('sgdisk', ['-v', loop.device]), /No problems found/);
@@ -191,12 +223,13 @@ test('4Kn GPT disk: only a .vhdx, with 4096-byte logical sectors', async (t) => 
   }
 });
 
-test('reflink on btrfs: a 2 GiB disk built on the same filesystem adds under 1 MiB', async (t) => {
+test('reflink on btrfs: a 2 GiB disk built on the same filesystem adds under 1 MiB, in every kind', async (t) => {
   await run('sync', []);
-  for (const ext of ['vhd', 'vhdx']) {
-    const out = join(btrfs.mountpoint, `big.${ext}`);
+  for (const k of KINDS) {
+    const ext = k.kind;
+    const out = join(btrfs.mountpoint, `big${k.suffix}`);
     const started = Date.now();
-    await build(t, s.big.folder, out, '--reflink', 'always');
+    await build(t, s.big.folder, out, '--reflink', 'always', ...k.args);
     t.log(`${ext}: built in ${Date.now() - started} ms`);
     await run('sync', []);
     const du = await run('btrfs', ['filesystem', 'du', '--raw', '-s', out]);

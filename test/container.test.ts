@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerError, type DiskImage } from '../src/container/disk-image.js';
@@ -12,7 +12,12 @@ import { VHDX_HEADER_1_OFFSET, VHDX_HEADER_2_OFFSET, VHDX_REGION_TABLE_1_OFFSET,
 import { type Layout, type Piece, type SourceFile, paint } from '../src/disk/layout.js';
 import type { Bytes } from '../src/base/units.js';
 import { type BackingFd, readLayout } from '../src/io/layout-reader.js';
-import { checkVhd, checkVhdx } from './helpers/container-check.js';
+import { checkDynamicVhd, checkVhd, checkVhdx } from './helpers/container-check.js';
+import { vhdimountEquals } from './helpers/container-read.js';
+import { DYNAMIC_VHD_BLOCK_SIZE, dynamicVhdLayout, dynamicVhdSize } from '../src/container/vhd-dynamic.js';
+import { DYNAMIC_VHDX_BLOCK_SIZE, dynamicVhdxLayout, dynamicVhdxSize } from '../src/container/vhdx.js';
+import { type DataMap, type PresentBlocks, presentBlocks } from '../src/disk/present-blocks.js';
+import { sourceData } from '../src/io/source-data.js';
 import { requireTool, run } from './helpers/run.js';
 
 const KiB = 1024;
@@ -330,4 +335,102 @@ test('the strict checker catches what qemu-img and libvhdi let pass', async (t) 
     await patch(p, size - 512 + 64, 1, (b) => void (b[0]! ^= 1));
   });
   t.true(checksum.some((m) => /footer checksum .* is wrong/.test(m)), checksum.join('\n'));
+});
+
+/** The present blocks of a disk whose file segments read sparse sources, from their SEEK_DATA maps. */
+async function presentOf(disk: DiskImage, blockSize: Bytes): Promise<PresentBlocks> {
+  const maps = new Map<string, DataMap>();
+  for (const s of disk.layout.segments) {
+    if (s.kind !== 'file' || maps.has(s.source.path)) continue;
+    const st = await stat(s.source.path);
+    maps.set(s.source.path, sourceData(s.source.path, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }).map);
+  }
+  return presentBlocks(disk.layout, blockSize, (s) => maps.get(s.path));
+}
+
+/** Writes the dynamic VHDX and VHD of a disk and checks them against its raw bytes. */
+async function dynamicContainersMatch(t: ExecutionContext, disk: DiskImage, dir: string): Promise<{ raw: string; vhdx: string; vhd?: string }> {
+  const raw = join(dir, 'disk.raw');
+  const vhdx = join(dir, 'x.vhdx');
+  await writeLayout(disk.layout, raw);
+  const px = await presentOf(disk, DYNAMIC_VHDX_BLOCK_SIZE);
+  const lx = dynamicVhdxLayout(disk, px);
+  t.is(lx.size, dynamicVhdxSize(disk.layout.size, disk.sectorSize, px.count));
+  await writeLayout(lx, vhdx);
+  t.deepEqual(await checkVhdx(vhdx), []);
+  t.regex(await run('vhdiinfo', [vhdx]), /Disk type\s*:\s*Dynamic/);
+  if (disk.sectorSize === 4096) return { raw, vhdx };
+  t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', raw, vhdx]), /Images are identical/);
+  t.regex(await run('qemu-img', ['check', '-f', 'vhdx', vhdx]), /No errors were found/);
+  const vhd = join(dir, 'x.vhd');
+  const pv = await presentOf(disk, DYNAMIC_VHD_BLOCK_SIZE);
+  const lv = dynamicVhdLayout(disk, pv);
+  t.is(lv.size, dynamicVhdSize(disk.layout.size, pv.count));
+  await writeLayout(lv, vhd);
+  t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vpc', raw, vhd]), /Images are identical/);
+  t.is(JSON.parse(await run('qemu-img', ['info', '-f', 'vpc', '--output=json', vhd]))['virtual-size'], disk.layout.size);
+  t.deepEqual(await checkDynamicVhd(vhd), []);
+  t.regex(await run('vhdiinfo', [vhd]), /Disk type\s*:\s*Dynamic/);
+  t.true(await vhdimountEquals(vhd, raw), 'libvhdi reads the dynamic VHD as the disk');
+  return { raw, vhdx, vhd };
+}
+
+test('dynamic VHDX and VHD store only the blocks with data and read as the disk (qemu-img, libvhdi)', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await smallDisk(dir, 37 * MiB + 3 * 512, 512);
+  const { raw, vhdx, vhd } = await dynamicContainersMatch(t, disk, dir);
+  t.true(await vhdimountEquals(vhdx, raw), 'libvhdi reads the dynamic VHDX as the disk');
+  // The sparse source leaves 1.25 of every 2 MiB as holes: some blocks are not stored.
+  t.true((await stat(vhdx)).size < 3 * MiB + MiB + disk.layout.size, 'smaller than a fixed VHDX');
+  t.true((await stat(vhd!)).size < disk.layout.size, 'smaller than the disk');
+});
+
+test('4096-byte-sector dynamic VHDX: libvhdi reads it with 4096-byte sectors and identical bytes', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await smallDisk(dir, 40 * MiB, 4096);
+  const { raw, vhdx } = await dynamicContainersMatch(t, disk, dir);
+  t.regex(await run('vhdiinfo', [vhdx]), /Bytes per sector\s*:\s*4096 bytes/);
+  t.true(await vhdimountEquals(vhdx, raw));
+});
+
+test('sparse 6 GiB disk: dynamic containers keep the markers around the 4 GiB boundary and store one block per marker', async (t) => {
+  const dir = await tempDir(t, '/dev/shm');
+  const size = 6 * GiB;
+  const marker = (start: Bytes): Piece => ({ kind: 'bytes', start, data: randomBytes(512) });
+  const pieces = [0, 4 * GiB - 32 * MiB, 4 * GiB - 512, 4 * GiB, 4 * GiB + 32 * MiB - 512, 4 * GiB + 32 * MiB, size - 512].map(marker);
+  const disk: DiskImage = { layout: paint(size, pieces), sectorSize: 512, id: nameBasedId('six dynamic'), timestamp: new Date() };
+  const { vhdx } = await dynamicContainersMatch(t, disk, dir);
+  t.is((await presentOf(disk, DYNAMIC_VHDX_BLOCK_SIZE)).count, pieces.length);
+  t.true((await stat(vhdx)).size < 16 * MiB);
+});
+
+test('the strict checker catches broken dynamic VHDX and VHD structures', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await smallDisk(dir, 20 * MiB, 512);
+  const px = await presentOf(disk, DYNAMIC_VHDX_BLOCK_SIZE);
+  const pv = await presentOf(disk, DYNAMIC_VHD_BLOCK_SIZE);
+  const broken = async (name: string, edit: (path: string) => Promise<void>): Promise<string[]> => {
+    const path = join(dir, name);
+    const vhdx = name.endsWith('.vhdx');
+    await writeLayout(vhdx ? dynamicVhdxLayout(disk, px) : dynamicVhdLayout(disk, pv), path);
+    t.deepEqual(await (vhdx ? checkVhdx(path) : checkDynamicVhd(path)), [], `${name} before the edit`);
+    await edit(path);
+    return vhdx ? checkVhdx(path) : checkDynamicVhd(path);
+  };
+  const batAt = 3 * MiB;
+  const overlap = await broken('overlap.vhdx', (p) => patch(p, batAt, 16, (b) => b.copy(b, 8, 0, 8)));
+  t.true(overlap.some((m) => /blocks \d+ and \d+ overlap/.test(m)), overlap.join('\n'));
+  const outside = await broken('outside.vhdx', (p) => patch(p, batAt, 8, (b) => b.writeUInt32LE(b.readUInt32LE(4) + 1, 4)));
+  t.true(outside.some((m) => /runs past the end of the file/.test(m)), outside.join('\n'));
+  const copy = await broken('copy.vhd', (p) => patch(p, 24, 1, (b) => void (b[0]! ^= 1)));
+  t.true(copy.some((m) => /footer copy at 0 differs/.test(m)), copy.join('\n'));
+  const header = await broken('header.vhd', (p) => patch(p, 512 + 28, 1, (b) => void (b[0]! ^= 1)));
+  t.true(header.some((m) => /dynamic header checksum is wrong/.test(m)), header.join('\n'));
+  const misaligned = await broken('misaligned.vhd', (p) =>
+    patch(p, 1536, 4 * 10, (b) => {
+      const k = [...Array(10).keys()].find((i) => b.readUInt32BE(4 * i) !== 0xffffffff)!;
+      b.writeUInt32BE(b.readUInt32BE(4 * k) - 1, 4 * k);
+    }),
+  );
+  t.true(misaligned.some((m) => /is not on a 4 KiB boundary/.test(m)), misaligned.join('\n'));
 });

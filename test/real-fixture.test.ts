@@ -1,10 +1,11 @@
 // Genuine image backups written by UrBackup Server 2.5.33 (test/fixtures): list, inspect and build
 // them, and read every file of the imaged partition back from the virtual disk.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { synthvhd } from './helpers/cli.js';
+import { checkDynamicVhd, checkVhdx } from './helpers/container-check.js';
 import { hashFilesOnDisk } from './helpers/disk-builder.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { type RealFixture, realRawPath, unpackRealFixture } from './helpers/real-fixture.js';
@@ -52,23 +53,32 @@ test('list shows one MBR disk per image, with the partition it fills', async (t)
   }
 });
 
-test('build of every genuine image: the partition holds the .raw volume and every file; .vhdx has the same disk', async (t) => {
+test('build of every genuine image: the partition holds the .raw volume and every file; every other kind has the same disk', async (t) => {
   for (const img of fx.images) {
     const src = join(fx.storage, img.client, img.folder);
     const vhd = join(work, `${img.folder}.vhd`);
-    const vhdx = `${vhd}x`;
-    for (const out of [vhd, vhdx]) {
-      const r = await synthvhd(['build', src, '-o', out]);
-      t.is(r.code, 0, r.stderr);
-    }
+    const r = await synthvhd(['build', src, '-o', vhd]);
+    t.is(r.code, 0, r.stderr);
     const info = JSON.parse((await synthvhd(['inspect', src, '--json'])).stdout) as { partitions: { number: number; start: number; volumeLength: number | null }[] };
     const p = info.partitions.find((x) => x.number === img.partnum)!;
     await run('cmp', ['-n', String(p.volumeLength), `--ignore-initial=${p.start}:${RAW_VOLUME_OFFSET}`, vhd, realRawPath(fx, img)]);
     const files = img.partitions[String(img.partnum)]!.files;
     t.deepEqual(await hashFilesOnDisk(vhd, 512, { index: img.partnum, startByte: p.start, fs: 'ext4' }, Object.keys(files), work), files, img.folder);
-    await run('qemu-img', ['check', '-f', 'vhdx', vhdx]);
-    t.regex(await run('qemu-img', ['compare', '-f', 'vpc', '-F', 'vhdx', vhd, vhdx]), /identical/);
+    for (const [suffix, format, qemu, check] of [
+      ['.vhdx', 'vhdx', 'vhdx', checkVhdx],
+      ['-dynamic.vhd', 'vhd-dynamic', 'vpc', checkDynamicVhd],
+      ['-fixed.vhdx', 'vhdx-fixed', 'vhdx', checkVhdx],
+    ] as const) {
+      const out = join(work, `${img.folder}${suffix}`);
+      const b = await synthvhd(['build', src, '-o', out, '--format', format]);
+      t.is(b.code, 0, b.stderr);
+      if (qemu === 'vhdx') await run('qemu-img', ['check', '-f', 'vhdx', out]);
+      t.regex(await run('qemu-img', ['compare', '-f', 'vpc', '-F', qemu, vhd, out]), /identical/, `${img.folder} ${format}`);
+      t.deepEqual(await check(out), [], `${img.folder} ${format}`);
+      // Only what the .raw.bitmap and the file's data say: a few MiB of the 256 MiB disk.
+      if (format !== 'vhdx-fixed') t.true((await stat(out)).size < 32 << 20, `${format}: ${(await stat(out)).size} bytes`);
+      await rm(out);
+    }
     await rm(vhd);
-    await rm(vhdx);
   }
 });

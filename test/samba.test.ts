@@ -15,10 +15,11 @@ import { biosMbr, uefiGpt } from './helpers/scenarios.js';
 import { type ServeProcess, startServe } from './helpers/serve-process.js';
 
 const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
-/** The four virtual files of the two scenarios: share path → image folder (client/folder). */
+/** The virtual files of the two scenarios: share path → image folder (client/folder). */
 const FILES: Readonly<Record<string, string>> = {
   'uefi-pc/240101-1200_Image_C.vhd': 'uefi-pc/240101-1200_Image_C',
   'uefi-pc/240101-1200_Image_C.vhdx': 'uefi-pc/240101-1200_Image_C',
+  'uefi-pc/240101-1200_Image_C-dynamic.vhd': 'uefi-pc/240101-1200_Image_C',
   'bios-pc/240102-0900_Image_C.vhd': 'bios-pc/240102-0900_Image_C',
   'bios-pc/240102-0900_Image_C.vhdx': 'bios-pc/240102-0900_Image_C',
 };
@@ -49,13 +50,13 @@ test.before(async () => {
   mountParent = await mkdtemp(join(tmpdir(), 'synthvhd-samba-mnt-'));
   await chmod(mountParent, 0o755);
   mount = join(mountParent, 'mnt');
-  server = await startServe(['--storage', storage, '--mount', mount, '--allow-other', '--cache-dir', join(loop.mountpoint, 'cache')]);
+  server = await startServe(['--storage', storage, '--mount', mount, '--allow-other', '--cache-dir', join(loop.mountpoint, 'cache'), '--formats', 'vhd,vhdx,vhd-dynamic']);
   smbd = await startSmbd({ sharePath: mount, port: await freePort(), dir: join(work, 'smbd') });
   user = await addSambaUser(smbd.conf, `svhd-t${randomBytes(3).toString('hex')}`);
   await mkdir(join(loop.mountpoint, 'built'));
   for (const [path, folder] of Object.entries(FILES)) {
     const out = join(loop.mountpoint, 'built', path.replace('/', '_'));
-    await run(process.execPath, [CLI, 'build', join(storage, folder), '-o', out]);
+    await run(process.execPath, [CLI, 'build', join(storage, folder), '-o', out, ...(path.endsWith('-dynamic.vhd') ? ['--format', 'vhd-dynamic'] : [])]);
     built.set(path, out);
   }
 });
@@ -103,10 +104,10 @@ async function download(path: string, dir: string): Promise<string> {
   return local;
 }
 
-test.serial('a .vhd and a .vhdx downloaded over SMB are byte for byte what `synthvhd build` writes', async (t) => {
+test.serial('a fixed .vhd, a dynamic .vhdx and a dynamic .vhd downloaded over SMB are byte for byte what `synthvhd build` writes', async (t) => {
   const dir = await mkdtemp(join(work, 'dl-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  for (const path of ['bios-pc/240102-0900_Image_C.vhd', 'uefi-pc/240101-1200_Image_C.vhdx']) {
+  for (const path of ['bios-pc/240102-0900_Image_C.vhd', 'uefi-pc/240101-1200_Image_C.vhdx', 'uefi-pc/240101-1200_Image_C-dynamic.vhd']) {
     const local = await download(path, dir);
     t.is((await stat(local)).size, (await stat(built.get(path)!)).size, path);
     await t.notThrowsAsync(run('cmp', [local, built.get(path)!]), path);
@@ -272,7 +273,7 @@ test.serial('soak: 16 concurrent SMB readers, twice over, every byte right, serv
     );
   }
   const after = await rss(pid);
-  t.log(`${bytes >> 20} MiB received by 16 readers in ${ROUNDS} rounds; serve VmRSS ${before >> 20} → ${after >> 20} MiB`);
+  t.log(`${Math.round(bytes / 2 ** 20)} MiB received by 16 readers in ${ROUNDS} rounds; serve VmRSS ${before >> 20} → ${after >> 20} MiB`);
   t.is(bytes, expected);
   t.true(after - before < 64 << 20, `serve grew by ${(after - before) >> 20} MiB`);
 });

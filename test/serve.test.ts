@@ -29,7 +29,7 @@ const mountpoint = (name: string): Promise<string> => tracker.mountpoint(work, n
 const serve = (args: string[]): Promise<ServeProcess> => tracker.serve(args);
 
 function nameOf(s: sc.Scenario, letter: string, ext: string): string {
-  return `${s.client}/${s.images[letter]!.folder.split('/').at(-1)}.${ext}`;
+  return `${s.client}/${s.images[letter]!.folder.split('/').at(-1)}${ext.includes('.') ? '-' : '.'}${ext}`;
 }
 
 /** Finished builds in a cache dir: a disk file whose sidecar says it is complete. */
@@ -52,10 +52,12 @@ test.before(async () => {
   uefi = await sc.uefiGpt(ctx);
   bios = await sc.biosMbr(ctx);
   kn = await sc.gpt4Kn(ctx);
-  for (const [s, letter, exts] of [[uefi, 'C', ['vhd', 'vhdx']], [bios, 'C', ['vhd', 'vhdx']], [kn, 'C', ['vhdx']]] as const) {
-    for (const ext of exts) {
+  // Every kind: ext is what follows the backup's folder name, format what build --format takes.
+  const all = [['vhd', 'vhd'], ['vhdx', 'vhdx'], ['vhd-dynamic', 'dynamic.vhd'], ['vhdx-fixed', 'fixed.vhdx']] as const;
+  for (const [s, letter, kinds] of [[uefi, 'C', all], [bios, 'C', all], [kn, 'C', [all[1], all[3]]]] as const) {
+    for (const [format, ext] of kinds) {
       const out = join(work, nameOf(s, letter, ext).replace('/', '_'));
-      const r = await synthvhd(['build', s.images[letter]!.folder, '-o', out]);
+      const r = await synthvhd(['build', s.images[letter]!.folder, '-o', out, '--format', format]);
       if (r.code !== 0) throw new Error(r.stderr);
       built.set(nameOf(s, letter, ext), out);
     }
@@ -66,17 +68,20 @@ test.before(async () => {
 guardStorage(() => ({ tracker, fs, work, storage, before }));
 
 for (const mode of ['passthrough', 'reflink'] as const) {
-  test.serial(`${mode}: every disk equals build output and the restored disk; partners are not listed on their own`, async (t) => {
+  test.serial(`${mode}: every disk in every kind equals build output and the restored disk; partners are not listed on their own`, async (t) => {
     const m = await mountpoint(`mnt-${mode}`);
     const cache = join(fs.mountpoint, `cache-${mode}`);
-    const srv = await serve(['--storage', storage, '--mount', m, '--mode', mode, '--cache-dir', cache]);
+    const srv = await serve(['--storage', storage, '--mount', m, '--mode', mode, '--cache-dir', cache, '--formats', 'vhd,vhdx,vhd-dynamic,vhdx-fixed']);
     const listing = (await run('ls', ['-R', m])).split('\n');
     t.false(listing.some((l) => /_Image_(ESP|SYSVOL)\./.test(l)), 'SYSVOL/ESP are inside their disks');
     t.true(listing.includes(`${kn.images.C!.folder.split('/').at(-1)}.vhdx`));
     t.false(listing.includes(`${kn.images.C!.folder.split('/').at(-1)}.vhd`), '4Kn disk has no .vhd');
+    t.false(listing.includes(`${kn.images.C!.folder.split('/').at(-1)}-dynamic.vhd`), '4Kn disk has no dynamic .vhd');
+    t.true(listing.includes(`${kn.images.C!.folder.split('/').at(-1)}-fixed.vhdx`));
     for (const [name, file] of built) await run('cmp', [join(m, name), file]);
     t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vpc', uefi.expected['C+ESP']!.path, join(m, nameOf(uefi, 'C', 'vhd'))]), /identical/);
     t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', bios.expected['C+SYSVOL']!.path, join(m, nameOf(bios, 'C', 'vhdx'))]), /identical/);
+    t.regex(await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vpc', bios.expected['C+SYSVOL']!.path, join(m, nameOf(bios, 'C', 'dynamic.vhd'))]), /identical/);
     t.regex(await run('vhdiinfo', [join(m, nameOf(kn, 'C', 'vhdx'))]), /Bytes per sector\s*: 4096/);
     if (mode === 'reflink') {
       // First opens are served in passthrough while the copies are built; then reads come from them.

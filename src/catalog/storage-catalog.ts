@@ -1,31 +1,35 @@
 // Everything `serve` and `list` show for a storage: one disk per backup, in each container format.
 import { ContainerError } from '../container/disk-image.js';
-import { canBeVhd, vhdLayout } from '../container/vhd.js';
-import { vhdxLayout } from '../container/vhdx.js';
 import type { Layout } from '../disk/layout.js';
 import type { Catalog, VirtualFile } from './virtual-file.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
 import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
-import { type BackupDisk, type DiskOptions, backupDisk, diskImage, diskVersion } from './backup-disk.js';
+import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
+import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
-export type ContainerFormat = 'vhd' | 'vhdx';
-export const CONTAINER_FORMATS: readonly ContainerFormat[] = ['vhd', 'vhdx'];
+export type ContainerFormat = ContainerKind;
+export const CONTAINER_FORMATS = CONTAINER_KINDS;
 
-export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
+/** Runs `fn`, naming the backup's folder in a ContainerError. */
+function naming<T>(b: BackupDisk, fn: () => T): T {
   try {
-    return format === 'vhd' ? vhdLayout(diskImage(b)) : vhdxLayout(diskImage(b));
+    return fn();
   } catch (e) {
     if (e instanceof ContainerError) throw new ContainerError(`${b.images[0]!.dir}: ${e.message}`);
     throw e;
   }
 }
 
+export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
+  return naming(b, () => kindLayout(b, format));
+}
+
 /** The formats a disk can be shown in: no `.vhd` for 4Kn disks or disks over 2040 GiB. */
 export function formatsFor(b: BackupDisk, wanted: readonly ContainerFormat[]): ContainerFormat[] {
-  return wanted.filter((f) => f !== 'vhd' || canBeVhd({ size: b.disk.layout.size, sectorSize: b.disk.sectorSize }) === null);
+  return wanted.filter((f) => kindRefusal(b, f) === null);
 }
 
 export interface ScanOptions {
@@ -109,7 +113,7 @@ function assemble(main: LoadedImage, partners: readonly LoadedImage[], opts: Dis
   try {
     const b = backupDisk(main, partners, opts);
     // A table claiming a disk no container can hold (over 64 TiB) is one broken backup, not a failed scan.
-    containerSize(b, 'vhdx');
+    containerSize(b, 'vhdx-fixed');
     return b;
   } catch (e) {
     if (partners.length === 0) return errorText(e);
@@ -136,11 +140,11 @@ function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], opts: D
 
 const sizeCache = new WeakMap<BackupDisk, Map<ContainerFormat, number>>();
 
-function containerSize(b: BackupDisk, f: ContainerFormat): number {
+export function containerSize(b: BackupDisk, f: ContainerFormat): number {
   let m = sizeCache.get(b);
   if (!m) sizeCache.set(b, (m = new Map()));
   let s = m.get(f);
-  if (s === undefined) m.set(f, (s = containerLayout(b, f).size));
+  if (s === undefined) m.set(f, (s = naming(b, () => kindSize(b, f))));
   return s;
 }
 
@@ -159,11 +163,19 @@ export class StorageCatalog implements Catalog {
     const files: VirtualFile[] = [];
     for (const b of disks) {
       for (const f of formatsFor(b, this.formats)) {
-        const name = `${b.folder}.${f}`;
+        const name = kindFileName(b.folder, f);
+        let size: number;
+        try {
+          size = containerSize(b, f);
+        } catch (e) {
+          // A dynamic kind maps the `.raw` files' data: a file that cannot be read hides only this one.
+          warnings.push(`${name}: ${errorText(e)}`);
+          continue;
+        }
         files.push({
           dir: b.client,
           name,
-          size: containerSize(b, f),
+          size,
           mtime: b.time,
           key: `${b.client}/${name}`,
           version: diskVersion(b),

@@ -1,6 +1,7 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
 import type { BackupDisk } from '../catalog/backup-disk.js';
-import { CONTAINER_FORMATS, containerLayout, formatsFor } from '../catalog/storage-catalog.js';
+import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
+import { bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
 import { guidToString } from '../partition-table/gpt.js';
 
 export function diskJson(b: BackupDisk) {
@@ -13,7 +14,15 @@ export function diskJson(b: BackupDisk) {
     sectorSize: b.disk.sectorSize,
     diskSize: b.disk.layout.size,
     identity: b.disk.identity,
-    files: formatsFor(b, CONTAINER_FORMATS).map((f) => ({ name: `${b.folder}.${f}`, format: f, size: containerLayout(b, f).size })),
+    files: formatsFor(b, CONTAINER_FORMATS).map((f) => {
+      const present = kindPresentBlocks(b, f);
+      return {
+        name: kindFileName(b.folder, f),
+        format: f,
+        size: containerSize(b, f),
+        ...(present && { blockSize: present.blockSize, blocks: present.blocks.length, presentBlocks: present.count }),
+      };
+    }),
     images: b.images.map((i) => ({ folder: i.folder, letter: i.letter, raw: i.raw, complete: i.complete })),
     partnersFrom: b.partnersFrom ?? null,
     partitions: b.disk.partitions.map((p) => ({
@@ -24,6 +33,6 @@ export function diskJson(b: BackupDisk) {
       imagedFrom: p.imagedFrom ?? null,
       volumeLength: p.volumeLength ?? null,
     })),
-    warnings: [...b.disk.warnings, ...b.warnings],
+    warnings: [...b.disk.warnings, ...b.warnings, ...bitmapNotes(b)],
   };
 }

@@ -1,7 +1,8 @@
 // `synthvhd serve --storage DIR --mount DIR [...]`: the FUSE filesystem, in the foreground.
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
-import { CONTAINER_FORMATS, type ContainerFormat, StorageCatalog } from '../catalog/storage-catalog.js';
+import { StorageCatalog } from '../catalog/storage-catalog.js';
+import { CONTAINER_KINDS, type ContainerKind, DEFAULT_KINDS } from '../catalog/container-kind.js';
 import { type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
 
@@ -27,7 +28,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open, which the kernel then reads itself (Linux 6.9+); auto: reflink when --cache-dir can clone from the storage',
     })
     .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files (same btrfs/XFS/ZFS filesystem as the storage)' })
-    .option('formats', { type: 'string', default: 'vhd,vhdx', describe: 'comma-separated container formats to show' })
+    .option('formats', {
+      type: 'string',
+      default: DEFAULT_KINDS.join(','),
+      describe: 'comma-separated kinds to show: vhd (fixed VHD, <backup>.vhd), vhdx (dynamic VHDX, <backup>.vhdx), vhd-dynamic (<backup>-dynamic.vhd), vhdx-fixed (<backup>-fixed.vhdx)',
+    })
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount' })
     .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' })
     .option('unique-ids', {
@@ -38,11 +43,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
 
-export function parseFormats(s: string): ContainerFormat[] {
+export function parseFormats(s: string): ContainerKind[] {
   const list = s.split(',').map((f) => f.trim().toLowerCase()).filter(Boolean);
-  const bad = list.filter((f) => !(CONTAINER_FORMATS as readonly string[]).includes(f));
-  if (bad.length || list.length === 0) throw new UsageError(`--formats: '${s}' is not a list of vhd,vhdx`);
-  return [...new Set(list)] as ContainerFormat[];
+  const bad = list.filter((f) => !(CONTAINER_KINDS as readonly string[]).includes(f));
+  if (bad.length || list.length === 0) throw new UsageError(`--formats: '${s}' is not a list of ${CONTAINER_KINDS.join(', ')}`);
+  return [...new Set(list)] as ContainerKind[];
 }
 
 export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {

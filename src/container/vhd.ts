@@ -7,7 +7,7 @@ import { ContainerError, type DiskImage } from './disk-image.js';
 export { chsGeometry } from './chs.js';
 
 /** VHD sectors are always 512 bytes (§1.1). */
-const VHD_SECTOR: Bytes = 512;
+export const VHD_SECTOR: Bytes = 512;
 /** Largest Current Size: 0xFF000000 sectors = 2040 GiB (§1.5). */
 export const VHD_MAX_DISK_SIZE: Bytes = 0xff000000 * VHD_SECTOR;
 /** Footer length (§1.2). */
@@ -25,8 +25,9 @@ const CREATOR_APPLICATION = 'win ';
 const CREATOR_VERSION = 0x000a0000;
 /** Creator host OS 'Wi2k' (§1.2). */
 const CREATOR_HOST_OS = 'Wi2k';
-/** Disk type 2 = fixed (§1.2). */
+/** Disk type 2 = fixed, 3 = dynamic (§1.2). */
 const DISK_TYPE_FIXED = 2;
+const DISK_TYPE_DYNAMIC = 3;
 /** VHD time stamps count seconds from 2000-01-01 00:00:00 UTC (§1.2). */
 const VHD_EPOCH_MS = Date.UTC(2000, 0, 1);
 
@@ -37,24 +38,42 @@ const OFF = {
   diskType: 60, checksum: 64, uniqueId: 68, savedState: 84,
 } as const;
 
-/** One's complement of the byte sum of the footer, its checksum field counted as zero (§1.2). */
-export function vhdChecksum(footer: Buffer): number {
+/**
+ * One's complement of the byte sum of a footer or dynamic header, its 4-byte checksum field at
+ * `checksumAt` counted as zero (§1.2, §1.3).
+ */
+export function onesComplementChecksum(b: Buffer, checksumAt: number): number {
   let sum = 0;
-  for (let i = 0; i < VHD_FOOTER_SIZE; i++) {
-    if (i < OFF.checksum || i >= OFF.checksum + 4) sum += footer[i]!;
+  for (let i = 0; i < b.length; i++) {
+    if (i < checksumAt || i >= checksumAt + 4) sum += b[i]!;
   }
   return ~sum >>> 0;
 }
 
+/** The footer's checksum (§1.2). */
+export function vhdChecksum(footer: Buffer): number {
+  return onesComplementChecksum(footer.subarray(0, VHD_FOOTER_SIZE), OFF.checksum);
+}
+
 /** The 512-byte footer of a fixed VHD holding `size` bytes. */
 export function vhdFooter(size: Bytes, uniqueId: Buffer, timestamp: Date): Buffer {
+  return footer(size, uniqueId, timestamp, DISK_TYPE_FIXED, undefined);
+}
+
+/** The 512-byte footer of a dynamic VHD whose dynamic header is at `headerOffset` (§1.2). */
+export function dynamicVhdFooter(size: Bytes, uniqueId: Buffer, timestamp: Date, headerOffset: Bytes): Buffer {
+  return footer(size, uniqueId, timestamp, DISK_TYPE_DYNAMIC, headerOffset);
+}
+
+function footer(size: Bytes, uniqueId: Buffer, timestamp: Date, diskType: number, dataOffset: Bytes | undefined): Buffer {
   if (uniqueId.length !== 16) throw new ContainerError(`VHD unique id must be 16 bytes, got ${uniqueId.length}`);
   const f = Buffer.alloc(VHD_FOOTER_SIZE);
   f.write(COOKIE, OFF.cookie, 'latin1');
   f.writeUInt32BE(FEATURES, OFF.features);
   f.writeUInt32BE(FORMAT_VERSION, OFF.version);
-  // All 64 bits set: libvhdi rejects the spec text's 32-bit 0xFFFFFFFF (§1.2).
-  f.fill(0xff, OFF.dataOffset, OFF.dataOffset + 8);
+  // Fixed: all 64 bits set, libvhdi rejects the spec text's 32-bit 0xFFFFFFFF (§1.2).
+  if (dataOffset === undefined) f.fill(0xff, OFF.dataOffset, OFF.dataOffset + 8);
+  else f.writeBigUInt64BE(BigInt(dataOffset), OFF.dataOffset);
   // Informational only, so a time outside the u32 range is clamped rather than refused.
   const seconds = Math.floor((timestamp.getTime() - VHD_EPOCH_MS) / 1000);
   f.writeUInt32BE(Math.min(Math.max(seconds, 0), 0xffffffff), OFF.timeStamp);
@@ -67,7 +86,7 @@ export function vhdFooter(size: Bytes, uniqueId: Buffer, timestamp: Date): Buffe
   f.writeUInt16BE(chs.cylinders, OFF.cylinders);
   f.writeUInt8(chs.heads, OFF.heads);
   f.writeUInt8(chs.sectorsPerTrack, OFF.sectorsPerTrack);
-  f.writeUInt32BE(DISK_TYPE_FIXED, OFF.diskType);
+  f.writeUInt32BE(diskType, OFF.diskType);
   uniqueId.copy(f, OFF.uniqueId);
   f.writeUInt32BE(vhdChecksum(f), OFF.checksum);
   return f;

@@ -113,6 +113,38 @@ export function concat(parts: readonly Segment[][]): Layout {
   return { size: pos, segments: mergeZeros(segments) };
 }
 
+/** The bytes [from, to) of a layout, as segments that start at `at` in another file. */
+export function window(layout: Layout, from: Bytes, to: Bytes, at: Bytes): Segment[] {
+  const out: Segment[] = [];
+  if (to <= from) return out;
+  const first = segmentIndexAt(layout, from);
+  if (first < 0 || to > layout.size) throw new LayoutError(`window [${from}, ${to}) lies outside the ${layout.size}-byte layout`);
+  for (let i = first; i < layout.segments.length; i++) {
+    const s = layout.segments[i]!;
+    if (s.start >= to) break;
+    const part = slice(s, Math.max(s.start, from), Math.min(s.start + s.length, to));
+    out.push({ ...part, start: part.start - from + at });
+  }
+  return out;
+}
+
+/**
+ * The segments of [start, end) of a file: the given ones (sorted, not overlapping, inside the
+ * range) with zero segments in the gaps between them.
+ */
+export function withZeroGaps(start: Bytes, end: Bytes, segs: readonly Segment[]): Segment[] {
+  const out: Segment[] = [];
+  let pos = start;
+  for (const s of segs) {
+    if (s.start < pos || s.start + s.length > end) throw new LayoutError(`segment [${s.start}, ${s.start + s.length}) is not in order inside [${start}, ${end})`);
+    if (s.start > pos) out.push({ kind: 'zero', start: pos, length: s.start - pos });
+    out.push(s);
+    pos = s.start + s.length;
+  }
+  if (end > pos) out.push({ kind: 'zero', start: pos, length: end - pos });
+  return out;
+}
+
 /** Index of the segment that holds byte `pos` (binary search); -1 when pos is outside. */
 export function segmentIndexAt(layout: Layout, pos: Bytes): number {
   const segs = layout.segments;

@@ -68,7 +68,7 @@ export async function checkShare(mount: string, smbConf: string | undefined): Pr
     if (conf.get(share)!.get('guest ok')?.toLowerCase() === 'yes') return fail(`share [${share}] allows guests`, "set 'guest ok = no': backups are sensitive");
     return drift.length === 0
       ? ok(`share [${share}] in ${confName} exports ${mount} with the synthvhd settings`)
-      : warn(`share [${share}] exports ${mount} but differs from 'synthvhd samba-conf': ${drift.join(', ')}`, "use the settings 'synthvhd samba-conf' prints (vhd-vhdx-format.md §3.2 says why)");
+      : warn(`share [${share}] exports ${mount} but differs from 'synthvhd samba-conf': ${drift.join(', ')}`, "use the settings 'synthvhd samba-conf' prints (docs/vhd-vhdx.md §3.2 says why)");
   });
 }
 

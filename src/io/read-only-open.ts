@@ -1,6 +1,6 @@
 // The one way backing files (the storage's .raw/.raw.mbr and built cache files) are opened:
 // read-only, checked in code so that no caller can ever pass a write flag (README "Guarantees").
-import { constants, open as openCb } from 'node:fs';
+import { constants, open as openCb, openSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
@@ -29,4 +29,9 @@ const openFd = promisify(openCb);
 /** A plain descriptor opened read-only (a FileHandle would close itself when garbage-collected). */
 export function openReadOnlyFd(path: string, extra = 0): Promise<number> {
   return openFd(path, readOnlyFlags(path, extra));
+}
+
+/** A plain descriptor opened read-only, synchronously (for the short reads of a data map). */
+export function openReadOnlyFdSync(path: string, extra = 0): number {
+  return openSync(path, readOnlyFlags(path, extra));
 }

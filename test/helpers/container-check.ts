@@ -3,11 +3,11 @@
 import { open } from 'node:fs/promises';
 import { chsGeometry } from '../../src/container/chs.js';
 import { crc32c } from '../../src/container/crc32c.js';
-import { VHD_FOOTER_SIZE, VHD_MAX_DISK_SIZE, vhdChecksum } from '../../src/container/vhd.js';
+import { VHD_FOOTER_SIZE, VHD_MAX_DISK_SIZE, onesComplementChecksum, vhdChecksum } from '../../src/container/vhd.js';
 import {
   VHDX_ALIGNMENT, VHDX_HEADER_1_OFFSET, VHDX_HEADER_2_OFFSET, VHDX_HEADER_SIZE, VHDX_LEAVE_BLOCK_ALLOCATED,
   VHDX_MAX_DISK_SIZE, VHDX_METADATA_ITEMS, VHDX_METADATA_ITEMS_OFFSET, VHDX_PAYLOAD_BLOCK_FULLY_PRESENT,
-  VHDX_PAYLOAD_BLOCK_ZERO, VHDX_REGION, VHDX_REGION_TABLE_1_OFFSET, VHDX_REGION_TABLE_2_OFFSET,
+  VHDX_PAYLOAD_BLOCK_NOT_PRESENT, VHDX_PAYLOAD_BLOCK_ZERO, VHDX_REGION, VHDX_REGION_TABLE_1_OFFSET, VHDX_REGION_TABLE_2_OFFSET,
   VHDX_REGION_TABLE_SIZE, VHDX_VERSION,
 } from '../../src/container/vhdx.js';
 
@@ -44,6 +44,34 @@ function u64(b: Buffer, at: number): number {
   return Number(b.readBigUInt64LE(at));
 }
 
+/** Problems with the fields of a VHD footer of the given disk type (§1.2); returns the Current Size. */
+function checkFooter(f: Buffer, diskType: 2 | 3, bad: (what: string) => void): number {
+  if (f.toString('latin1', 0, 8) !== 'conectix') bad('footer cookie is not conectix');
+  if (f.readUInt32BE(8) !== 2) bad(`features 0x${f.readUInt32BE(8).toString(16)} is not 0x2`);
+  if (f.readUInt32BE(12) !== 0x10000) bad(`format version 0x${f.readUInt32BE(12).toString(16)} is not 1.0`);
+  if (diskType === 2 && f.readBigUInt64BE(16) !== 0xffffffffffffffffn) bad('data offset is not all ones');
+  if (diskType === 3 && f.readBigUInt64BE(16) !== 512n) bad(`data offset ${f.readBigUInt64BE(16)} does not point at a dynamic header at 512`);
+  const creator = f.toString('latin1', 28, 32);
+  if (!CURRENT_SIZE_CREATORS.includes(creator)) bad(`creator '${creator}' makes QEMU size the disk by CHS`);
+  const host = f.toString('latin1', 36, 40);
+  if (host !== 'Wi2k' && host !== 'Mac ') bad(`creator host OS '${host}' is neither Wi2k nor Mac`);
+  const current = Number(f.readBigUInt64BE(48));
+  if (Number(f.readBigUInt64BE(40)) !== current) bad(`original size ${f.readBigUInt64BE(40)} differs from current size ${current}`);
+  if (current % 512 !== 0) bad(`current size ${current} is not a multiple of 512`);
+  if (current > VHD_MAX_DISK_SIZE) bad(`current size ${current} is over 2040 GiB`);
+  const chs = chsGeometry(current);
+  const got = { cylinders: f.readUInt16BE(56), heads: f.readUInt8(58), sectorsPerTrack: f.readUInt8(59) };
+  if (got.cylinders !== chs.cylinders || got.heads !== chs.heads || got.sectorsPerTrack !== chs.sectorsPerTrack) {
+    bad(`CHS ${got.cylinders}/${got.heads}/${got.sectorsPerTrack} is not the spec's ${chs.cylinders}/${chs.heads}/${chs.sectorsPerTrack}`);
+  }
+  if (f.readUInt32BE(60) !== diskType) bad(`disk type ${f.readUInt32BE(60)} is not ${diskType} (${diskType === 2 ? 'fixed' : 'dynamic'})`);
+  if (f.readUInt32BE(64) !== vhdChecksum(f)) bad(`footer checksum 0x${f.readUInt32BE(64).toString(16)} is wrong, expected 0x${vhdChecksum(f).toString(16)}`);
+  if (isZero(f.subarray(68, 84))) bad('unique id is zero');
+  if (f[84] !== 0) bad('saved state is set');
+  if (!isZero(f.subarray(85))) bad('reserved footer bytes are not zero');
+  return current;
+}
+
 /** Problems with a fixed VHD (§1, §4); empty when it is good. */
 export async function checkVhd(path: string): Promise<string[]> {
   const problems: string[] = [];
@@ -53,31 +81,67 @@ export async function checkVhd(path: string): Promise<string[]> {
     bad(`file length ${length} is not a positive multiple of 512`);
     return problems;
   }
-  const f = await readAt(path, length - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE);
-  if (f.toString('latin1', 0, 8) !== 'conectix') bad('footer cookie is not conectix');
   if ((await readAt(path, 0, 8)).toString('latin1') === 'conectix') bad('file starts with a footer copy: QEMU would take it for a dynamic VHD');
-  if (f.readUInt32BE(8) !== 2) bad(`features 0x${f.readUInt32BE(8).toString(16)} is not 0x2`);
-  if (f.readUInt32BE(12) !== 0x10000) bad(`format version 0x${f.readUInt32BE(12).toString(16)} is not 1.0`);
-  if (f.readBigUInt64BE(16) !== 0xffffffffffffffffn) bad('data offset is not all ones');
-  const creator = f.toString('latin1', 28, 32);
-  if (!CURRENT_SIZE_CREATORS.includes(creator)) bad(`creator '${creator}' makes QEMU size the disk by CHS`);
-  const host = f.toString('latin1', 36, 40);
-  if (host !== 'Wi2k' && host !== 'Mac ') bad(`creator host OS '${host}' is neither Wi2k nor Mac`);
-  const current = Number(f.readBigUInt64BE(48));
-  if (Number(f.readBigUInt64BE(40)) !== current) bad(`original size ${f.readBigUInt64BE(40)} differs from current size ${current}`);
-  if (current % 512 !== 0) bad(`current size ${current} is not a multiple of 512`);
-  if (current > VHD_MAX_DISK_SIZE) bad(`current size ${current} is over 2040 GiB`);
+  const current = checkFooter(await readAt(path, length - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE), 2, bad);
   if (length !== current + VHD_FOOTER_SIZE) bad(`file length ${length} is not current size ${current} + 512`);
-  const chs = chsGeometry(current);
-  const got = { cylinders: f.readUInt16BE(56), heads: f.readUInt8(58), sectorsPerTrack: f.readUInt8(59) };
-  if (got.cylinders !== chs.cylinders || got.heads !== chs.heads || got.sectorsPerTrack !== chs.sectorsPerTrack) {
-    bad(`CHS ${got.cylinders}/${got.heads}/${got.sectorsPerTrack} is not the spec's ${chs.cylinders}/${chs.heads}/${chs.sectorsPerTrack}`);
+  return problems;
+}
+
+/** Block size of the dynamic VHDs synthvhd writes, and the alignment of each block's data. */
+const DYNAMIC_VHD_BLOCK = 2 * MiB;
+const DATA_ALIGNMENT = 4096;
+
+/**
+ * Problems with a dynamic VHD (VHD spec "Dynamic Disk Header Format", "Block Allocation Table
+ * and Data Blocks"): the footer copy at 0 equals the footer, header fields and checksum, every
+ * BAT entry inside the file with its data on a 4 KiB boundary, no two blocks overlapping, every
+ * stored sector marked in its bitmap.
+ */
+export async function checkDynamicVhd(path: string): Promise<string[]> {
+  const problems: string[] = [];
+  const bad = (what: string): void => void problems.push(`${path}: ${what}`);
+  const length = await fileSize(path);
+  if (length < 3 * 512 || length % 512 !== 0) {
+    bad(`file length ${length} is not a multiple of 512 with room for footer, header and footer copy`);
+    return problems;
   }
-  if (f.readUInt32BE(60) !== 2) bad(`disk type ${f.readUInt32BE(60)} is not 2 (fixed)`);
-  if (f.readUInt32BE(64) !== vhdChecksum(f)) bad(`footer checksum 0x${f.readUInt32BE(64).toString(16)} is wrong, expected 0x${vhdChecksum(f).toString(16)}`);
-  if (isZero(f.subarray(68, 84))) bad('unique id is zero');
-  if (f[84] !== 0) bad('saved state is set');
-  if (!isZero(f.subarray(85))) bad('reserved footer bytes are not zero');
+  const f = await readAt(path, length - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE);
+  const current = checkFooter(f, 3, bad);
+  if (!(await readAt(path, 0, VHD_FOOTER_SIZE)).equals(f)) bad('the footer copy at 0 differs from the footer');
+  const h = await readAt(path, 512, 1024);
+  if (h.toString('latin1', 0, 8) !== 'cxsparse') bad("dynamic header cookie is not 'cxsparse'");
+  if (h.readBigUInt64BE(8) !== 0xffffffffffffffffn) bad('dynamic header data offset is not all ones');
+  if (h.readUInt32BE(24) !== 0x10000) bad(`dynamic header version 0x${h.readUInt32BE(24).toString(16)} is not 1.0`);
+  if (h.readUInt32BE(36) !== onesComplementChecksum(h, 36)) bad('dynamic header checksum is wrong');
+  if (!isZero(h.subarray(40, 1024))) bad('parent fields, locators or reserved bytes of the dynamic header are not zero');
+  const tableOffset = Number(h.readBigUInt64BE(16));
+  const entries = h.readUInt32BE(28);
+  const blockSize = h.readUInt32BE(32);
+  if (blockSize !== DYNAMIC_VHD_BLOCK) bad(`block size ${blockSize} is not 2 MiB`);
+  if (entries !== Math.ceil(current / blockSize)) bad(`max table entries ${entries} is not ⌈${current} / ${blockSize}⌉`);
+  if (tableOffset < 1536 || tableOffset % 512 !== 0) bad(`table offset ${tableOffset} is not a sector after the header`);
+  const batEnd = tableOffset + Math.ceil((4 * entries) / 512) * 512;
+  if (problems.length > 0) return problems;
+  const bat = await readAt(path, tableOffset, 4 * entries);
+  const bitmapSize = Math.ceil(blockSize / 512 / 8 / 512) * 512;
+  const spans: [number, number, number][] = [];
+  for (let k = 0; k < entries; k++) {
+    const sector = bat.readUInt32BE(4 * k);
+    if (sector === 0xffffffff) continue;
+    const at = sector * 512;
+    const end = at + bitmapSize + blockSize;
+    if (at < batEnd) bad(`block ${k} at ${at} lies before the end of the BAT (${batEnd})`);
+    if (end > length - VHD_FOOTER_SIZE) bad(`block ${k} [${at}, ${end}) runs into the footer or past the end of the file`);
+    if ((at + bitmapSize) % DATA_ALIGNMENT !== 0) bad(`block ${k}: data at ${at + bitmapSize} is not on a 4 KiB boundary`);
+    spans.push([at, end, k]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i]![0] < spans[i - 1]![1]) bad(`blocks ${spans[i - 1]![2]} and ${spans[i]![2]} overlap`);
+  }
+  for (const [at, , k] of spans) {
+    if (!(await readAt(path, at, bitmapSize)).every((x) => x === 0xff)) bad(`block ${k}: its sector bitmap leaves sectors out (Windows reads them as zeros)`);
+  }
   return problems;
 }
 
@@ -149,6 +213,8 @@ interface Parameters {
   readonly blockSize: number;
   readonly diskSize: number;
   readonly logicalSectorSize: number;
+  /** LeaveBlockAllocated: every block is stored, at P + k·B. */
+  readonly fixed: boolean;
 }
 
 function checkMetadata(m: Buffer, bad: (what: string) => void): Parameters | null {
@@ -198,17 +264,22 @@ function checkMetadata(m: Buffer, bad: (what: string) => void): Parameters | nul
   const diskSize = u64(size, 0);
   const logicalSectorSize = lss.readUInt32LE(0);
   if (blockSize < MiB || blockSize > 256 * MiB || (blockSize & (blockSize - 1)) !== 0) bad(`BlockSize ${blockSize} is not a power of 2 in 1–256 MiB`);
-  if (fp.readUInt32LE(4) !== VHDX_LEAVE_BLOCK_ALLOCATED) bad(`file parameter flags 0x${fp.readUInt32LE(4).toString(16)} are not LeaveBlockAllocated only`);
+  const fileFlags = fp.readUInt32LE(4);
+  if (fileFlags !== VHDX_LEAVE_BLOCK_ALLOCATED && fileFlags !== 0) bad(`file parameter flags 0x${fileFlags.toString(16)} are neither LeaveBlockAllocated only nor none`);
   if (logicalSectorSize !== 512 && logicalSectorSize !== 4096) bad(`LogicalSectorSize ${logicalSectorSize} is not 512 or 4096`);
   if (pss.readUInt32LE(0) !== 512 && pss.readUInt32LE(0) !== 4096) bad(`PhysicalSectorSize ${pss.readUInt32LE(0)} is not 512 or 4096`);
   if (diskSize === 0 || diskSize % logicalSectorSize !== 0 || diskSize > VHDX_MAX_DISK_SIZE) {
     bad(`VirtualDiskSize ${diskSize} is not a positive multiple of the logical sector ≤ 64 TiB`);
   }
   if (isZero(id)) bad('VirtualDiskId is zero');
-  return { blockSize, diskSize, logicalSectorSize };
+  return { blockSize, diskSize, logicalSectorSize, fixed: fileFlags === VHDX_LEAVE_BLOCK_ALLOCATED };
 }
 
-/** Problems with a fixed VHDX laid out as in docs/vhd-vhdx.md §2.1 (§4); empty when it is good. */
+/**
+ * Problems with a VHDX laid out as in docs/vhd-vhdx.md §2.1 (§4); empty when it is good. A fixed
+ * one (LeaveBlockAllocated) stores block k at P + k·B; a dynamic one stores each FULLY_PRESENT block
+ * on a 1 MiB boundary inside the file, none overlapping another or a region, NOT_PRESENT ones nowhere.
+ */
 export async function checkVhdx(path: string): Promise<string[]> {
   const problems: string[] = [];
   const bad = (what: string): void => void problems.push(`${path}: ${what}`);
@@ -247,6 +318,7 @@ export async function checkVhdx(path: string): Promise<string[]> {
   }
   const entries = await readAt(path, bat.offset, bat.length);
   let payload: number | null = null;
+  const stored: [number, number][] = [];
   for (let i = 0; i < bat.length / 8; i++) {
     const lo = entries.readUInt32LE(8 * i);
     const value = lo + entries.readUInt32LE(8 * i + 4) * 2 ** 32;
@@ -259,13 +331,16 @@ export async function checkVhdx(path: string): Promise<string[]> {
       continue;
     }
     const k = i - Math.floor(i / (chunkRatio + 1));
-    if (state === VHDX_PAYLOAD_BLOCK_ZERO) {
-      if (offset !== 0) bad(`BAT entry ${i}: ZERO block with a non-zero offset`);
+    if (state === VHDX_PAYLOAD_BLOCK_ZERO || (state === VHDX_PAYLOAD_BLOCK_NOT_PRESENT && !params.fixed)) {
+      if (offset !== 0) bad(`BAT entry ${i}: a block without data has a non-zero offset`);
     } else if (state !== VHDX_PAYLOAD_BLOCK_FULLY_PRESENT) {
-      bad(`BAT entry ${i}: state ${state} is neither FULLY_PRESENT nor ZERO`);
-    } else {
+      bad(`BAT entry ${i}: state ${state} is not FULLY_PRESENT, ZERO${params.fixed ? '' : ' or NOT_PRESENT'}`);
+    } else if (params.fixed) {
       payload ??= offset - k * params.blockSize;
       if (offset !== payload + k * params.blockSize) bad(`BAT entry ${i}: block ${k} is at ${offset}, not at P + k·B = ${payload + k * params.blockSize}`);
+    } else {
+      if (offset % VHDX_ALIGNMENT !== 0) bad(`BAT entry ${i}: block ${k} at ${offset} is not on a 1 MiB boundary`);
+      stored.push([offset, k]);
     }
   }
   if (payload !== null) {
@@ -277,5 +352,17 @@ export async function checkVhdx(path: string): Promise<string[]> {
     if (payload < VHDX_ALIGNMENT) bad(`payload offset ${payload} lies in the header section`);
     if (length < end) bad(`file length ${length} is short of P + N·B = ${end}`);
   }
+  stored.sort((a, b) => a[0] - b[0]);
+  let fileEnd = Math.max(...all.map(([, r]) => r.offset + r.length));
+  for (const [n, [offset, k]] of stored.entries()) {
+    const end = offset + params.blockSize;
+    if (offset < VHDX_ALIGNMENT) bad(`block ${k} at ${offset} lies in the header section`);
+    for (const [name, r] of all) if (offset < r.offset + r.length && r.offset < end) bad(`block ${k} at ${offset} overlaps the ${name} region`);
+    const prev = stored[n - 1];
+    if (prev && offset < prev[0] + params.blockSize) bad(`blocks ${prev[1]} and ${k} overlap at ${offset}`);
+    if (end > length) bad(`block ${k} [${offset}, ${end}) runs past the end of the file (${length})`);
+    fileEnd = Math.max(fileEnd, end);
+  }
+  if (!params.fixed && length !== fileEnd) bad(`file length ${length} is not the end of its last block or region (${fileEnd})`);
   return problems;
 }

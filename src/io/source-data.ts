@@ -1,0 +1,116 @@
+// Where a `.raw` holds data that a restore writes back (docs/urbackup-raw-format.md §4.2, §6.1): its
+// `.raw.bitmap` where that is present and consistent with the file, else SEEK_DATA/SEEK_HOLE.
+// Computed on first use and kept while the file's identity is unchanged (backups never change).
+import { closeSync, constants, fstatSync, readSync } from 'node:fs';
+import { LRUCache } from 'lru-cache';
+import type { Bytes } from '../base/units.js';
+import { DATA_GRANULE, DataMap } from '../disk/present-blocks.js';
+import { RAW_BITMAP_BLOCK, rawBitmapAny, rawBitmapMismatch, rawBitmapPath } from '../urbackup/raw-bitmap.js';
+import { openReadOnlyFdSync } from './read-only-open.js';
+import { dataRanges } from './sparse.js';
+
+/** What identifies a file's contents without reading it. */
+export interface SourceIdentity {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: Bytes;
+  readonly mtimeMs: number;
+}
+
+/** A data map and where it came from. */
+export interface SourceData {
+  readonly map: DataMap;
+  /** `bitmap`: the `.raw.bitmap` narrowed the filesystem's data ranges; `seek`: those ranges alone. */
+  readonly from: 'bitmap' | 'seek';
+  /** Why the `.raw.bitmap` was not used, when it exists. */
+  readonly bitmapProblem?: string;
+}
+
+/** The maps of 2 TiB of `.raw` files take 4 MiB; keep up to 256 MiB of them. */
+const CACHE_BYTES = 256 * 1024 * 1024;
+const cache = new LRUCache<string, SourceData>({ maxSize: CACHE_BYTES, sizeCalculation: (d) => Math.max(1, d.map.granules.bytes.length) });
+
+const OPEN_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+
+function readWhole(fd: number, length: Bytes): Buffer {
+  const buf = Buffer.alloc(length);
+  for (let done = 0; done < length; ) {
+    const n = readSync(fd, buf, done, length - done, done);
+    if (n === 0) return buf.subarray(0, done);
+    done += n;
+  }
+  return buf;
+}
+
+/** The sidecar bitmap, or why it cannot be used; undefined when there is none. */
+function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefined {
+  let fd: number;
+  try {
+    fd = openReadOnlyFdSync(rawBitmapPath(raw), OPEN_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? undefined : `cannot open (${code ?? e})`;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return 'not a regular file';
+    const bitmap = readWhole(fd, st.size);
+    return rawBitmapMismatch(bitmap, rawSize) ?? bitmap;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The data the filesystem reports, narrowed by the bitmap. UrBackup sets a block's bit on every
+ * write and clears it only after punching or zero-filling the block (docs/urbackup-raw-format.md §4.2), so data with
+ * its bit clear means a stale bitmap: then it is not used. A filesystem that reports no hole at
+ * all (no hole support, or zeros written instead of punched) leaves the bitmap to decide. Nothing
+ * is read from the `.raw` itself: this runs on the first stat, also of a slow storage.
+ */
+function narrow(seek: DataMap, holeFree: boolean, bitmap: Uint8Array): DataMap | string {
+  const map = new DataMap(seek.size);
+  const perGranule = DATA_GRANULE / RAW_BITMAP_BLOCK;
+  for (const [from, to] of seek.granules.runs()) {
+    for (let g = from; g < to; g++) {
+      if (rawBitmapAny(bitmap, g * perGranule, (g + 1) * perGranule)) map.granules.set(g);
+      else if (!holeFree) return `the .raw holds data at ${g * DATA_GRANULE} where its bits are clear (stale?)`;
+    }
+  }
+  return map;
+}
+
+function compute(path: string, size: Bytes): SourceData {
+  const fd = openReadOnlyFdSync(path, OPEN_FLAGS);
+  try {
+    const seek = new DataMap(size);
+    let holeFree = size > 0;
+    for (const [a, b] of dataRanges(fd, 0, size)) {
+      seek.addRange(a, b);
+      if (a > 0 || b < size) holeFree = false;
+    }
+    const bitmap = readBitmap(path, size);
+    if (bitmap === undefined) return { map: seek, from: 'seek' };
+    if (typeof bitmap === 'string') return { map: seek, from: 'seek', bitmapProblem: bitmap };
+    const narrowed = narrow(seek, holeFree, bitmap);
+    return typeof narrowed === 'string' ? { map: seek, from: 'seek', bitmapProblem: narrowed } : { map: narrowed, from: 'bitmap' };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The data map of a backing file, cached by its identity. Throws an Error naming the file. */
+export function sourceData(path: string, id: SourceIdentity): SourceData {
+  const key = `${id.dev}:${id.ino}:${id.size}:${id.mtimeMs}:${path}`;
+  let d = cache.get(key);
+  if (!d) {
+    try {
+      d = compute(path, id.size);
+    } catch (e) {
+      throw new Error(`${path}: cannot map its data (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    cache.set(key, d);
+  }
+  return d;
+}
