@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { whichTool } from '../src/doctor/tools.js';
 import { makeLoopFs } from '../test/helpers/loopfs.js';
 import { run } from '../test/helpers/run.js';
@@ -90,6 +90,9 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'synthvhd-demo-'));
   await chmod(work, 0o755);
   undo.push({ what: `temp folder ${work}`, fn: () => rm(work, { recursive: true, force: true }) });
+  // The mount shows each disk to whoever could read its files (README "Who may read the disks"):
+  // the demo storage is open to every user (mkdtemp made the loop filesystem's folder 0700).
+  await chmod(dirname(loop.mountpoint), 0o755);
   const storage = join(loop.mountpoint, 'urbackup');
   const disks = join(loop.mountpoint, 'disks');
   await mkdir(storage);

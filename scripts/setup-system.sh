@@ -4,19 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command → Debian package that provides it
+# command (or, for data-only packages, an absolute file path) → Debian package that provides it
 declare -A need=(
   [qemu-img]=qemu-utils [vhdiinfo]=libvhdi-utils [sgdisk]=gdisk [sfdisk]=fdisk
   [mkntfs]=ntfs-3g [ntfs-3g]=ntfs-3g [mkfs.btrfs]=btrfs-progs [mkfs.xfs]=xfsprogs
   [mformat]=mtools [mkfs.vfat]=dosfstools [fusermount3]=fuse3 [smbd]=samba
   [smbclient]=smbclient [testparm]=samba-common-bin [losetup]=mount [mkfs.ext4]=e2fsprogs
   [sqlite3]=sqlite3 [zstd]=zstd [fio]=fio [xmount]=xmount [locale-gen]=locales
-  [dpkg-deb]=dpkg [debootstrap]=debootstrap [qemu-system-x86_64]=qemu-system-x86 [lintian]=lintian
-  [busybox]=busybox-static [cpio]=cpio
+  [qemu-system-x86_64]=qemu-system-x86 [grub-mkimage]=grub-common
+  [/usr/lib/grub/i386-pc/boot.img]=grub-pc-bin [/usr/lib/grub/x86_64-efi/kernel.img]=grub-efi-amd64-bin
+  [/usr/share/OVMF/OVMF_CODE_4M.fd]=ovmf [/usr/share/seabios/bios-256k.bin]=seabios
+  [setfattr]=attr [pdbedit]=samba [setfacl]=acl
+  [dpkg-deb]=dpkg [debootstrap]=debootstrap [lintian]=lintian [busybox]=busybox-static [cpio]=cpio
 )
 missing=()
 for cmd in "${!need[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+  [[ $cmd == /* && -e $cmd ]] || command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

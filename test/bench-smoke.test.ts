@@ -23,16 +23,16 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
   const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
-  t.regex(stdout, /Targets \(issues 6 and 12\)/);
+  t.regex(stdout, /Targets \(issues 6, 11 and 12\)/);
   const r = JSON.parse(await readFile(out, 'utf8'));
 
   t.true(r.meta.quick);
   t.true(r.meta.fragExtents > 100, `fragmented copy has ${r.meta.fragExtents} extents`);
-  for (const table of [r.sequential.cold, r.sequential.warm, r.sequential.fusePath, r.random.jobs1, r.random.jobs4]) {
+  for (const table of [r.sequential.cold, r.sequential.warm, r.sequential.fusePath, r.random.jobs1, r.random.jobs4, r.random.cachedJobs1, r.random.cachedJobs4]) {
     for (const target of TARGETS) t.true(isSeries(table[target]), `${target}: ${JSON.stringify(table[target])}`);
   }
   t.true(r.sequential.cold.raw.median > 0);
-  for (const s of [r.samba.passthrough, r.samba.reflink, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  for (const s of [r.samba.passthrough, r.samba.reflink, r.samba.plain, r.build.synthvhdSeconds, r.build.cpSeconds, r.build.nodeStartSeconds, r.cpu.passthroughPerGiB, r.cpu.reflinkPerGiB]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.build.synthvhdExclusiveBytes >= 0 && r.build.cpExclusiveBytes >= 0);
   for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.listing.peakRssBytes > 0);

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { shareSection } from '../src/samba/share-section.js';
 import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
@@ -40,6 +40,8 @@ const built = new Map<string, string>();
 test.before(async () => {
   for (const tool of ['smbd', 'smbclient', 'smbpasswd', 'smbstatus', 'testparm', 'useradd', 'fusermount', 'cmp']) requireTool(tool);
   loop = await makeLoopFs('btrfs', 1024);
+  // The storage is open to every user (mkdtemp made its parent 0700), so every Samba user reads every disk; samba-access.test.ts closes it.
+  await chmod(dirname(loop.mountpoint), 0o755);
   work = await mkdtemp(join(tmpdir(), 'synthvhd-samba-'));
   const storage = join(loop.mountpoint, 'urbackup');
   await mkdir(storage);
@@ -241,6 +243,18 @@ test('samba-conf --valid-users restricts the share and testparm accepts it', asy
   t.regex(r.stdout, /\[disks\][^[]*path = \/srv\/vhds/);
   const open = await run(process.execPath, [CLI, 'samba-conf', '--mount', '/srv/vhds']);
   t.notRegex(open, /^\s*valid users/m);
+});
+
+test('samba-conf --group admits that unix group (with --valid-users: both) and testparm accepts it', async (t) => {
+  const out = await run(process.execPath, [CLI, 'samba-conf', '--mount', '/srv/vhds', '--group', 'backupadmins']);
+  t.regex(out, /^ {3}valid users = @backupadmins$/m);
+  const both = await run(process.execPath, [CLI, 'samba-conf', '--mount', '/srv/vhds', '--valid-users', 'alice', '--group', 'backupadmins']);
+  t.regex(both, /^ {3}valid users = alice, @backupadmins$/m);
+  const conf = join(work, 'group.conf');
+  await writeFile(conf, `[global]\n   server role = standalone server\n\n${out}`);
+  const r = spawnSync('testparm', ['-s', conf], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /\[backups\][^[]*valid users = @backupadmins/);
 });
 
 /** VmRSS of a process, in bytes. */

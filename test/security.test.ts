@@ -1,11 +1,13 @@
 // Nothing is written or exposed: storage files open read-only only, every write-like FUSE
 // operation is EROFS, other users see the mount only with --allow-other, the cache dir is 0700,
-// and the mount shows only generated disks (no path leads out of it).
+// and the mount shows only generated disks (no path leads out of it); all of it also with
+// --group. Who may read which disk is access.test.ts.
 import { constants } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, realpath, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { ReadOnlyViolation, readOnlyFlags } from '../src/io/read-only-open.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
@@ -15,12 +17,20 @@ import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { tryWrites } from './helpers/write-ops.js';
 
+/** write-ops.js as a program, for trying the writes as another user. */
+const WRITE_OPS = fileURLToPath(new URL('./helpers/write-ops.js', import.meta.url));
+import { TestAccounts } from './helpers/unix-accounts.js';
+
 let fs: LoopFs;
 let work: string;
 let storage: string;
 let grub: sc.Scenario;
 let before: Record<string, string>;
 const tracker = new ServeTracker();
+const accounts = new TestAccounts();
+/** A --group and one of its members. */
+let group: string;
+let member: string;
 
 async function serve(name: string, extra: string[] = []): Promise<{ m: string; srv: ServeProcess }> {
   const m = await tracker.mountpoint(work, name);
@@ -33,6 +43,10 @@ test.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'synthvhd-sec-'));
   await chmod(work, 0o755); // user nobody must reach the mount points
   fs = await makeLoopFs('btrfs', 1024);
+  // A storage everyone may read (mkdtemp made its parent 0700): the disks show 0444 as its files allow.
+  await chmod(dirname(fs.mountpoint), 0o755);
+  group = await accounts.group('sec');
+  member = await accounts.user('secm', [group]);
   storage = join(fs.mountpoint, 'storage');
   await mkdir(storage);
   grub = await sc.grubMbr({ storage, workDir: work, kind: 'btrfs' });
@@ -40,6 +54,13 @@ test.before(async () => {
 });
 
 guardStorage(() => ({ tracker, fs, work, storage, before }));
+test.after.always(() => accounts.remove());
+
+/** The two ways of serving: as the storage allows (its files are world-readable here), and --group. */
+const variants = (): { name: string; args: string[]; mode: number; users: (string | undefined)[] }[] => [
+  { name: 'default', args: [], mode: 0o444, users: [undefined] },
+  { name: 'group', args: ['--allow-other', '--group', group], mode: 0o440, users: [undefined, member] },
+];
 
 test('the one open path for backing files refuses every write flag', (t) => {
   t.is(readOnlyFlags('/s/x.raw', constants.O_NOFOLLOW), constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -48,15 +69,21 @@ test('the one open path for backing files refuses every write flag', (t) => {
   }
 });
 
-test.serial('every write-like operation fails with EROFS', async (t) => {
-  const { m, srv } = await serve('mnt-ro', ['--mode', 'passthrough']);
+test.serial('every write-like operation fails with EROFS, by root and (with --group) by a member', async (t) => {
+  for (const v of variants()) await writesRefused(t, v);
+});
+
+async function writesRefused(t: ExecutionContext, v: ReturnType<typeof variants>[number]): Promise<void> {
+  const { m, srv } = await serve(`mnt-ro-${v.name}`, ['--mode', 'passthrough', ...v.args]);
   const dir = join(m, grub.client);
   const f = join(dir, vhdName());
-  const results = await tryWrites(f, dir);
-  t.deepEqual(results, Object.fromEntries(Object.keys(results).map((op) => [op, 'EROFS'])));
-  t.is((await stat(f)).mode & 0o7777, 0o444);
+  for (const who of v.users) {
+    const results = who ? (JSON.parse(await run('runuser', ['-u', who, '--', process.execPath, WRITE_OPS, f, dir])) as Record<string, string>) : await tryWrites(f, dir);
+    t.deepEqual(results, Object.fromEntries(Object.keys(results).map((op) => [op, 'EROFS'])), `${v.name} ${who ?? 'root'}`);
+  }
+  t.is((await stat(f)).mode & 0o7777, v.mode);
   await srv.stop();
-});
+}
 
 test.serial('other users cannot read the mount without --allow-other, and can with it', async (t) => {
   const asNobody = (cmd: string): Promise<string> => run('sh', ['-c', `runuser -u nobody -- sh -c "${cmd}" 2>&1; echo rc=$?`]);
@@ -86,8 +113,12 @@ test.serial('the cache dir is created 0700 (and made 0700 if it exists)', async 
   await b.srv.stop();
 });
 
-test.serial('the mount shows only generated disks; no name leads out of it', async (t) => {
-  const { m, srv } = await serve('mnt-names', ['--mode', 'passthrough']);
+test.serial('the mount shows only generated disks; no name leads out of it (also with --group)', async (t) => {
+  for (const v of variants()) await onlyGeneratedNames(t, v.name, v.args);
+});
+
+async function onlyGeneratedNames(t: ExecutionContext, name: string, args: string[]): Promise<void> {
+  const { m, srv } = await serve(`mnt-names-${name}`, ['--mode', 'passthrough', ...args]);
   t.deepEqual(await readdir(m), [grub.client]);
   t.deepEqual((await readdir(join(m, grub.client))).sort(), [vhdName(), `${vhdName()}x`]);
   // `..` is resolved by the kernel to the mount's own parent, never to the storage.
@@ -100,4 +131,4 @@ test.serial('the mount shows only generated disks; no name leads out of it', asy
   const raw = (await readdir(grub.images._dev_sda1!.folder)).find((f) => f.endsWith('.raw'))!;
   t.regex(await run('sh', ['-c', `ls '${m}/${grub.client}/${raw}' 2>&1; echo rc=$?`]), /No such file/);
   await srv.stop();
-});
+}

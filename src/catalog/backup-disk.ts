@@ -8,6 +8,7 @@ import { nameBasedId } from '../base/guid.js';
 import type { AssociationSource } from '../disk/partners.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import type { IdentifiedSource, LoadedImage } from './image-loader.js';
+import type { Ownership } from './virtual-file.js';
 
 export interface BackupDisk {
   readonly client: string;
@@ -17,6 +18,8 @@ export interface BackupDisk {
   readonly images: readonly ImageFolder[];
   readonly disk: AssembledDisk;
   readonly sources: readonly IdentifiedSource[];
+  /** Owner and mode of every `.raw.mbr` and `.raw` it is assembled from. */
+  readonly owners: readonly Ownership[];
   /** Stable and distinct per backup (README "Identity and --unique-ids"). */
   readonly id: Buffer;
   /** Where the partner images' association came from. */
@@ -47,6 +50,7 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     images: [main.folder, ...partners.map((p) => p.folder)],
     disk,
     sources: [mainRaw, ...parts.map((p) => p.raw)],
+    owners: [main, ...partners].flatMap((l) => l.owners),
     id: nameBasedId(`synthvhd:${client}/${folder}`),
     ...(partners.length > 0 && opts.partnersFrom && { partnersFrom: opts.partnersFrom }),
     warnings: [],

@@ -9,6 +9,8 @@ import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
 import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
+import { FolderReach } from './folder-access.js';
+import { resolve } from 'node:path';
 
 export type ContainerFormat = ContainerKind;
 export const CONTAINER_FORMATS = CONTAINER_KINDS;
@@ -160,8 +162,13 @@ export class StorageCatalog implements Catalog {
 
   async scan(): Promise<{ files: VirtualFile[]; warnings: string[] }> {
     const { disks, warnings } = await scanDisks(this.storage, this.loader, this.opts);
+    const folders = new FolderReach();
+    const storage = await folders.chain(resolve(this.storage));
     const files: VirtualFile[] = [];
     for (const b of disks) {
+      const client = await folders.chain(resolve(b.images[0]!.dir, '..'));
+      const imageFolders = await Promise.all(b.images.map((i) => folders.chain(resolve(i.dir))));
+      const access = { storage, client, disk: [...imageFolders.flat(), ...b.owners] };
       for (const f of formatsFor(b, this.formats)) {
         const name = kindFileName(b.folder, f);
         let size: number;
@@ -180,6 +187,7 @@ export class StorageCatalog implements Catalog {
           key: `${b.client}/${name}`,
           version: diskVersion(b),
           sources: b.sources,
+          access,
           layout: () => containerLayout(b, f),
         });
       }

@@ -2,6 +2,27 @@
 import type { Layout, SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 
+/** Owner, group and st_mode (type bits included) of a file or folder in the storage. */
+export interface Ownership {
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+}
+
+/**
+ * Who could read a disk's sources directly: the ownership of every folder a reader must pass
+ * and of every file the disk is read from. Each list is ordered from `/` down; serve/access.ts
+ * turns them into the attributes the mount shows.
+ */
+export interface SourceAccess {
+  /** The folders from `/` to the storage folder (last; listing it shows the client names). */
+  readonly storage: readonly Ownership[];
+  /** The folders from `/` to the client folder (last; listing it shows the backups). */
+  readonly client: readonly Ownership[];
+  /** Every folder on the way to the disk's image files, then each `.raw` and `.raw.mbr`. */
+  readonly disk: readonly Ownership[];
+}
+
 export interface VirtualFile {
   /** Client folder name: one directory level under the mount. */
   readonly dir: string;
@@ -21,6 +42,8 @@ export interface VirtualFile {
   readonly version: string;
   /** The backing .raw files the layout reads. */
   readonly sources: readonly SourceFile[];
+  /** Ownership of the storage files and folders it is assembled from. */
+  readonly access: SourceAccess;
   /** Built on open; throws an Error with a clear message for a bad backup (the open fails EIO). */
   layout(): Layout;
 }

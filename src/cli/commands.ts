@@ -72,7 +72,7 @@ const COMMANDS: readonly { readonly name: string; readonly describe: string; loa
   },
   {
     name: 'doctor',
-    describe: 'check FUSE, reflink support of the storage and cache, and the Samba share; says what to fix',
+    describe: 'check FUSE, reflink support of the storage and cache, the Samba share, and who can read the storage and the disks; says what to fix',
     load: async () => {
       const m = await import('./doctor.js');
       return { builder: m.doctorCommand as (y: Argv) => Argv, run: (a) => m.runDoctor(a as DoctorArgs, out) };

@@ -4,6 +4,7 @@ import { type Finding, formatFinding } from '../doctor/finding.js';
 import { release } from 'node:os';
 import { checkFuseDevice, checkPassthrough, checkRoot } from '../doctor/fuse-checks.js';
 import { checkReflink } from '../doctor/reflink-check.js';
+import { checkStorageOpen } from '../doctor/access-checks.js';
 import { checkMounted, checkSambaTools, checkShare } from '../doctor/samba-checks.js';
 import { EXIT_RUNTIME } from './errors.js';
 
@@ -31,6 +32,7 @@ export async function runDoctor(a: DoctorArgs, out: (s: string) => void): Promis
     checkRoot(process.getuid?.() ?? 0),
     checkPassthrough(release()),
     ...(await checkReflink(a.storage, a.cacheDir)),
+    ...(await checkStorageOpen(a.storage)),
     ...(await checkSambaTools()),
     ...(await checkShare(a.mount, a.smbConf)),
     await checkMounted(a.mount),

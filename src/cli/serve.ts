@@ -5,6 +5,8 @@ import { StorageCatalog } from '../catalog/storage-catalog.js';
 import { CONTAINER_KINDS, type ContainerKind, DEFAULT_KINDS } from '../catalog/container-kind.js';
 import { type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
+import { groupAccess } from '../serve/access.js';
+import { unixGroup } from '../serve/unix-accounts.js';
 
 export interface ServeArgs {
   uniqueIds: boolean;
@@ -15,6 +17,7 @@ export interface ServeArgs {
   cacheDir?: string;
   formats: string;
   allowOther: boolean;
+  group?: string;
   showIncomplete: boolean;
 }
 
@@ -33,7 +36,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       default: DEFAULT_KINDS.join(','),
       describe: 'comma-separated kinds to show: vhd (fixed VHD, <backup>.vhd), vhdx (dynamic VHDX, <backup>.vhdx), vhd-dynamic (<backup>-dynamic.vhd), vhdx-fixed (<backup>-fixed.vhdx)',
     })
-    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) read the mount' })
+    .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) reach the mount; each still reads only the disks whose .raw/.raw.mbr files they could read themselves (owner, group and mode are taken from them)' })
+    .option('group', {
+      type: 'string',
+      describe: 'grant every disk to this unix group instead: disks root:GROUP 0440, folders root:GROUP 0550, whatever the storage allows (for a share of its own, see samba-conf --group)',
+    })
     .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' })
     .option('unique-ids', {
       type: 'boolean',
@@ -52,10 +59,13 @@ export function parseFormats(s: string): ContainerKind[] {
 
 export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {
   if (a.mode === 'reflink' && !a.cacheDir) throw new UsageError('--mode reflink needs --cache-dir');
+  const group = a.group ? await unixGroup(a.group) : undefined;
+  if (a.group !== undefined && !group) throw new UsageError(`--group ${a.group}: no such unix group (getent group ${a.group} finds none; create it with groupadd)`);
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
-  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, log });
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(group && { access: groupAccess(group.gid) }), log });
+  if (group) log(`every disk is readable by group ${group.name} (gid ${group.gid}) and root only`);
   stopOnSignals(server, log);
 }
 

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { SHARE_SETTINGS } from '../samba/share-section.js';
 import { type Finding, fail, ok, warn } from './finding.js';
 import { runTool, whichTool } from './tools.js';
+import { checkShareReaders } from './access-checks.js';
 
 export type SmbConf = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
@@ -63,13 +64,14 @@ export async function checkShare(mount: string, smbConf: string | undefined): Pr
   if (shares.length === 0) {
     return [fail(`no share in ${confName} has path = ${mount}`, `add the output of 'synthvhd samba-conf --mount ${mount}' to it, then 'smbcontrol smbd reload-config'`)];
   }
-  return shares.map((share) => {
+  const settings = shares.map((share) => {
     const drift = shareDrift(conf, share);
     if (conf.get(share)!.get('guest ok')?.toLowerCase() === 'yes') return fail(`share [${share}] allows guests`, "set 'guest ok = no': backups are sensitive");
     return drift.length === 0
       ? ok(`share [${share}] in ${confName} exports ${mount} with the synthvhd settings`)
       : warn(`share [${share}] exports ${mount} but differs from 'synthvhd samba-conf': ${drift.join(', ')}`, "use the settings 'synthvhd samba-conf' prints (docs/vhd-vhdx.md §3.2 says why)");
   });
+  return [...settings, ...(await checkShareReaders(conf, shares, mount, smbConf))];
 }
 
 /** Whether a synthvhd FUSE filesystem is mounted at `mount` right now (findmnt, util-linux). */

@@ -54,8 +54,8 @@ export class MountError extends Error {
 export interface Mounted {
   readonly mountpoint: string;
   unmount(): Promise<void>;
-  /** Makes the kernel forget what it cached of a file: its pages and attributes. */
-  invalidateInode(ino: number): void;
+  /** Makes the kernel forget the attributes it cached of an inode (its pages stay: an inode's bytes never change). */
+  invalidateAttributes(ino: number): void;
   /** Makes the kernel look `name` up again (it appeared, went, or names another inode now). */
   invalidateEntry(parent: number, name: string): void;
 }
@@ -191,7 +191,7 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
         await session.ended;
         session.close();
       })()),
-    invalidateInode: (ino) => session.invalidateInode(ino),
+    invalidateAttributes: (ino) => session.invalidateAttributes(ino),
     invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
   };
 }

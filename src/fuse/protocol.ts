@@ -360,12 +360,15 @@ function notification(code: number, body: Buffer): Buffer {
   return out;
 }
 
-/** struct fuse_notify_inval_inode_out: ino, off, len; a negative len drops every cached page and the attributes. */
+/**
+ * struct fuse_notify_inval_inode_out: ino, off, len. A negative `off` drops only the cached
+ * attributes; pages from `off` on would go too otherwise (fs/fuse/inode.c fuse_reverse_inval_inode).
+ */
 export function invalInodeNotification(ino: number): Buffer {
   const b = Buffer.alloc(24);
   u64(b, 0, ino);
-  b.writeBigInt64LE(0n, 8);
-  b.writeBigInt64LE(-1n, 16);
+  b.writeBigInt64LE(-1n, 8);
+  b.writeBigInt64LE(0n, 16);
   return notification(FUSE_NOTIFY_INVAL_INODE, b);
 }
 

@@ -92,7 +92,8 @@ function serve(): string {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }
     if (!answered) {
-      toMain.postMessage(request.subarray(0, length) satisfies RequestMessage);
+      // A copy of just the request: posting a view clones its whole buffer (64 KiB).
+      toMain.postMessage(new Uint8Array(request.subarray(0, length)) satisfies RequestMessage);
     }
   }
 }

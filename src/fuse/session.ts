@@ -108,8 +108,8 @@ export interface Session {
   readonly ended: Promise<void>;
   /** Closes /dev/fuse once the connection has ended. */
   close(): void;
-  /** Drops the kernel's cached pages and attributes of `ino` (FUSE_NOTIFY_INVAL_INODE). */
-  invalidateInode(ino: number): void;
+  /** Drops the kernel's cached attributes of `ino`, not its pages (FUSE_NOTIFY_INVAL_INODE). */
+  invalidateAttributes(ino: number): void;
   /** Drops the kernel's cached lookup of `name` in `parent`, negative ones included (FUSE_NOTIFY_INVAL_ENTRY). */
   invalidateEntry(parent: number, name: string): void;
 }
@@ -246,7 +246,7 @@ class Connection {
     });
   }
 
-  invalidateInode(ino: number): void {
+  invalidateAttributes(ino: number): void {
     this.notify(invalInodeNotification(ino));
   }
 
@@ -418,7 +418,7 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
   const dev = openSync('/dev/fuse', constants.O_RDWR);
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid}${o.allowOther ? ',allow_other' : ''}`;
+  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid},default_permissions${o.allowOther ? ',allow_other' : ''}`;
   if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', MS_RDONLY | MS_NOSUID | MS_NODEV, data) !== 0) {
     const err = lastErrno();
     closeSync(dev);
@@ -428,7 +428,7 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
   return {
     ended: c.ended,
     close: () => void c.ended.then(() => closeSync(dev)),
-    invalidateInode: (ino) => c.invalidateInode(ino),
+    invalidateAttributes: (ino) => c.invalidateAttributes(ino),
     invalidateEntry: (parent, name) => c.invalidateEntry(parent, name),
   };
 }

@@ -56,6 +56,8 @@ export const mount = libc.func('int mount(const char *source, const char *target
 
 /** umount2(2); flags MNT_DETACH (2) for a lazy unmount. */
 export const umount2 = libc.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number;
+/** getxattr(2); with a null value and size 0 it returns the attribute's size, or -1 (ENODATA when absent). */
+export const getxattr = libc.func('int64_t getxattr(const char *path, const char *name, void *value, size_t size)') as (path: string, name: string, value: null, size: number) => number;
 
 /** syscall(2), for calls glibc 2.36 has no wrapper for (cachestat). */
 export const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typesAndArgs: unknown[]) => number;

@@ -5,6 +5,14 @@ export interface ShareOptions {
   readonly path: string;
   /** Samba `valid users`; empty means any authenticated user. */
   readonly validUsers?: string;
+  /** The unix group of `serve --group`: added to `valid users` as @group. */
+  readonly group?: string;
+}
+
+/** The `valid users` value for `o`, or undefined for any authenticated user. */
+export function validUsersOf(o: Pick<ShareOptions, 'validUsers' | 'group'>): string | undefined {
+  const list = [o.validUsers, o.group && `@${o.group}`].filter(Boolean);
+  return list.length > 0 ? list.join(', ') : undefined;
 }
 
 /**
@@ -37,6 +45,8 @@ export function shareSection(o: ShareOptions): string {
     if (why) lines.push(`   # ${why}`);
     lines.push(`   ${k} = ${v}`.trimEnd());
   }
-  lines.push(o.validUsers ? `   valid users = ${o.validUsers}` : '   # valid users = @backupadmins   (default: any authenticated Samba user)');
+  const validUsers = validUsersOf(o);
+  if (validUsers) lines.push(`   # only these may connect; each still reads only the disks the mount lets their unix account read`, `   valid users = ${validUsers}`);
+  else lines.push('   # valid users = @backupadmins   (default: any Samba user, who then reads only the disks the mount lets their unix account read)');
   return `${lines.join('\n')}\n`;
 }

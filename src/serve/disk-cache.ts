@@ -97,13 +97,15 @@ export class DiskCache {
   private async reuseOrBuild(file: VirtualFile): Promise<CacheResult> {
     const { dest, want } = await this.wanted(file);
     const sidecarPath = dest + SIDECAR_SUFFIX;
-    if (await this.isBuilt(dest, want)) return { path: dest };
+    // Built disks are root's alone: who may read one is decided on the virtual file (access.ts).
+    if (await this.isBuilt(dest, want)) return { path: await chmodCacheFile(dest) };
 
     const layout = file.layout();
     try {
       // Sidecar writes can fail too (cache filesystem full): any failure means passthrough, nothing left behind.
       await writeSidecar(sidecarPath, { ...want, complete: false });
       await materialize(layout, dest, { reflink: 'always' });
+      await chmodCacheFile(dest);
       await writeSidecar(sidecarPath, want);
     } catch (e) {
       await removeQuietly(dest);
@@ -133,6 +135,12 @@ export class DiskCache {
     }
     return removed;
   }
+}
+
+/** Cache files are 0600 (materialize makes build's outputs 0644; the cache folder is 0700 anyway). */
+async function chmodCacheFile(path: string): Promise<string> {
+  await chmod(path, 0o600);
+  return path;
 }
 
 async function writeSidecar(path: string, sidecar: Sidecar): Promise<void> {

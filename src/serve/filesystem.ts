@@ -1,12 +1,13 @@
 // The virtual tree as a FUSE filesystem: read-only, concurrent, reading through open handles.
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { type FileNode, InodeAllocator, Namespace, type Node, type StaleName, staleNames } from './namespace.js';
+import { type DirNode, type FileNode, InodeAllocator, Namespace, type Node, type RootNode, type StaleName, staleNames } from './namespace.js';
 import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
 import { FuseError, type FuseFs, type OpenHandle } from '../fuse/session.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
+import { type AccessPolicy, storageAccess } from './access.js';
 
 const errno = osConstants.errno;
 /** Unit of st_blocks (stat(2)). */
@@ -17,6 +18,16 @@ const NAME_MAX = 255;
 /** The access-mode bits of open(2) flags, <fcntl.h>. */
 const O_ACCMODE = 3;
 
+/** A file below `node` (a client folder always holds one; the root none when the tree is empty). */
+function anyFile(node: RootNode | DirNode): VirtualFile | undefined {
+  const dir = node.kind === 'root' ? node.dirs.values().next().value : node;
+  return dir?.files.values().next().value?.file;
+}
+
+function sameAttr(a: Attr, b: Attr): boolean {
+  return a.uid === b.uid && a.gid === b.gid && a.mode === b.mode && a.size === b.size && a.nlink === b.nlink && a.mtime.getTime() === b.mtime.getTime();
+}
+
 export class VirtualFs implements FuseFs {
   private ns: Namespace;
   private readonly inodes = new InodeAllocator();
@@ -26,22 +37,39 @@ export class VirtualFs implements FuseFs {
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<OpenFile>();
-  private readonly uid = process.getuid?.() ?? 0;
-  private readonly gid = process.getgid?.() ?? 0;
   private readonly startTime = new Date();
 
-  constructor(private readonly opener: FileOpener, private readonly log: (line: string) => void) {
+  constructor(
+    private readonly opener: FileOpener,
+    private readonly log: (line: string) => void,
+    /** Owner, group and mode shown, which the kernel enforces (default_permissions). */
+    private readonly access: AccessPolicy = storageAccess(),
+  ) {
     this.ns = new Namespace([], this.inodes, this.startTime);
   }
 
   /**
-   * Shows a new scan. Returns why some files were left out, and the names the kernel must look up
-   * again. Open handles keep reading what they opened.
+   * Shows a new scan. Returns why some files were left out, the names the kernel must look up
+   * again, and the inodes whose attributes changed (an owner or mode of the storage, a folder's
+   * mtime and nlink). Open handles keep reading what they opened.
    */
-  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[] } {
+  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[]; attrsChanged: number[] } {
     const before = this.ns;
     this.ns = new Namespace(files, this.inodes, this.startTime);
-    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns) };
+    const attrsChanged: number[] = [];
+    const compare = (a: Node | undefined, b: Node): void => {
+      if (a && !sameAttr(this.stat(a), this.stat(b))) attrsChanged.push(b.ino);
+    };
+    compare(before.root, this.ns.root);
+    for (const [name, dir] of this.ns.root.dirs) {
+      const old = before.root.dirs.get(name);
+      compare(old?.ino === dir.ino ? old : undefined, dir);
+      for (const [fname, f] of dir.files) {
+        const was = old?.files.get(fname);
+        compare(was?.ino === f.ino ? was : undefined, f);
+      }
+    }
+    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns), attrsChanged };
   }
 
   /** Files currently shown, by key. */
@@ -134,13 +162,14 @@ export class VirtualFs implements FuseFs {
   }
 
   private stat(node: Node): Attr {
-    const common = { uid: this.uid, gid: this.gid, ino: node.ino, blksize: BLOCK_SIZE };
     if (node.kind === 'file') {
       const { size, mtime } = node.file;
-      return { ...common, mode: constants.S_IFREG | 0o444, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
+      const { uid, gid, mode } = this.access.disk(node.file);
+      return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
     }
+    const { uid, gid, mode } = node.kind === 'root' ? this.access.root(anyFile(node)) : this.access.folder(anyFile(node)!);
     const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
-    return { ...common, mode: constants.S_IFDIR | 0o555, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
+    return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFDIR | mode, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
   }
 
   /** Size of everything shown; nothing is free (the mount is read-only, ST_RDONLY comes from the kernel). */

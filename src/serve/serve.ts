@@ -6,6 +6,7 @@ import { type Mounted, mount } from '../fuse/mount.js';
 import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
+import type { AccessPolicy } from './access.js';
 
 /** How often the catalog is scanned again; the issue asks for new backups within 5 s. */
 export const DEFAULT_RESCAN_MS = 2000;
@@ -21,6 +22,8 @@ export interface ServeOptions {
   /** Where reflink mode builds disk files; needed for 'reflink', optional for 'auto'. */
   cacheDir?: string;
   allowOther: boolean;
+  /** Who may read what (default: as the storage allows; see access.ts). */
+  access?: AccessPolicy;
   rescanMs?: number;
   log: (line: string) => void;
 }
@@ -45,7 +48,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const cache = opts.cacheDir && opts.mode !== 'passthrough' ? await DiskCache.open(opts.cacheDir, fds) : undefined;
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
   if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
-  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log);
+  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access);
 
   let logged = new Set<string>();
   /** Logs what is new since the last scan, so an unchanged problem is one line, not one per scan. */
@@ -60,14 +63,11 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     const { files, warnings } = await catalog.scan();
     const update = vfs.update(files);
     report([...warnings, ...update.warnings]);
-    const folders = new Set<number>();
     for (const s of update.stale) {
       if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
       mounted?.invalidateEntry(s.parent, s.name);
-      folders.add(s.parent);
     }
-    // The folders' own attributes (mtime, nlink) follow their entries.
-    for (const ino of folders) mounted?.invalidateInode(ino);
+    for (const ino of update.attrsChanged) mounted?.invalidateAttributes(ino);
     const after = vfs.files();
     const added = [...after.keys()].filter((k) => !before.has(k)).length;
     const removed = [...before.keys()].filter((k) => !after.has(k)).length;

@@ -80,8 +80,8 @@ export interface Smbd {
   stop(): Promise<void>;
 }
 
-/** Starts smbd in the foreground, in a process group of its own, and waits until it listens. */
-export async function startSmbd(o: { sharePath: string; port: number; dir: string }): Promise<Smbd> {
+/** Starts smbd in the foreground, in a process group of its own, and waits until it listens. `extraShares` is appended to the configuration. */
+export async function startSmbd(o: { sharePath: string; port: number; dir: string; extraShares?: string }): Promise<Smbd> {
   // Like Debian's /var/lib/samba: only private/ is closed. smbd children switch to the connected
   // user, and one that cannot read lock/msg.lock takes live processes for dead and "cleans up"
   // their share-mode entries (then panics: "Could not store share mode data").
@@ -91,7 +91,7 @@ export async function startSmbd(o: { sharePath: string; port: number; dir: strin
   await chmod(o.dir, 0o755);
   await chmod(dirname(o.dir), 0o711);
   const conf = join(o.dir, 'smb.conf');
-  await writeFile(conf, privateSmbConf(await readFile(SHIPPED_SMB_CONF, 'utf8'), o));
+  await writeFile(conf, `${privateSmbConf(await readFile(SHIPPED_SMB_CONF, 'utf8'), o)}\n${o.extraShares ?? ''}`);
   const child: ChildProcess = spawn('smbd', ['--foreground', '--no-process-group', '-s', conf], { detached: true, stdio: 'ignore' });
   let exited = false;
   const exit = new Promise<void>((res) => child.once('exit', () => ((exited = true), res())));

@@ -50,6 +50,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
     key: `${spec.dir}/${spec.name}`,
     version: createHash('sha256').update(JSON.stringify([spec.size, spec.pieces])).digest('hex'),
     sources: paths.map((path) => ({ path })),
+    access: { storage: [], client: [], disk: [] },
     layout: () => layoutOf(spec),
   };
 }

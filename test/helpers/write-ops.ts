@@ -1,7 +1,9 @@
 // Every way to write to a file or folder, each as the system call itself, so a test checks the
 // errno it fails with (text like "Read-only file system" is translated on other locales).
+// As a program, `node write-ops.js FILE DIR` prints the same as JSON (for trying as another user).
 import { constants } from 'node:fs';
 import { chmod, chown, link, open, rmdir, symlink, truncate, utimes } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
@@ -40,4 +42,8 @@ export async function tryWrites(file: string, dir: string): Promise<Record<strin
     create: await nodeCall(async () => (await open(`${dir}/new`, 'wx')).close()),
     rmdir: await nodeCall(() => rmdir(dir)),
   };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.stdout.write(JSON.stringify(await tryWrites(process.argv[2]!, process.argv[3]!)));
 }

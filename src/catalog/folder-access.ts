@@ -1,0 +1,73 @@
+// The folders a reader passes on the way to a storage path, with their owners and modes: reading
+// a `.raw` directly needs search permission on every one of them, not only read on the file.
+import { constants } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { hasAccessAcl } from '../io/posix-acl.js';
+import type { Ownership } from './virtual-file.js';
+
+/** Stands for a folder that cannot be stat'ed: only root may pass it. */
+const UNKNOWN_FOLDER: Ownership = { uid: 0, gid: 0, mode: constants.S_IFDIR | 0o700 };
+
+/**
+ * Owner, group and mode of `path` from its stat. With a POSIX ACL only the owner's bits are
+ * certain (acl(5): ACL_USER_OBJ is the mode's owner triad; named entries may refuse users the
+ * group or other bits would let in), so the group and other bits count as none.
+ */
+export function ownershipOf(st: { readonly uid: number; readonly gid: number; readonly mode: number }, path: string): Ownership {
+  return { uid: st.uid, gid: st.gid, mode: hasAccessAcl(path) ? st.mode & ~0o077 : st.mode };
+}
+
+/** `/a/b/c` → `/`, `/a`, `/a/b`, `/a/b/c`. */
+function prefixes(path: string): string[] {
+  const out: string[] = [];
+  for (let p = path; ; p = dirname(p)) {
+    out.unshift(p);
+    if (dirname(p) === p) return out;
+  }
+}
+
+/**
+ * Folder ownership for one scan: every path is stat'ed once, so the folders above the storage
+ * and the client folders cost one stat per scan, not one per disk. Make a new one per scan.
+ */
+export class FolderReach {
+  private readonly owners = new Map<string, Promise<Ownership>>();
+  private readonly reals = new Map<string, Promise<string | undefined>>();
+
+  /**
+   * The folders passed to reach the absolute path `folder`, `folder` itself last: every prefix
+   * of the path as written and of where each prefix resolves to (a symlinked client or image
+   * folder, as on ZFS storages, makes a reader pass the target's folders too).
+   */
+  async chain(folder: string): Promise<Ownership[]> {
+    const paths = prefixes(folder);
+    const real = await Promise.all(paths.map((p) => this.realOf(p)));
+    const passed = new Set<string>();
+    for (const r of real) for (const p of r === undefined ? [] : prefixes(r)) passed.add(p);
+    const last = real.at(-1);
+    if (last !== undefined) passed.delete(last);
+    // An unresolvable prefix stays in as the path written, which then counts as UNKNOWN_FOLDER.
+    for (const [i, r] of real.entries()) if (r === undefined) passed.add(paths[i]!);
+    const ordered = [...passed, ...(last === undefined ? [] : [last])];
+    return Promise.all(ordered.map((p) => this.ownerOf(p)));
+  }
+
+  private realOf(path: string): Promise<string | undefined> {
+    let r = this.reals.get(path);
+    if (!r) this.reals.set(path, (r = realpath(path).catch(() => undefined)));
+    return r;
+  }
+
+  private ownerOf(path: string): Promise<Ownership> {
+    let o = this.owners.get(path);
+    if (!o) {
+      o = stat(path).then(
+        (s) => ownershipOf(s, path),
+        () => UNKNOWN_FOLDER,
+      );
+      this.owners.set(path, o);
+    }
+    return o;
+  }
+}
