@@ -32,6 +32,8 @@ export const CLIENT = 'pc';
 const FULL_TIME = '240101-1200';
 const FRAG_TIME = '240102-1200';
 const LETTER = 'C';
+/** The scale storage's loop filesystem: its backups are reflinked copies, so only metadata takes space. */
+const SCALE_FS_MIB = 4096;
 /** Partition size of the many small backups of the listing storage. */
 const SMALL_PARTITION_MIB = 8;
 /** Write size while filling the volume. */
@@ -128,7 +130,7 @@ function backupTime(n: number): string {
 }
 
 /** Many backups that cost nothing: reflinked copies of one small sparse image and its `.raw.mbr`. */
-async function writeListing(dest: string, template: string, work: string, size: FixtureSize): Promise<void> {
+async function writeListing(dest: string, template: string, work: string, size: Pick<FixtureSize, 'listingBackups' | 'listingClients'>): Promise<void> {
   const disk = await buildDisk({ table: 'gpt', sizeMiB: SMALL_PARTITION_MIB + 2, partitions: [{ sizeMiB: SMALL_PARTITION_MIB, type: 'msr' }] }, work);
   const img = await writeImageBackup({ storage: template, client: 'x', time: FULL_TIME, letter: LETTER, disk, partition: 1, kind: 'plain' });
   await disk.cleanup();
@@ -143,6 +145,42 @@ async function writeListing(dest: string, template: string, work: string, size: 
     await writeFile(`${raw}.sync`, '');
   }
   await rm(template, { recursive: true, force: true });
+}
+
+export interface ScaleFixture {
+  readonly fs: LoopFs;
+  readonly scratch: string;
+  readonly storage: string;
+  readonly backups: number;
+  readonly clients: number;
+  /** A finished image folder to copy a new backup from. */
+  readonly sample: { readonly client: string; readonly folder: string; readonly raw: string };
+  cleanup(): Promise<void>;
+}
+
+/** A storage of `backups` small backups over `clients` clients on a btrfs loop filesystem of its own. */
+export async function makeScaleFixture(backups: number, clients: number, log: (line: string) => void): Promise<ScaleFixture> {
+  const work = await mkdtemp(join(tmpdir(), 'synthvhd-bench-scale-'));
+  const fs = await makeLoopFs('btrfs', SCALE_FS_MIB);
+  const cleanup = async (): Promise<void> => {
+    await fs.cleanup();
+    await rm(work, { recursive: true, force: true });
+  };
+  try {
+    const scratch = join(fs.mountpoint, 'scratch');
+    await mkdir(scratch);
+    log(`fixture: storage of ${backups} backups over ${clients} clients`);
+    const storage = join(fs.mountpoint, 'scale');
+    await writeListing(storage, join(fs.mountpoint, 'template'), work, { listingBackups: backups, listingClients: clients });
+    await run('sync', ['-f', storage]);
+    const client = (await readdir(storage)).sort()[0]!;
+    const folder = (await readdir(join(storage, client))).sort()[0]!;
+    const raw = join(storage, client, folder, (await readdir(join(storage, client, folder))).find((n) => n.endsWith('.raw'))!);
+    return { fs, scratch, storage, backups, clients, sample: { client, folder, raw }, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
 }
 
 export async function makeFixture(size: FixtureSize, log: (line: string) => void): Promise<BenchFixture> {

@@ -58,6 +58,8 @@ export interface BenchResults {
     /** Highest VmHWM of the serve process over the runs. */
     readonly peakRssBytes: number;
   };
+  /** A large storage: scan and mount, listings, an idle server, and how soon changes show. */
+  readonly scale?: ScaleResults;
   /** open() to the first 4 KiB of volume data of a disk never opened before, caches dropped. */
   readonly firstByte: { readonly passthroughMs: Series; readonly reflinkMs: Series };
   /**
@@ -70,6 +72,57 @@ export interface BenchResults {
     readonly seqCold: { readonly fixed: Series; readonly dynamic: Series };
     readonly smbSeconds: { readonly fixed: Series; readonly dynamic: Series };
   };
+}
+
+export interface ScaleResults {
+  readonly backups: number;
+  readonly clients: number;
+  /** Spawn to mounted. */
+  readonly startSeconds: number;
+  /** Medians over the runs: the first with the kernel's dentries dropped, the second right after. */
+  readonly firstSeconds: number;
+  readonly secondSeconds: number;
+  /** CPU of the serve process over `idleSeconds` with nothing happening, in % of one core. */
+  readonly idleCpuPercent: number;
+  readonly idleSeconds: number;
+  readonly peakRssBytes: number;
+  /** From a new backup's `.raw.sync` appearing to its file listed in the mount. */
+  readonly newVisibleSeconds: number;
+  /** From a backup's folder being removed to its file gone from the mount. */
+  readonly deletedGoneSeconds: number;
+}
+
+/** The targets of issue 14 (they apply at 10 000 backups). */
+export function scaleChecks(s: ScaleResults): Check[] {
+  const at = `${s.backups} backups`;
+  return [
+    check(`${at}: mount up`, s.startSeconds, '<', 2, 's'),
+    check(`${at}: first ls -lR`, s.firstSeconds, '<', 1.5, 's'),
+    check(`${at}: second ls -lR`, s.secondSeconds, '<', 0.3, 's'),
+    check(`${at}: idle CPU over ${s.idleSeconds} s`, s.idleCpuPercent, '<', 1, '% of a core'),
+    check(`${at}: serve peak RSS`, s.peakRssBytes / MiB, '<', 250, 'MiB'),
+    check(`${at}: new backup visible after its .raw.sync`, s.newVisibleSeconds, '<=', 5, 's'),
+    check(`${at}: deleted backup gone`, s.deletedGoneSeconds, '<=', 5, 's'),
+  ];
+}
+
+export function scaleTable(s: ScaleResults, cs: readonly Check[] = []): string {
+  return [
+    `Scale: ${s.backups} backups over ${s.clients} clients (issue 14)`,
+    rows(
+      ['step', 'value'],
+      [
+        ['serve start (scan + mount), s', num(s.startSeconds, 3)],
+        ['first ls -lR, s', num(s.firstSeconds, 3)],
+        ['second ls -lR, s', num(s.secondSeconds, 3)],
+        [`idle CPU over ${s.idleSeconds} s, % of a core`, num(s.idleCpuPercent, 2)],
+        ['peak RSS, MiB', num(s.peakRssBytes / MiB, 1)],
+        ['new backup visible after .raw.sync, s', num(s.newVisibleSeconds, 2)],
+        ['deleted backup gone, s', num(s.deletedGoneSeconds, 2)],
+      ],
+    ),
+    ...(cs.length ? ['', checkRows(cs)] : []),
+  ].join('\n') + '\n';
 }
 
 export interface Check {
@@ -132,6 +185,7 @@ export function checks(r: BenchResults): Check[] {
     check(`listing ${r.listing.backups} backups, second ls -lR`, r.listing.secondSeconds.median, '<', 0.2, 's'),
     check('serve peak RSS', r.listing.peakRssBytes / MiB, '<', 200, 'MiB'),
     check('first byte, passthrough', r.firstByte.passthroughMs.median, '<', 50, 'ms'),
+    ...(r.scale ? scaleChecks(r.scale) : []),
   );
   return out;
 }
@@ -142,6 +196,10 @@ function rows(head: string[], body: string[][]): string {
   const all = [head, ...body];
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')).join('\n');
+}
+
+function checkRows(cs: readonly Check[]): string {
+  return rows(['check', 'value', 'target', ''], cs.map((c) => [c.what, `${num(c.value, 2)} ${c.unit}`, `${c.rule} ${c.limit} ${c.unit}`, c.pass ? 'PASS' : 'FAIL']));
 }
 
 function dynamicRows(d: NonNullable<BenchResults['dynamic']>): string[] {
@@ -203,15 +261,13 @@ export function table(r: BenchResults, cs: readonly Check[]): string {
       ],
     ),
     '',
+    ...(r.scale ? [scaleTable(r.scale)] : []),
     '6. open() to first 4 KiB of volume data, disk never opened before, cold (ms)',
     rows(['mode', 'ms'], [['passthrough', n(r.firstByte.passthroughMs, 1)], ['reflink (includes the build)', n(r.firstByte.reflinkMs, 1)]]),
     '',
     ...(r.dynamic ? dynamicRows(r.dynamic) : []),
-    'Targets (issues 6, 11 and 12)',
-    rows(
-      ['check', 'value', 'target', ''],
-      cs.map((c) => [c.what, `${num(c.value, 2)} ${c.unit}`, `${c.rule} ${c.limit} ${c.unit}`, c.pass ? 'PASS' : 'FAIL']),
-    ),
+    'Targets (issues 6, 11, 12 and 14)',
+    checkRows(cs),
   ];
   return out.join('\n') + '\n';
 }

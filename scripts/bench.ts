@@ -1,15 +1,16 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
 import { cpus, release } from 'node:os';
-import { open, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
-import { type BenchFixture, FULL, QUICK, makeFixture } from './bench-fixture.js';
-import { type BenchResults, type PerTarget, type Series, TARGETS, type Target, checks, series, table } from './bench-report.js';
+import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
+import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
@@ -26,19 +27,41 @@ const READ_4K = 4096;
 /** smbd port: far from 445 and from other people's test servers. */
 const SMB_PORT_BASE = 46000;
 
+/** The scale rows' storage (issue 14): 10 000 backups over 50 clients; --quick: a small one. */
+const SCALE = { full: { backups: 10_000, clients: 50 }, quick: { backups: 200, clients: 10 } };
+/** How long the idle server's CPU is measured. */
+const IDLE_SECONDS = { full: 30, quick: 5 };
+/** How often the mount is looked at while waiting for a change to show. */
+const CHANGE_POLL_MS = 50;
+/** Longest wait for a change to show before the bench gives up on it. */
+const CHANGE_WAIT_MS = 60_000;
+
 interface Options {
   readonly quick: boolean;
+  /** Only these rows (`scale`): no fixture or server for the others. */
+  readonly only: 'scale' | undefined;
+  /** Backups of the scale rows' storage. */
+  readonly backups: number;
   readonly runs: number;
   readonly out: string;
 }
 
 function options(): Options {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      out: { type: 'string', default: 'bench-results.json' },
+      only: { type: 'string' },
+      backups: { type: 'string' },
+    },
   });
+  if (values.only !== undefined && values.only !== 'scale') throw new BenchError(`--only: '${values.only}' is not one of: scale`);
+  const backups = values.backups === undefined ? SCALE[values.quick ? 'quick' : 'full'].backups : Number(values.backups);
+  if (!Number.isInteger(backups) || backups < 1) throw new BenchError(`--backups: '${values.backups}' is not a positive whole number`);
   const runs = values.runs === undefined ? (values.quick ? 1 : DEFAULT_RUNS) : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new BenchError(`--runs: '${values.runs}' is not a positive whole number`);
-  return { quick: values.quick!, runs, out: resolve(values.out!) };
+  return { quick: values.quick!, runs, out: resolve(values.out!), only: values.only as 'scale' | undefined, backups };
 }
 
 const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
@@ -205,6 +228,15 @@ async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults[
   return result;
 }
 
+/** Seconds of an `ls -lR` of a mount, which must list at least `backups` disk files. */
+async function timedListing(mountpoint: string, backups: number): Promise<number> {
+  let out = '';
+  const s = await timed(async () => (out = await run('ls', ['-lR', mountpoint])));
+  const files = (out.match(/\.vhdx?$/gm) ?? []).length;
+  if (files < backups) throw new BenchError(`ls -lR ${mountpoint}: ${files} files, expected at least ${backups}`);
+  return s;
+}
+
 async function listingSection(fx: BenchFixture, o: Options): Promise<BenchResults['listing']> {
   log(`5. listing ${fx.listingBackups} backups`);
   const start: number[] = [];
@@ -215,21 +247,82 @@ async function listingSection(fx: BenchFixture, o: Options): Promise<BenchResult
     const served = await startServe({ storage: fx.listing, mount: join(fx.scratch, `mnt-list-${r}`), mode: 'passthrough' });
     try {
       start.push(served.startSeconds);
-      const ls = async (): Promise<number> => {
-        let out = '';
-        const s = await timed(async () => (out = await run('ls', ['-lR', served.mountpoint])));
-        const files = (out.match(/\.vhdx?$/gm) ?? []).length;
-        if (files < fx.listingBackups) throw new BenchError(`ls -lR ${served.mountpoint}: ${files} files, expected at least ${fx.listingBackups}`);
-        return s;
-      };
-      first.push(await ls());
-      second.push(await ls());
+      first.push(await timedListing(served.mountpoint, fx.listingBackups));
+      second.push(await timedListing(served.mountpoint, fx.listingBackups));
       rss = Math.max(rss, await peakRss(served.pid));
     } finally {
       await served.stop();
     }
   }
   return { backups: fx.listingBackups, clients: fx.listingClients, startSeconds: series(start), firstSeconds: series(first), secondSeconds: series(second), peakRssBytes: rss };
+}
+
+/** Polls the mount's client folder until `done(names)` holds; returns the seconds it took. */
+async function until(dir: string, done: (names: string[]) => boolean, what: string): Promise<number> {
+  const t = process.hrtime.bigint();
+  for (;;) {
+    if (done(await readdir(dir).catch(() => []))) return seconds(t);
+    if (seconds(t) * 1000 > CHANGE_WAIT_MS) throw new BenchError(`${dir}: ${what} did not show within ${CHANGE_WAIT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, CHANGE_POLL_MS));
+  }
+}
+
+async function scaleSection(o: Options, stack: Stack): Promise<ScaleResults> {
+  const clients = Math.min(o.backups, SCALE[o.quick ? 'quick' : 'full'].clients);
+  const fx = await makeScaleFixture(o.backups, clients, log);
+  stack.push(fx.cleanup);
+  log(`7. scale: ${fx.backups} backups`);
+  dropCaches();
+  const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-scale'), mode: 'passthrough' });
+  try {
+    const ls = (): Promise<number> => timedListing(served.mountpoint, fx.backups);
+    // First: the kernel knows no name of the mount (drop_caches drops its dentries); second: right after.
+    const first: number[] = [];
+    const second: number[] = [];
+    for (let r = 0; r < o.runs; r++) {
+      dropCaches();
+      first.push(await ls());
+      second.push(await ls());
+    }
+    const firstSeconds = series(first).median;
+    const secondSeconds = series(second).median;
+    const idleSeconds = IDLE_SECONDS[o.quick ? 'quick' : 'full'];
+    const cpu0 = await cpuSeconds(served.pid);
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const idleCpuPercent = ((await cpuSeconds(served.pid)) - cpu0) / idleSeconds * 100;
+
+    // A new backup as UrBackup writes it: the folder and its files, the .raw.sync last.
+    const { client, folder, raw } = fx.sample;
+    const time = '991231-2359';
+    const name = `${time}_Image_C`;
+    const dir = join(fx.storage, client, name);
+    const newRaw = join(dir, `Image_C_${time}.raw`);
+    await mkdir(dir);
+    await copyFile(raw, newRaw, constants.COPYFILE_FICLONE_FORCE);
+    await copyFile(`${raw}.mbr`, `${newRaw}.mbr`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const mounted = join(served.mountpoint, client);
+    if ((await readdir(mounted)).some((n) => n.startsWith(name))) throw new BenchError(`${dir}: shown before its .raw.sync`);
+    await writeFile(`${newRaw}.sync`, '');
+    const newVisibleSeconds = await until(mounted, (n) => n.includes(`${name}.vhd`), 'a new backup');
+    await rm(dir, { recursive: true });
+    const deletedGoneSeconds = await until(mounted, (n) => !n.includes(`${name}.vhd`), 'a deleted backup');
+    if (!(await readdir(mounted)).includes(`${folder}.vhd`)) throw new BenchError(`${mounted}: ${folder}.vhd went away too`);
+    return {
+      backups: fx.backups,
+      clients,
+      startSeconds: served.startSeconds,
+      firstSeconds,
+      secondSeconds,
+      idleCpuPercent,
+      idleSeconds,
+      peakRssBytes: await peakRss(served.pid),
+      newVisibleSeconds,
+      deletedGoneSeconds,
+    };
+  } finally {
+    await served.stop();
+  }
 }
 
 async function firstByteSection(fx: BenchFixture, o: Options): Promise<BenchResults['firstByte']> {
@@ -264,6 +357,14 @@ async function main(): Promise<void> {
   const interrupt = (): void => void stack.unwind().finally(() => process.exit(130));
   process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
   try {
+    if (o.only === 'scale') {
+      const scale = await scaleSection(o, stack);
+      const cs = scaleChecks(scale);
+      process.stdout.write(scaleTable(scale, cs));
+      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, scale, checks: cs }, null, 2) + '\n');
+      log(`results written to ${o.out}`);
+      return;
+    }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
     const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
@@ -288,6 +389,7 @@ async function main(): Promise<void> {
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
+    const scale = await scaleSection(o, stack);
     const results: BenchResults = {
       meta: {
         quick: o.quick,
@@ -305,6 +407,7 @@ async function main(): Promise<void> {
       build,
       listing,
       firstByte,
+      scale,
     };
     const cs = checks(results);
     process.stdout.write(table(results, cs));

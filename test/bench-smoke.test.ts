@@ -23,7 +23,7 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
   const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
-  t.regex(stdout, /Targets \(issues 6, 11 and 12\)/);
+  t.regex(stdout, /Targets \(issues 6, 11, 12 and 14\)/);
   const r = JSON.parse(await readFile(out, 'utf8'));
 
   t.true(r.meta.quick);

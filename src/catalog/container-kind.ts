@@ -4,9 +4,10 @@
 import type { Bytes } from '../base/units.js';
 import { type PresentBlocks, presentBlocks } from '../disk/present-blocks.js';
 import type { Layout, SourceFile } from '../disk/layout.js';
-import { canBeVhd, vhdLayout } from '../container/vhd.js';
+import { canBeVhd, VHD_FOOTER_SIZE, vhdLayout } from '../container/vhd.js';
 import { DYNAMIC_VHD_BLOCK_SIZE, dynamicVhdLayout, dynamicVhdSize } from '../container/vhd-dynamic.js';
-import { DYNAMIC_VHDX_BLOCK_SIZE, dynamicVhdxLayout, dynamicVhdxSize, vhdxLayout } from '../container/vhdx.js';
+import { canBeVhdx, DYNAMIC_VHDX_BLOCK_SIZE, dynamicVhdxLayout, dynamicVhdxSize, fixedVhdxSize, vhdxLayout } from '../container/vhdx.js';
+import { ContainerError } from '../container/disk-image.js';
 import { sourceData } from '../io/source-data.js';
 import { rawBitmapPath } from '../urbackup/raw-bitmap.js';
 import { type BackupDisk, diskImage } from './backup-disk.js';
@@ -69,13 +70,20 @@ export function kindPresentBlocks(b: BackupDisk, kind: ContainerKind): PresentBl
   return p;
 }
 
-/** The container's file size, without building its layout. */
+/**
+ * The container's file size, without building its layout: from the disk's geometry for the
+ * fixed kinds (a listing of 10 000 backups built every BAT before), from the present blocks for
+ * the dynamic ones. Throws ContainerError for a disk the kind cannot hold.
+ */
 export function kindSize(b: BackupDisk, kind: ContainerKind): Bytes {
   const { size } = b.disk.layout;
+  const refusal = isVhdKind(kind) ? kindRefusal(b, kind) : canBeVhdx({ size, sectorSize: b.disk.sectorSize });
+  if (refusal) throw new ContainerError(`cannot make a ${isVhdKind(kind) ? 'VHD' : 'VHDX'}: ${refusal}`);
   switch (kind) {
     case 'vhd':
+      return size + VHD_FOOTER_SIZE;
     case 'vhdx-fixed':
-      return kindLayout(b, kind).size;
+      return fixedVhdxSize(size, b.disk.sectorSize);
     case 'vhdx':
       return dynamicVhdxSize(size, b.disk.sectorSize, kindPresentBlocks(b, kind)!.count);
     case 'vhd-dynamic':

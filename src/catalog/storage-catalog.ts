@@ -1,16 +1,21 @@
 // Everything `serve` and `list` show for a storage: one disk per backup, in each container format.
+// `serve` keeps one StorageCatalog for its whole run: it remembers every client folder and
+// rescans only what the watcher says changed (or, in a safety-net pass, what a stat says did).
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import type { Bytes } from '../base/units.js';
 import { ContainerError } from '../container/disk-image.js';
 import type { Layout } from '../disk/layout.js';
-import type { Catalog, VirtualFile } from './virtual-file.js';
+import type { Catalog, CatalogScan, Ownership, SourceAccess, VirtualFile } from './virtual-file.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
-import { type ImageFolder, discoverStorage } from '../urbackup/storage.js';
+import { type FoundImage, type ImageFolder, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
 import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
-import { ImageLoader, type LoadedImage } from './image-loader.js';
 import { FolderReach } from './folder-access.js';
-import { resolve } from 'node:path';
+import { ImageLoader, type LoadedImage } from './image-loader.js';
 
 export type ContainerFormat = ContainerKind;
 export const CONTAINER_FORMATS = CONTAINER_KINDS;
@@ -27,6 +32,11 @@ function naming<T>(b: BackupDisk, fn: () => T): T {
 
 export function containerLayout(b: BackupDisk, format: ContainerFormat): Layout {
   return naming(b, () => kindLayout(b, format));
+}
+
+/** The container file's size, without building its layout. */
+export function containerSize(b: BackupDisk, format: ContainerFormat): Bytes {
+  return naming(b, () => kindSize(b, format));
 }
 
 /** The formats a disk can be shown in: no `.vhd` for 4Kn disks or disks over 2040 GiB. */
@@ -76,17 +86,20 @@ export async function loadImages(images: readonly ImageFolder[], loader: ImageLo
   return loaded.filter((l): l is LoadedImage => l !== undefined);
 }
 
-/** Groups loaded images into disks (main image + partners) and assembles each. */
-export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions, warnings: string[]): Promise<BackupDisk[]> {
-  const cands = loaded.map(candidate);
-  let associations: Associations | undefined;
-  if (opts.partners !== false && opts.database) {
-    try {
-      associations = await opts.database.read();
-    } catch (e) {
-      warnings.push(`${errorText(e)}; using the heuristic for SYSVOL/ESP`);
-    }
+/** UrBackup's associations, or undefined (with a warning) when the database cannot be read. */
+async function readAssociations(opts: ScanOptions, warnings: string[]): Promise<Associations | undefined> {
+  if (opts.partners === false || !opts.database) return undefined;
+  try {
+    return await opts.database.read();
+  } catch (e) {
+    warnings.push(`${errorText(e)}; using the heuristic for SYSVOL/ESP`);
+    return undefined;
   }
+}
+
+/** Groups loaded images into disks (main image + partners) and assembles each. */
+function groupDisks(loaded: readonly LoadedImage[], associations: Associations | undefined, opts: ScanOptions, warnings: string[]): BackupDisk[] {
+  const cands = loaded.map(candidate);
   const { groups, notes }: Grouping<LoadedCandidate> =
     opts.partners === false ? { groups: cands.map((main) => ({ main, partners: [] })), notes: [] } : groupImages(cands, associations);
   warnings.push(...notes);
@@ -98,7 +111,12 @@ export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions,
   return disks;
 }
 
-/** Scans a storage for disks; repeated scans with the same loader only stat unchanged images. */
+/** Groups loaded images into disks (main image + partners) and assembles each. */
+export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions, warnings: string[]): Promise<BackupDisk[]> {
+  return groupDisks(loaded, await readAssociations(opts, warnings), opts, warnings);
+}
+
+/** Scans a whole storage once (`list`). */
 export async function scanDisks(storage: string, loader: ImageLoader, opts: ScanOptions = {}): Promise<DiskScan> {
   const found = await discoverStorage(storage);
   const warnings = [...found.warnings];
@@ -109,7 +127,7 @@ export async function scanDisks(storage: string, loader: ImageLoader, opts: Scan
 }
 
 // Assembled disks are kept as long as their loaded images (themselves cached while unchanged).
-const diskCache = new WeakMap<LoadedImage, { partners: readonly LoadedImage[]; disk: BackupDisk | string }>();
+const diskCache = new WeakMap<LoadedImage, { partners: readonly LoadedImage[]; opts: DiskOptions; disk: BackupDisk | string }>();
 
 function assemble(main: LoadedImage, partners: readonly LoadedImage[], opts: DiskOptions): BackupDisk | string {
   try {
@@ -127,8 +145,8 @@ function assemble(main: LoadedImage, partners: readonly LoadedImage[], opts: Dis
 
 function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], opts: DiskOptions, warnings: string[]): BackupDisk | undefined {
   let c = diskCache.get(main);
-  if (!c || c.partners.length !== partners.length || c.partners.some((p, i) => p !== partners[i])) {
-    c = { partners, disk: assemble(main, partners, opts) };
+  if (!c || c.opts.partnersFrom !== opts.partnersFrom || c.partners.length !== partners.length || c.partners.some((p, i) => p !== partners[i])) {
+    c = { partners, opts, disk: assemble(main, partners, opts) };
     diskCache.set(main, c);
   }
   const d = c.disk;
@@ -140,19 +158,88 @@ function cachedDisk(main: LoadedImage, partners: readonly LoadedImage[], opts: D
   return d;
 }
 
-const sizeCache = new WeakMap<BackupDisk, Map<ContainerFormat, number>>();
+/**
+ * Layouts of opened files, bounded by the bytes they hold in memory (a VHDX BAT is up to
+ * 16 MiB): a listing builds none, and opening every disk of a large storage once keeps at most
+ * this much.
+ */
+const LAYOUT_CACHE_BYTES = 64 * 1024 * 1024;
+/** What a layout costs besides its `bytes` segments: about one object per segment. */
+const SEGMENT_COST = 100;
 
-export function containerSize(b: BackupDisk, f: ContainerFormat): number {
-  let m = sizeCache.get(b);
-  if (!m) sizeCache.set(b, (m = new Map()));
-  let s = m.get(f);
-  if (s === undefined) m.set(f, (s = naming(b, () => kindSize(b, f))));
-  return s;
+function layoutCost(l: Layout): number {
+  let n = 0;
+  for (const s of l.segments) n += SEGMENT_COST + (s.kind === 'bytes' ? s.data.length : 0);
+  return n;
+}
+
+/** A disk in one format, keeping its layout (built on open) in the catalog's bounded cache. */
+class ContainerFile implements VirtualFile {
+  readonly dir: string;
+  readonly name: string;
+  readonly mtime: Date;
+  readonly key: string;
+  readonly sources: BackupDisk['sources'];
+
+  constructor(
+    private readonly disk: BackupDisk,
+    private readonly format: ContainerFormat,
+    readonly size: Bytes,
+    readonly version: string,
+    readonly access: SourceAccess,
+    private readonly layouts: LRUCache<ContainerFile, Layout>,
+  ) {
+    this.dir = disk.client;
+    this.name = kindFileName(disk.folder, format);
+    this.mtime = disk.time;
+    this.key = `${disk.client}/${this.name}`;
+    this.sources = disk.sources;
+  }
+
+  layout(): Layout {
+    let l = this.layouts.get(this);
+    if (!l) this.layouts.set(this, (l = containerLayout(this.disk, this.format)));
+    return l;
+  }
+}
+
+/** What the catalog knows of one client folder. */
+interface ClientState {
+  /** The folder's mtime when it was read, if it may be trusted to show the next change (see stampOf). */
+  stamp: number | undefined;
+  images: ImageFolder[];
+  /** Image folders not finished or not usable yet, and their mtimes: their `.raw.mbr` and `.raw.sync` are awaited. */
+  pending: Map<string, number | undefined>;
+  discoveryWarnings: string[];
+  files: VirtualFile[];
+  warnings: string[];
+}
+
+/**
+ * Timestamps of a change made in the same clock tick as our read look unchanged afterwards:
+ * an mtime this close to the time it was read is not trusted, and the folder is read again at
+ * the next pass (kernel timestamps move in jiffies, up to 10 ms; network filesystems' clocks differ).
+ */
+const MTIME_TRUST_MS = 2000;
+
+function stampOf(mtimeMs: number | undefined, readAt: number): number | undefined {
+  return mtimeMs !== undefined && readAt - mtimeMs > MTIME_TRUST_MS ? mtimeMs : undefined;
 }
 
 /** The virtual files of a storage, for the FUSE filesystem. */
 export class StorageCatalog implements Catalog {
   private readonly loader = new ImageLoader();
+  private readonly layouts = new LRUCache<ContainerFile, Layout>({ maxSize: LAYOUT_CACHE_BYTES, sizeCalculation: layoutCost });
+  private readonly clients = new Map<string, ClientState>();
+  private rootStamp: number | undefined;
+  private rootRead = false;
+  private associations: Associations | undefined;
+  private databaseWarnings: string[] = [];
+  /** Files per disk, so that an unchanged disk keeps the same VirtualFile objects across scans. */
+  private readonly filesOf = new WeakMap<BackupDisk, { readonly access: string; readonly files: VirtualFile[] }>();
+  /** Folder owners and modes, stat'ed once per scan (see regroup in scan()). */
+  private reach = new FolderReach();
+  private storageChain: readonly Ownership[] = [];
 
   constructor(
     private readonly storage: string,
@@ -160,38 +247,124 @@ export class StorageCatalog implements Catalog {
     private readonly opts: ScanOptions = {},
   ) {}
 
-  async scan(): Promise<{ files: VirtualFile[]; warnings: string[] }> {
-    const { disks, warnings } = await scanDisks(this.storage, this.loader, this.opts);
-    const folders = new FolderReach();
-    const storage = await folders.chain(resolve(this.storage));
+  /** The storage folder, every client folder, every incomplete image folder, and the database's folder. */
+  watchedDirs(): Map<string, boolean> {
+    const out = new Map<string, boolean>([[this.storage, false]]);
+    for (const [name, c] of this.clients) {
+      out.set(join(this.storage, name), false);
+      // With --show-incomplete a growing `.raw` changes its file's size: its writes matter too.
+      for (const dir of c.pending.keys()) out.set(dir, this.opts.showIncomplete === true);
+    }
+    if (this.opts.database) out.set(dirname(this.opts.database.path), true);
+    return out;
+  }
+
+  async scan(changed?: ReadonlySet<string>, restat = false): Promise<CatalogScan> {
+    // Told by the watcher, or (a pass without it) found by a stat: an unchanged folder costs one.
+    const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
+      changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
+
+    const reread = new Set<string>();
+    if (!this.rootRead || (await isStale(this.storage, this.rootStamp))) {
+      const t = Date.now();
+      const { names, mtimeMs } = await readClientNames(this.storage);
+      this.rootStamp = stampOf(mtimeMs, t);
+      this.rootRead = true;
+      const wanted = new Set(names);
+      for (const name of this.clients.keys()) if (!wanted.has(name)) this.dropClient(name);
+      for (const name of names) if (!this.clients.has(name)) reread.add(name);
+    }
+    await Promise.all(
+      [...this.clients].map(async ([name, c]) => {
+        if (reread.has(name)) return;
+        if (await isStale(join(this.storage, name), c.stamp)) return void reread.add(name);
+        for (const [dir, stamp] of c.pending) if (await isStale(dir, stamp)) return void reread.add(name);
+      }),
+    );
+
+    let regroupAll = false;
+    if (this.opts.database && (!changed || changed.has(dirname(this.opts.database.path)) || this.databaseWarnings.length > 0)) {
+      const warnings: string[] = [];
+      const a = await readAssociations(this.opts, warnings);
+      regroupAll = a !== this.associations || warnings.join() !== this.databaseWarnings.join();
+      this.associations = a;
+      this.databaseWarnings = warnings;
+    }
+
+    await Promise.all([...reread].map((name) => this.reread(name)));
+    this.reach = new FolderReach();
+    this.storageChain = await this.reach.chain(resolve(this.storage));
+    // The safety net's pass regroups every client: that stats every source again, so a chmod
+    // or chown in the storage, which changes no folder's mtime, shows by the next such pass.
+    if (restat) regroupAll = true;
+    for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c);
+
     const files: VirtualFile[] = [];
-    for (const b of disks) {
-      const client = await folders.chain(resolve(b.images[0]!.dir, '..'));
-      const imageFolders = await Promise.all(b.images.map((i) => folders.chain(resolve(i.dir))));
-      const access = { storage, client, disk: [...imageFolders.flat(), ...b.owners] };
-      for (const f of formatsFor(b, this.formats)) {
-        const name = kindFileName(b.folder, f);
-        let size: number;
-        try {
-          size = containerSize(b, f);
-        } catch (e) {
-          // A dynamic kind maps the `.raw` files' data: a file that cannot be read hides only this one.
-          warnings.push(`${name}: ${errorText(e)}`);
-          continue;
-        }
-        files.push({
-          dir: b.client,
-          name,
-          size,
-          mtime: b.time,
-          key: `${b.client}/${name}`,
-          version: diskVersion(b),
-          sources: b.sources,
-          access,
-          layout: () => containerLayout(b, f),
-        });
-      }
+    const warnings = [...this.databaseWarnings];
+    for (const c of this.clients.values()) {
+      for (const f of c.files) files.push(f);
+      for (const w of c.warnings) warnings.push(w);
     }
     return { files, warnings };
+  }
+
+  private dropClient(name: string): void {
+    for (const i of this.clients.get(name)?.images ?? []) this.loader.forget(i.raw);
+    this.clients.delete(name);
+  }
+
+  private async reread(name: string): Promise<void> {
+    const t = Date.now();
+    const found = await readClient(this.storage, name);
+    const old = this.clients.get(name);
+    const images = imagesOf(found);
+    const kept = new Set(images.map((i) => i.raw));
+    for (const i of old?.images ?? []) if (!kept.has(i.raw)) this.loader.forget(i.raw);
+    this.clients.set(name, {
+      stamp: stampOf(found.mtimeMs, t),
+      images,
+      pending: new Map(found.images.filter((i: FoundImage) => !i.folder?.complete).map((i) => [i.dir, stampOf(i.mtimeMs, t)])),
+      discoveryWarnings: found.warnings.sort(),
+      files: old?.files ?? [],
+      warnings: old?.warnings ?? [],
+    });
+  }
+
+  /** Groups one client's images into disks (partners are always the same client's) and makes their files. */
+  private async group(c: ClientState): Promise<void> {
+    const warnings = [...c.discoveryWarnings];
+    const images = c.images.filter((i) => this.opts.showIncomplete || i.complete);
+    const disks = groupDisks(await loadImages(images, this.loader, warnings), this.associations, this.opts, warnings);
+    const files: VirtualFile[] = [];
+    for (const b of disks) {
+      const access = await this.accessOf(b);
+      const accessKey = JSON.stringify(access);
+      let known = this.filesOf.get(b);
+      if (known?.access !== accessKey) {
+        const version = diskVersion(b);
+        const fs: VirtualFile[] = [];
+        for (const f of formatsFor(b, this.formats)) {
+          try {
+            fs.push(new ContainerFile(b, f, containerSize(b, f), version, access, this.layouts));
+          } catch (e) {
+            // A dynamic kind maps the `.raw` files' data: a file that cannot be read hides only this one.
+            warnings.push(`${kindFileName(b.folder, f)}: ${errorText(e)}`);
+          }
+        }
+        known = { access: accessKey, files: fs };
+        // A disk none of whose files could be made is tried again at its client's next scan.
+        if (fs.length > 0) this.filesOf.set(b, known);
+      }
+      files.push(...known.files);
+    }
+    c.files = files;
+    c.warnings = warnings;
+  }
+
+  /** Who could read the disk's sources directly: every folder on the way, and each file. */
+  private async accessOf(b: BackupDisk): Promise<SourceAccess> {
+    const client = await this.reach.chain(resolve(b.images[0]!.dir, '..'));
+    const imageFolders = await Promise.all(b.images.map((i) => this.reach.chain(resolve(i.dir))));
+    return { storage: this.storageChain, client, disk: [...imageFolders.flat(), ...b.owners] };
   }
 }

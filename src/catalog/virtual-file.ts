@@ -28,7 +28,7 @@ export interface VirtualFile {
   readonly dir: string;
   /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
   readonly name: string;
-  /** Exact, constant st_size. */
+  /** Exact, constant st_size; may be computed when first read (a listing reads it), then kept. */
   readonly size: Bytes;
   /** Backup time, shown as st_mtime. */
   readonly mtime: Date;
@@ -48,6 +48,21 @@ export interface VirtualFile {
   layout(): Layout;
 }
 
+export interface CatalogScan {
+  readonly files: VirtualFile[];
+  readonly warnings: string[];
+}
+
 export interface Catalog {
-  scan(): Promise<{ files: VirtualFile[]; warnings: string[] }>;
+  /**
+   * What is shown now. `changed` names folders the watcher saw change: only those are read
+   * again. Without it, every folder is checked, and read again when its mtime moved.
+   */
+  /** `restat`: also stat every source again, for owners and modes that change without any folder's mtime. */
+  scan(changed?: ReadonlySet<string>, restat?: boolean): Promise<CatalogScan>;
+  /**
+   * Folders whose changes change what is shown, each with whether writes to files in it
+   * matter (true) or only names coming and going (false). A catalog without it is rescanned on a timer.
+   */
+  watchedDirs?(): ReadonlyMap<string, boolean>;
 }

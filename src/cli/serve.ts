@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { StorageCatalog } from '../catalog/storage-catalog.js';
 import { CONTAINER_KINDS, type ContainerKind, DEFAULT_KINDS } from '../catalog/container-kind.js';
-import { type Server, serve } from '../serve/serve.js';
+import { DEFAULT_SAFETY_SCAN_MS, type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
 import { groupAccess } from '../serve/access.js';
 import { unixGroup } from '../serve/unix-accounts.js';
@@ -19,6 +19,7 @@ export interface ServeArgs {
   allowOther: boolean;
   group?: string;
   showIncomplete: boolean;
+  safetyScan: number;
 }
 
 export function serveCommand(y: Argv): Argv<ServeArgs> {
@@ -47,6 +48,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       default: false,
       describe: 'give each disk its own MBR signature / GPT GUIDs (derived from client and backup) so several restore points can be attached at once; the original identity is needed to boot',
     })
+    .option('safety-scan', {
+      type: 'number',
+      default: DEFAULT_SAFETY_SCAN_MS / 1000,
+      describe: 'seconds between safety-net rescans (a stat per folder) behind the inotify watcher, which shows changes within seconds; storages where inotify sees nothing (NFS, CIFS, FUSE) are scanned every 2 s instead',
+    })
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
 
@@ -59,12 +65,13 @@ export function parseFormats(s: string): ContainerKind[] {
 
 export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<void> {
   if (a.mode === 'reflink' && !a.cacheDir) throw new UsageError('--mode reflink needs --cache-dir');
+  if (!(a.safetyScan > 0)) throw new UsageError(`--safety-scan: '${a.safetyScan}' is not a positive number of seconds`);
   const group = a.group ? await unixGroup(a.group) : undefined;
   if (a.group !== undefined && !group) throw new UsageError(`--group ${a.group}: no such unix group (getent group ${a.group} finds none; create it with groupadd)`);
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
-  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(group && { access: groupAccess(group.gid) }), log });
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(group && { access: groupAccess(group.gid) }), safetyScanMs: a.safetyScan * 1000, log });
   if (group) log(`every disk is readable by group ${group.name} (gid ${group.gid}) and root only`);
   stopOnSignals(server, log);
 }

@@ -229,13 +229,29 @@ interface Run {
   readonly at: Bytes;
 }
 
+/**
+ * The file size of a fixed VHDX, without building its layout (the BAT alone can be 16 MiB):
+ * the payload offset, then every block whole (MS-VHDX §2.5 "Partial last block").
+ */
+export function fixedVhdxSize(diskSize: Bytes, sectorSize: 512 | 4096): Bytes {
+  const geo = batGeometry(diskSize, sectorSize, FIXED_BLOCK_SIZE);
+  return BAT_OFFSET + geo.regionLength + geo.blocks * FIXED_BLOCK_SIZE;
+}
+
+/** Why a disk cannot be a VHDX, or null when it can (MS-VHDX §2.6.2.4 LogicalSectorSize, §2.6.2.2 the 64 TiB VirtualDiskSize). */
+export function canBeVhdx(disk: { size: Bytes; sectorSize: number }): string | null {
+  const { size, sectorSize } = disk;
+  if (sectorSize !== 512 && sectorSize !== 4096) return `sector size ${sectorSize} is not 512 or 4096`;
+  if (size <= 0) return 'the disk is empty';
+  if (size % sectorSize !== 0) return `disk size ${size} is not a multiple of the ${sectorSize}-byte sector`;
+  if (size > VHDX_MAX_DISK_SIZE) return `disk size ${size} is over the VHDX maximum of 64 TiB`;
+  return null;
+}
+
 function validate(disk: DiskImage): void {
-  const size = disk.layout.size;
-  if (disk.sectorSize !== 512 && disk.sectorSize !== 4096) throw new ContainerError(`cannot make a VHDX: sector size ${disk.sectorSize} is not 512 or 4096`);
+  const reason = canBeVhdx({ size: disk.layout.size, sectorSize: disk.sectorSize });
+  if (reason) throw new ContainerError(`cannot make a VHDX: ${reason}`);
   if (disk.id.length !== 16) throw new ContainerError(`cannot make a VHDX: the disk id must be 16 bytes, got ${disk.id.length}`);
-  if (size <= 0) throw new ContainerError('cannot make a VHDX: the disk is empty');
-  if (size % disk.sectorSize !== 0) throw new ContainerError(`cannot make a VHDX: disk size ${size} is not a multiple of the ${disk.sectorSize}-byte sector`);
-  if (size > VHDX_MAX_DISK_SIZE) throw new ContainerError(`cannot make a VHDX: disk size ${size} is over the VHDX maximum of 64 TiB`);
 }
 
 /**

@@ -91,6 +91,11 @@ export function gptTableCrc(table: Buffer, h: Pick<GptHeader, 'numEntries' | 'en
   return crc32(table.subarray(0, h.numEntries * h.entrySize));
 }
 
+function isZero(b: Buffer, from: number, length: number): boolean {
+  for (let i = from; i < from + length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 /**
  * The non-empty entries in table order. Like UrBackup's readPartitionsGPT an entry is empty
  * only if its type GUID is zero and its first LBA, last LBA and flags are all zero
@@ -100,10 +105,10 @@ export function gptEntries(table: Buffer, h: Pick<GptHeader, 'numEntries' | 'ent
   const n = Math.min(h.numEntries, Math.floor(table.length / h.entrySize));
   const out: GptEntry[] = [];
   for (let i = 0; i < n; i++) {
+    // Most of a table's 128 entries are empty (type GUID, first and last LBA and flags all zero): tested in place, without a view or BigInt each.
+    if (isZero(table, i * h.entrySize, 16) && isZero(table, i * h.entrySize + ENT_FIRST_LBA, ENT_FLAGS + 8 - ENT_FIRST_LBA)) continue;
     const e = table.subarray(i * h.entrySize, (i + 1) * h.entrySize);
     const typeGuid = e.subarray(0, 16);
-    const empty = typeGuid.every((x) => x === 0) && e.readBigUInt64LE(ENT_FIRST_LBA) === 0n && e.readBigUInt64LE(ENT_LAST_LBA) === 0n && e.readBigUInt64LE(ENT_FLAGS) === 0n;
-    if (empty) continue;
     const firstLba = u64(e, ENT_FIRST_LBA, `entry ${i + 1} first LBA`);
     const lastLba = u64(e, ENT_LAST_LBA, `entry ${i + 1} last LBA`);
     const name = e.subarray(ENT_NAME, ENT_NAME + ENT_NAME_BYTES).toString('utf16le').replace(/\0.*$/s, '');

@@ -1,7 +1,7 @@
 // The virtual tree as a FUSE filesystem: read-only, concurrent, reading through open handles.
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { type DirNode, type FileNode, InodeAllocator, Namespace, type Node, type RootNode, type StaleName, staleNames } from './namespace.js';
+import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
 import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
@@ -18,19 +18,16 @@ const NAME_MAX = 255;
 /** The access-mode bits of open(2) flags, <fcntl.h>. */
 const O_ACCMODE = 3;
 
-/** A file below `node` (a client folder always holds one; the root none when the tree is empty). */
+/** Some file of a folder (the root: of its first folder); every file of a folder gives the same folder access. */
 function anyFile(node: RootNode | DirNode): VirtualFile | undefined {
   const dir = node.kind === 'root' ? node.dirs.values().next().value : node;
   return dir?.files.values().next().value?.file;
 }
 
-function sameAttr(a: Attr, b: Attr): boolean {
-  return a.uid === b.uid && a.gid === b.gid && a.mode === b.mode && a.size === b.size && a.nlink === b.nlink && a.mtime.getTime() === b.mtime.getTime();
-}
-
 export class VirtualFs implements FuseFs {
-  private ns: Namespace;
-  private readonly inodes = new InodeAllocator();
+  private readonly ns: Namespace;
+  /** Each folder's entries, built once per folder node (nodes are replaced, never changed). */
+  private readonly dirents = new WeakMap<RootNode | DirNode, readonly Dirent[]>();
   /** Open handles by fh, with the node they were opened from (it may leave the namespace). */
   private readonly handles = new Map<number, { readonly open: OpenFile; readonly node: FileNode }>();
   private lastHandle = 0;
@@ -45,36 +42,22 @@ export class VirtualFs implements FuseFs {
     /** Owner, group and mode shown, which the kernel enforces (default_permissions). */
     private readonly access: AccessPolicy = storageAccess(),
   ) {
-    this.ns = new Namespace([], this.inodes, this.startTime);
+    this.ns = new Namespace(this.startTime);
   }
 
-  /**
-   * Shows a new scan. Returns why some files were left out, the names the kernel must look up
-   * again, and the inodes whose attributes changed (an owner or mode of the storage, a folder's
-   * mtime and nlink). Open handles keep reading what they opened.
-   */
-  update(files: readonly VirtualFile[]): { warnings: string[]; stale: StaleName[]; attrsChanged: number[] } {
-    const before = this.ns;
-    this.ns = new Namespace(files, this.inodes, this.startTime);
-    const attrsChanged: number[] = [];
-    const compare = (a: Node | undefined, b: Node): void => {
-      if (a && !sameAttr(this.stat(a), this.stat(b))) attrsChanged.push(b.ino);
-    };
-    compare(before.root, this.ns.root);
-    for (const [name, dir] of this.ns.root.dirs) {
-      const old = before.root.dirs.get(name);
-      compare(old?.ino === dir.ino ? old : undefined, dir);
-      for (const [fname, f] of dir.files) {
-        const was = old?.files.get(fname);
-        compare(was?.ino === f.ino ? was : undefined, f);
-      }
-    }
-    return { warnings: this.ns.warnings, stale: staleNames(before, this.ns), attrsChanged };
+  /** Shows a new scan; returns what changed. Open handles are not affected. */
+  update(files: readonly VirtualFile[]): NamespaceChange {
+    return this.ns.update(files);
   }
 
-  /** Files currently shown, by key. */
-  files(): Map<string, VirtualFile> {
-    return this.ns.files();
+  /** How many files are shown. */
+  get fileCount(): number {
+    return this.ns.size;
+  }
+
+  /** The keys of every file shown. */
+  keys(): Set<string> {
+    return this.ns.keys();
   }
 
   lookup(parent: number, name: string): Attr | undefined {
@@ -90,17 +73,24 @@ export class VirtualFs implements FuseFs {
     return undefined;
   }
 
-  list(ino: number): Dirent[] | undefined {
+  list(ino: number): readonly Dirent[] | undefined {
     const node = this.ns.node(ino);
     if (!node || node.kind === 'file') return undefined;
-    const children: Node[] = node.kind === 'root' ? [...node.dirs.values()] : [...node.files.values()];
-    const names = node.kind === 'root' ? [...node.dirs.keys()] : [...node.files.keys()];
-    const dirMode = constants.S_IFDIR;
-    return [
-      { ino: node.ino, name: '.', mode: dirMode },
-      { ino: this.ns.root.ino, name: '..', mode: dirMode },
-      ...children.map((c, i) => ({ ino: c.ino, name: names[i]!, mode: c.kind === 'file' ? constants.S_IFREG : dirMode })),
-    ];
+    let list = this.dirents.get(node);
+    if (!list) {
+      const dirMode = constants.S_IFDIR;
+      const head: Dirent[] = [
+        { ino: node.ino, name: '.', mode: dirMode },
+        { ino: ROOT_INO, name: '..', mode: dirMode },
+      ];
+      const children: Dirent[] =
+        node.kind === 'root'
+          ? [...node.dirs.values()].map((d) => ({ ino: d.ino, name: d.name, mode: dirMode }))
+          : [...node.files].map(([name, f]) => ({ ino: f.ino, name, mode: constants.S_IFREG }));
+      list = Object.freeze([...head, ...children]);
+      this.dirents.set(node, list);
+    }
+    return list;
   }
 
   async open(ino: number, flags: number): Promise<OpenHandle> {
@@ -174,12 +164,7 @@ export class VirtualFs implements FuseFs {
 
   /** Size of everything shown; nothing is free (the mount is read-only, ST_RDONLY comes from the kernel). */
   statfs(): Statfs {
-    let bytes = 0;
-    let files = 1;
-    for (const d of this.ns.root.dirs.values()) {
-      files += 1 + d.files.size;
-      for (const f of d.files.values()) bytes += f.file.size;
-    }
+    const { bytes, files } = this.ns.totals();
     return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE), files, namelen: NAME_MAX };
   }
 }

@@ -1,4 +1,6 @@
-// The tree under the mount: <mount>/<client>/<file>, with stable inode numbers.
+// The tree under the mount: <mount>/<client>/<file>, with stable inode numbers. A rescan updates
+// it in place: folders whose files are the same objects as before keep their nodes, so the
+// work of an update follows what changed, not how many backups there are.
 import { createHash } from 'node:crypto';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 
@@ -44,23 +46,32 @@ export class InodeAllocator {
   private readonly byKey = new Map<string, number>();
   private readonly taken = new Set<number>([0, ROOT_INO]);
 
-  /** Numbers for `keys`; keys not seen again are released for reuse. */
-  assign(keys: readonly string[]): Map<string, number> {
-    const wanted = new Set(keys);
-    for (const [key, ino] of this.byKey) {
-      if (!wanted.has(key)) {
-        this.byKey.delete(key);
-        this.taken.delete(ino);
-      }
-    }
-    for (const key of [...wanted].sort()) {
+  /** Gives numbers to the keys that have none, in key order. */
+  add(keys: readonly string[]): void {
+    for (const key of [...keys].sort()) {
       if (this.byKey.has(key)) continue;
       let ino = hash31(key);
       for (let n = 1; this.taken.has(ino); n++) ino = hash31(`${key}#${n}`);
       this.byKey.set(key, ino);
       this.taken.add(ino);
     }
-    return new Map(keys.map((k) => [k, this.byKey.get(k)!]));
+  }
+
+  has(key: string): boolean {
+    return this.byKey.has(key);
+  }
+
+  /** The number of a key given by add(). */
+  get(key: string): number {
+    return this.byKey.get(key)!;
+  }
+
+  /** Frees a key's number for reuse. */
+  release(key: string): void {
+    const ino = this.byKey.get(key);
+    if (ino === undefined) return;
+    this.byKey.delete(key);
+    this.taken.delete(ino);
   }
 }
 
@@ -83,45 +94,131 @@ function validName(name: string): boolean {
   return name.length > 0 && name !== '.' && name !== '..' && !/[/\0]/.test(name);
 }
 
-/** One scan's tree. Immutable: a rescan builds a new one. */
-export class Namespace {
-  readonly root: RootNode;
-  /** Why some files were left out (bad names, duplicates). */
-  readonly warnings: string[] = [];
-  private readonly byIno = new Map<number, Node>();
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-  constructor(files: readonly VirtualFile[], inodes: InodeAllocator, emptyTime: Date) {
-    const kept = new Map<string, VirtualFile>();
+
+/** What an update changed, for telling the kernel (invalidation) and the log. */
+export interface NamespaceChange {
+  readonly added: FileNode[];
+  readonly removed: FileNode[];
+  /** Same key and place, another VirtualFile; a new inode number when its version (its bytes) changed. */
+  readonly replaced: { readonly before: FileNode; readonly after: FileNode }[];
+  readonly addedDirs: DirNode[];
+  readonly removedDirs: DirNode[];
+  /** Folders that stay but whose files changed. */
+  readonly changedDirs: DirNode[];
+  /** Why some files were left out (bad names, duplicates). */
+  readonly warnings: string[];
+  /** Names the kernel may have cached (a dentry, or a negative one) that now mean something else. */
+  readonly stale: StaleName[];
+}
+
+function sameFiles(old: ReadonlyMap<string, FileNode>, now: ReadonlyMap<string, VirtualFile>): boolean {
+  if (old.size !== now.size) return false;
+  for (const [name, f] of now) if (old.get(name)?.file !== f) return false;
+  return true;
+}
+
+/** The tree of the latest scan. Nodes are immutable; an update replaces the ones that changed. */
+export class Namespace {
+  root: RootNode;
+  private readonly byIno = new Map<number, Node>();
+  private readonly inodes = new InodeAllocator();
+  private fileCount = 0;
+  private sums: { bytes: number; files: number } | undefined;
+
+  constructor(private readonly emptyTime: Date) {
+    this.root = { kind: 'root', ino: ROOT_INO, mtime: emptyTime, dirs: new Map() };
+    this.byIno.set(ROOT_INO, this.root);
+  }
+
+  /** Shows a new scan's files. */
+  update(files: readonly VirtualFile[]): NamespaceChange {
+    const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], warnings: [], stale: [] };
+    const byDir = new Map<string, Map<string, VirtualFile>>();
     const keys = new Set<string>();
+    /** Inode keys (key and version) of the files shown after this update. */
+    const live = new Set<string>();
     for (const f of files) {
       const path = `${f.dir}/${f.name}`;
-      if (!validName(f.dir) || !validName(f.name)) this.warnings.push(`${path}: not a valid file name, not shown`);
-      else if (kept.has(path)) this.warnings.push(`${path}: shown twice by the catalog, keeping the first`);
-      else if (keys.has(f.key)) this.warnings.push(`${path}: key ${f.key} is already used by another file, not shown`);
+      const list = byDir.get(f.dir);
+      if (!validName(f.dir) || !validName(f.name)) change.warnings.push(`${path}: not a valid file name, not shown`);
+      else if (list?.has(f.name)) change.warnings.push(`${path}: shown twice by the catalog, keeping the first`);
+      else if (keys.has(f.key)) change.warnings.push(`${path}: key ${f.key} is already used by another file, not shown`);
       else {
-        kept.set(path, f);
+        if (list) list.set(f.name, f);
+        else byDir.set(f.dir, new Map([[f.name, f]]));
         keys.add(f.key);
+        live.add(fileKey(f));
       }
     }
-    const byDir = new Map<string, VirtualFile[]>();
-    for (const f of kept.values()) {
-      const list = byDir.get(f.dir) ?? [];
-      list.push(f);
-      byDir.set(f.dir, list);
-    }
-    const inos = inodes.assign([...[...byDir.keys()].map(dirKey), ...[...kept.values()].map(fileKey)]);
+    this.fileCount = keys.size;
+
+    const fresh: string[] = [];
+    for (const name of byDir.keys()) if (!this.root.dirs.has(name)) fresh.push(dirKey(name));
+    for (const key of live) if (!this.inodes.has(key)) fresh.push(key);
+    this.inodes.add(fresh);
+
     const dirs = new Map<string, DirNode>();
-    for (const name of [...byDir.keys()].sort()) {
-      const list = byDir.get(name)!.sort((a, b) => (a.name < b.name ? -1 : 1));
-      const nodes = new Map<string, FileNode>(list.map((f) => [f.name, { kind: 'file', ino: inos.get(fileKey(f))!, file: f }]));
-      dirs.set(name, { kind: 'dir', ino: inos.get(dirKey(name))!, name, mtime: newest(list.map((f) => f.mtime), emptyTime), files: nodes });
+    for (const [name, now] of byDir) {
+      const old = this.root.dirs.get(name);
+      if (old && sameFiles(old.files, now)) {
+        dirs.set(name, old);
+        continue;
+      }
+      const nodes = new Map<string, FileNode>();
+      for (const fname of [...now.keys()].sort(byName)) {
+        const f = now.get(fname)!;
+        const prev = old?.files.get(fname);
+        if (prev?.file === f) {
+          nodes.set(fname, prev);
+          continue;
+        }
+        const node: FileNode = { kind: 'file', ino: this.inodes.get(fileKey(f)), file: f };
+        nodes.set(fname, node);
+        if (prev && prev.file.key === f.key) change.replaced.push({ before: prev, after: node });
+        else {
+          if (prev) change.removed.push(prev);
+          change.added.push(node);
+        }
+        if (old && prev?.ino !== node.ino) change.stale.push({ parent: old.ino, name: fname, ...(prev && { changed: f }) });
+      }
+      for (const [fname, prev] of old?.files ?? []) {
+        if (now.has(fname)) continue;
+        change.removed.push(prev);
+        change.stale.push({ parent: old!.ino, name: fname });
+      }
+      const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes };
+      dirs.set(name, dir);
+      (old ? change.changedDirs : change.addedDirs).push(dir);
+      if (!old) change.stale.push({ parent: ROOT_INO, name });
     }
-    this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...dirs.values()].map((d) => d.mtime), emptyTime), dirs };
-    this.byIno.set(ROOT_INO, this.root);
-    for (const d of dirs.values()) {
+    for (const [name, old] of this.root.dirs) {
+      if (dirs.has(name)) continue;
+      change.removedDirs.push(old);
+      change.stale.push({ parent: ROOT_INO, name });
+      for (const f of old.files.values()) change.removed.push(f);
+    }
+    if (change.addedDirs.length + change.removedDirs.length + change.changedDirs.length === 0) return change;
+
+    // Forget what went away before registering what came, which may reuse a number.
+    for (const d of change.removedDirs) {
+      this.byIno.delete(d.ino);
+      this.inodes.release(dirKey(d.name));
+    }
+    for (const f of [...change.removed, ...change.replaced.map((r) => r.before)]) {
+      if (this.byIno.get(f.ino) === f) this.byIno.delete(f.ino);
+      if (!live.has(fileKey(f.file))) this.inodes.release(fileKey(f.file));
+    }
+    for (const d of [...change.addedDirs, ...change.changedDirs]) {
       this.byIno.set(d.ino, d);
       for (const f of d.files.values()) this.byIno.set(f.ino, f);
     }
+    const sorted = new Map([...dirs.keys()].sort(byName).map((n) => [n, dirs.get(n)!]));
+    this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...sorted.values()].map((d) => d.mtime), this.emptyTime), dirs: sorted };
+    this.byIno.set(ROOT_INO, this.root);
+    this.sums = undefined;
+    return change;
   }
 
   /** The node with inode number `ino`, or undefined when this scan does not show it. */
@@ -137,11 +234,30 @@ export class Namespace {
     return undefined;
   }
 
-  /** Every file shown, keyed by VirtualFile.key. */
-  files(): Map<string, VirtualFile> {
-    const out = new Map<string, VirtualFile>();
-    for (const d of this.root.dirs.values()) for (const n of d.files.values()) out.set(n.file.key, n.file);
+  /** The keys of every file shown. */
+  keys(): Set<string> {
+    const out = new Set<string>();
+    for (const d of this.root.dirs.values()) for (const f of d.files.values()) out.add(f.file.key);
     return out;
+  }
+
+  /** How many files are shown. */
+  get size(): number {
+    return this.fileCount;
+  }
+
+  /** Bytes and entries (folders included) shown; computed once per change, when first asked. */
+  totals(): { bytes: number; files: number } {
+    if (!this.sums) {
+      let bytes = 0;
+      let files = 1;
+      for (const d of this.root.dirs.values()) {
+        files += 1 + d.files.size;
+        for (const f of d.files.values()) bytes += f.file.size;
+      }
+      this.sums = { bytes, files };
+    }
+    return this.sums;
   }
 }
 
@@ -151,22 +267,4 @@ export interface StaleName {
   readonly name: string;
   /** Set when the name stays but shows another inode: the file's contents changed. */
   readonly changed?: VirtualFile;
-}
-
-/** Names whose lookup differs between two scans: gone, new, or another inode now. */
-export function staleNames(before: Namespace, after: Namespace): StaleName[] {
-  const out: StaleName[] = [];
-  const dirs = new Set([...before.root.dirs.keys(), ...after.root.dirs.keys()]);
-  for (const dir of dirs) {
-    const a = before.root.dirs.get(dir);
-    const b = after.root.dirs.get(dir);
-    if (!a || !b || a.ino !== b.ino) out.push({ parent: ROOT_INO, name: dir });
-    if (!a || !b) continue;
-    for (const name of new Set([...a.files.keys(), ...b.files.keys()])) {
-      const x = a.files.get(name);
-      const y = b.files.get(name);
-      if (x?.ino !== y?.ino) out.push({ parent: b.ino, name, ...(x && y && { changed: y.file }) });
-    }
-  }
-  return out;
 }

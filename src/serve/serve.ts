@@ -2,14 +2,21 @@
 import { DiskCache } from './disk-cache.js';
 import { FdCache } from './fd-cache.js';
 import { VirtualFs } from './filesystem.js';
+import { ROOT_INO } from './namespace.js';
 import { type Mounted, mount } from '../fuse/mount.js';
 import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
-import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
+import type { Catalog } from '../catalog/virtual-file.js';
 import type { AccessPolicy } from './access.js';
+import { StorageWatcher } from './storage-watcher.js';
 
-/** How often the catalog is scanned again; the issue asks for new backups within 5 s. */
-export const DEFAULT_RESCAN_MS = 2000;
+/**
+ * How often the storage is scanned when it cannot be watched (a catalog without folders to
+ * watch, or a filesystem where inotify sees nothing): the issue asks for new backups within 5 s.
+ */
+export const DEFAULT_POLL_MS = 2000;
+/** The safety net behind the watcher: a pass that stats every folder and reads those whose mtime moved. */
+export const DEFAULT_SAFETY_SCAN_MS = 10 * 60 * 1000;
 
 export class ServeError extends Error {
   override name = 'ServeError';
@@ -24,7 +31,10 @@ export interface ServeOptions {
   allowOther: boolean;
   /** Who may read what (default: as the storage allows; see access.ts). */
   access?: AccessPolicy;
+  /** Interval of periodic scans when the storage cannot be watched. */
   rescanMs?: number;
+  /** Interval of the safety-net scan while the storage is watched. */
+  safetyScanMs?: number;
   log: (line: string) => void;
 }
 
@@ -32,12 +42,6 @@ export interface Server {
   readonly mountpoint: string;
   /** Unmounts (lazily when files are still open) and stops rescanning. */
   close(): Promise<void>;
-}
-
-function sourcePaths(files: Iterable<VirtualFile>): Set<string> {
-  const out = new Set<string>();
-  for (const f of files) for (const s of f.sources) out.add(s.path);
-  return out;
 }
 
 /** Mounts the catalog's files at opts.mount and rescans every rescanMs until close(). */
@@ -58,48 +62,80 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   };
 
   let mounted: Mounted | undefined;
-  const rescan = async (): Promise<void> => {
-    const before = vfs.files();
-    const { files, warnings } = await catalog.scan();
-    const update = vfs.update(files);
-    report([...warnings, ...update.warnings]);
-    for (const s of update.stale) {
+  const rescan = async (changed?: ReadonlySet<string>, restat = false): Promise<void> => {
+    const { files, warnings } = await catalog.scan(changed, restat);
+    const change = vfs.update(files);
+    report([...warnings, ...change.warnings]);
+    for (const s of change.stale) {
       if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
       mounted?.invalidateEntry(s.parent, s.name);
     }
-    for (const ino of update.attrsChanged) mounted?.invalidateAttributes(ino);
-    const after = vfs.files();
-    const added = [...after.keys()].filter((k) => !before.has(k)).length;
-    const removed = [...before.keys()].filter((k) => !after.has(k)).length;
-    if (added || removed) log(`${after.size} files (${added} new, ${removed} gone)`);
-    // A path that comes back later may be a different file: do not reuse its old descriptor.
-    const live = sourcePaths(after.values());
-    for (const path of sourcePaths(before.values())) if (!live.has(path)) fds.evict(path);
-    if (cache) for (const key of await cache.prune(new Set(after.keys()))) log(`${key}: removed its cache file (backup gone)`);
+    // Attributes that may have changed under the same inode: a folder's mtime and nlink, and
+    // owners and modes taken from the storage (a file replaced by one of the same version).
+    const attrs = new Set<number>(change.changedDirs.map((d) => d.ino));
+    for (const { before, after } of change.replaced) if (before.ino === after.ino) attrs.add(after.ino);
+    if (change.addedDirs.length || change.removedDirs.length || attrs.size) attrs.add(ROOT_INO);
+    for (const ino of attrs) mounted?.invalidateAttributes(ino);
+    const { added, removed, replaced } = change;
+    if (added.length || removed.length) log(`${vfs.fileCount} files (${added.length} new, ${removed.length} gone)`);
+    // A path that comes back later may be a different file: do not reuse its old descriptor
+    // (evicting one still in use by another file only costs that file a reopen).
+    for (const n of [...removed, ...replaced.map((r) => r.before)]) for (const s of n.file.sources) fds.evict(s.path);
+    if (cache && (removed.length > 0 || changed === undefined)) for (const key of await cache.prune(vfs.keys())) log(`${key}: removed its cache file (backup gone)`);
+    if (watcher) await watcher.sync(catalog.watchedDirs!());
   };
+
+  // One scan at a time; requests made meanwhile are merged into the next one. 'full' is a pass
+  // of stats; 'restat' (the safety net) also stats every source for owners and modes.
+  type Request = ReadonlySet<string> | 'full' | 'restat';
+  let queued: Request | undefined;
+  let scanning: Promise<void> | undefined;
+  let closed = false;
+  const merged = (a: Request | undefined, b: Request): Request =>
+    a === 'restat' || b === 'restat' ? 'restat' : a === 'full' || b === 'full' ? 'full' : new Set([...(a ?? []), ...b]);
+  const request = (what: Request): void => {
+    queued = merged(queued, what);
+    if (scanning || closed) return;
+    const next = queued;
+    queued = undefined;
+    scanning = rescan(typeof next === 'string' ? undefined : next, next === 'restat')
+      .catch((e: Error) => report([`rescan failed, keeping the previous tree: ${e.message}`]))
+      .finally(() => {
+        scanning = undefined;
+        if (queued) request(queued);
+      });
+  };
+  const timers = new Set<NodeJS.Timeout>();
+  const every = (ms: number, what: Request): void => {
+    const t = setInterval(() => request(what), ms);
+    timers.add(t);
+  };
+  const pollMs = opts.rescanMs ?? DEFAULT_POLL_MS;
+  const watcher = catalog.watchedDirs
+    ? new StorageWatcher(
+        (dirs) => request(dirs),
+        (why) => {
+          log(`${why}: scanning the storage every ${pollMs / 1000} s instead of watching it`);
+          every(pollMs, 'full');
+        },
+      )
+    : undefined;
 
   await rescan();
   mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
-  log(`serving ${vfs.files().size} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
-
-  let timer: NodeJS.Timeout | undefined;
-  let scanning: Promise<void> = Promise.resolve();
-  const schedule = (): void => {
-    timer = setTimeout(() => {
-      scanning = rescan()
-        .catch((e: Error) => report([`rescan failed, keeping the previous tree: ${e.message}`]))
-        .finally(() => {
-          if (timer) schedule();
-        });
-    }, opts.rescanMs ?? DEFAULT_RESCAN_MS);
-  };
-  schedule();
+  log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
+  if (watcher) {
+    every(opts.safetyScanMs ?? DEFAULT_SAFETY_SCAN_MS, 'restat');
+    // What changed between the first scan and its watches: a pass of stats.
+    request('full');
+  } else every(pollMs, 'full');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      clearTimeout(timer);
-      timer = undefined;
+      closed = true;
+      for (const t of timers) clearInterval(t);
+      watcher?.close();
       await scanning;
       await mounted.unmount();
       vfs.releaseAll();

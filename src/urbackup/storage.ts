@@ -77,58 +77,88 @@ export async function readImageFolder(dir: string, client = basename(dirname(dir
   return { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete };
 }
 
-/** Every image folder below `storage/<client>/`, skipping everything that is not an image backup. */
-export async function discoverStorage(storage: string): Promise<Discovery> {
-  let clients: string[];
+/** One image folder found in a client folder, with its own mtime (a `.raw.sync` appearing changes it). */
+export interface FoundImage {
+  readonly dir: string;
+  /** Undefined while the folder is not (yet) a usable image: no `.raw` or `.raw.mbr` so far. */
+  readonly folder: ImageFolder | undefined;
+  readonly mtimeMs: number;
+}
+
+/** What one client folder holds: its image folders, its mtime when read, and its problems. */
+export interface ClientFolder {
+  readonly images: FoundImage[];
+  /** Undefined when the folder could not be read (or is not a folder). */
+  readonly mtimeMs: number | undefined;
+  readonly warnings: string[];
+}
+
+/** The client names of a storage: every entry that is not hidden and not the database folder. */
+export async function readClientNames(storage: string): Promise<{ names: string[]; mtimeMs: number }> {
   try {
     const st = await stat(storage);
     if (!st.isDirectory()) throw new StorageError(`${storage}: not a directory`);
-    clients = await readdir(storage);
+    const names = await readdir(storage);
+    return { names: names.filter((c) => !isHidden(c) && c !== DATABASE_FOLDER).sort(), mtimeMs: st.mtimeMs };
   } catch (e) {
     if (e instanceof StorageError) throw e;
     throw new StorageError(`${storage}: cannot read the storage folder (${errnoText(e)})`);
   }
-  const warnings: string[] = [];
-  const perClient = await Promise.all(
-    clients
-      .filter((c) => !isHidden(c) && c !== DATABASE_FOLDER)
-      .sort()
-      .map((client) => discoverClient(storage, client, warnings)),
-  );
-  return { images: perClient.flat(), warnings: warnings.sort() };
+}
+
+/** Every image folder below `storage/<client>/`, skipping everything that is not an image backup. */
+export async function discoverStorage(storage: string): Promise<Discovery> {
+  const { names } = await readClientNames(storage);
+  const perClient = await Promise.all(names.map((client) => readClient(storage, client)));
+  return { images: perClient.flatMap((c) => imagesOf(c)), warnings: perClient.flatMap((c) => c.warnings).sort() };
 }
 
 /** The image folders of one client folder; problems go to `warnings`. */
 export async function discoverClient(storage: string, client: string, warnings: string[]): Promise<ImageFolder[]> {
+  const c = await readClient(storage, client);
+  warnings.push(...c.warnings);
+  return imagesOf(c);
+}
+
+/** The usable image folders of a client folder. */
+export function imagesOf(c: ClientFolder): ImageFolder[] {
+  return c.images.flatMap((i) => (i.folder ? [i.folder] : []));
+}
+
+/** Reads one client folder: its image folders (sorted by name) and their mtimes. */
+export async function readClient(storage: string, client: string): Promise<ClientFolder> {
   const cdir = join(storage, client);
+  const warnings: string[] = [];
   let entries: string[];
+  let mtimeMs: number;
   try {
-    if (!(await stat(cdir)).isDirectory()) return [];
+    const st = await stat(cdir);
+    if (!st.isDirectory()) return { images: [], mtimeMs: undefined, warnings };
+    mtimeMs = st.mtimeMs;
     entries = await readdir(cdir);
   } catch (e) {
     warnings.push(`${cdir}: skipped (${errnoText(e)})`);
-    return [];
+    return { images: [], mtimeMs: undefined, warnings };
   }
   const found = await Promise.all(
     entries
       .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
       .sort()
-      .map(async (f) => {
-        const dir = join(cdir, f);
-        // ZFS image folders are symlinks to dataset mount points (§1.3): follow them.
-        const st = await stat(dir).catch((e: unknown) => errnoText(e));
-        if (typeof st === 'string') {
-          warnings.push(`${dir}: skipped (${st})`);
-          return undefined;
-        }
-        if (!st.isDirectory()) return undefined;
-        const r = await readImageFolder(dir, client);
-        if (typeof r === 'string') {
-          warnings.push(r);
-          return undefined;
-        }
-        return r;
-      }),
+      .map((f) => readImageEntry(join(cdir, f), client, warnings)),
   );
-  return found.filter((x): x is ImageFolder => x !== undefined);
+  return { images: found.filter((x): x is FoundImage => x !== undefined), mtimeMs, warnings };
+}
+
+/** One entry of a client folder that looks like an image folder (a warning when it is not usable); undefined when it is not a folder. */
+export async function readImageEntry(dir: string, client: string, warnings: string[]): Promise<FoundImage | undefined> {
+  // ZFS image folders are symlinks to dataset mount points (§1.3): follow them.
+  const st = await stat(dir).catch((e: unknown) => errnoText(e));
+  if (typeof st === 'string') {
+    warnings.push(`${dir}: skipped (${st})`);
+    return undefined;
+  }
+  if (!st.isDirectory()) return undefined;
+  const r = await readImageFolder(dir, client);
+  if (typeof r === 'string') warnings.push(r);
+  return { dir, folder: typeof r === 'string' ? undefined : r, mtimeMs: st.mtimeMs };
 }

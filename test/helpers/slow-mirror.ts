@@ -5,10 +5,10 @@
 // Built on synthvhd's own FUSE session, with a filesystem of its own.
 import { closeSync, constants, openSync, read, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Attr } from '../../src/fuse/protocol.js';
-import { FuseError, type FuseFs, mountSession } from '../../src/fuse/session.js';
+import { FuseError, type FuseFs } from '../../src/fuse/session.js';
+import { serveMirror } from './mirror-mount.js';
 
 const [source, mountpoint, delay, failFrom] = process.argv.slice(2) as [string, string, string, string | undefined];
 const delayMs = Number(delay);
@@ -45,14 +45,4 @@ const fs: FuseFs = {
   statfs: () => ({ blocks: 0, files: names.length + 1, bsize: 4096, namelen: 255 }),
 };
 
-const session = mountSession(mountpoint, fs, { allowOther: true, maxRead: 1 << 20, maxReadahead: 1 << 20, workers: 2, maxBackground: 12, congestionThreshold: 9, entrySeconds: 1, attrSeconds: 1, log: (l) => process.stderr.write(`slow-mirror: ${l}\n`) });
-process.stdout.write('ready\n');
-process.on('SIGTERM', () => {
-  try {
-    execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-  } catch {
-    // Already unmounted by the test.
-  }
-  // A lazy unmount leaves the connection up while readers hold files: ending the process ends it.
-  void Promise.race([session.ended, new Promise((done) => setTimeout(done, 500))]).then(() => process.kill(process.pid, 'SIGKILL'));
-});
+serveMirror('slow-mirror', mountpoint, fs, 1);

@@ -1,0 +1,62 @@
+// Memory stays bounded when every disk of a storage is opened once: a file's layout is built on
+// open (never for a listing) and kept in a cache bounded by the bytes it holds. The disks here
+// are 32 TiB (a small partition on a large GPT disk), so each fixed VHDX layout carries an 8 MiB BAT.
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import test from 'ava';
+import { StorageCatalog } from '../src/catalog/storage-catalog.js';
+import { buildDisk } from './helpers/disk-builder.js';
+import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
+import { ServeTracker } from './helpers/serve-process.js';
+import { guardStorage } from './helpers/storage-guard.js';
+import { treeFingerprint } from './helpers/tree-hash.js';
+import { writeImageBackup } from './helpers/urbackup-storage.js';
+
+/** 32 TiB: the BAT of its fixed VHDX (32 MiB blocks, 8 bytes an entry) is 8 MiB. */
+const DISK_MIB = 32 * 1024 * 1024;
+const DISKS = 24;
+const MiB = 1024 * 1024;
+/** The layout cache's bound (storage-catalog.ts); unbounded, the 24 layouts would hold 192 MiB. */
+const LAYOUT_CACHE_BYTES = 64 * MiB;
+
+let fs: LoopFs | undefined;
+let work: string | undefined;
+let storage = '';
+let before: Record<string, string> = {};
+const tracker = new ServeTracker();
+
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'synthvhd-scale-'));
+  fs = await makeLoopFs('btrfs', 1024);
+  storage = join(fs.mountpoint, 'storage');
+  await mkdir(storage);
+  const disk = await buildDisk({ table: 'gpt', sizeMiB: DISK_MIB, partitions: [{ sizeMiB: 2, type: 'msr' }] }, fs.mountpoint);
+  for (let n = 0; n < DISKS; n++) {
+    const time = `2401${String(1 + (n % 28)).padStart(2, '0')}-${String(10 + Math.floor(n / 28)).padStart(2, '0')}00`;
+    await writeImageBackup({ storage, client: 'big', time, letter: 'C', disk, partition: 1, kind: 'plain' });
+  }
+  await disk.cleanup();
+  before = await treeFingerprint(storage);
+});
+
+guardStorage(() => ({ tracker, fs, work, storage, before }));
+
+test('opening every 32 TiB disk of a storage once keeps the catalog within its layout cache bound', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const catalog = new StorageCatalog(storage, ['vhd', 'vhdx-fixed']);
+  const { files } = await catalog.scan();
+  t.is(files.length, DISKS, files.map((f) => f.name).join(' '));
+  t.true(files.every((f) => f.name.endsWith('-fixed.vhdx')), 'no .vhd of a disk over 2040 GiB');
+  gc();
+  const start = process.memoryUsage().arrayBuffers;
+  // What an open does with a file: build (or take from the cache) its layout, read, let it go.
+  for (const f of files) t.is(f.layout().size, f.size);
+  gc();
+  const grown = process.memoryUsage().arrayBuffers - start;
+  t.true(grown <= LAYOUT_CACHE_BYTES, `layouts kept ${(grown / MiB).toFixed(0)} MiB after opening ${DISKS} disks`);
+  t.true(grown >= LAYOUT_CACHE_BYTES / 2, `the cache keeps recent layouts (${(grown / MiB).toFixed(0)} MiB)`);
+});
