@@ -15,6 +15,7 @@ declare -A need=(
   [/usr/lib/grub/i386-pc/boot.img]=grub-pc-bin [/usr/lib/grub/x86_64-efi/kernel.img]=grub-efi-amd64-bin
   [/usr/share/OVMF/OVMF_CODE_4M.fd]=ovmf [/usr/share/seabios/bios-256k.bin]=seabios
   [setfattr]=attr [pdbedit]=samba [setfacl]=acl
+  [dpkg-deb]=dpkg [debootstrap]=debootstrap [lintian]=lintian [busybox]=busybox-static [cpio]=cpio
 )
 missing=()
 for cmd in "${!need[@]}"; do
