@@ -11,7 +11,7 @@ import type { Catalog, CatalogScan, Ownership, SourceAccess, VirtualFile } from 
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
 import type { AssociationDatabase, Associations } from '../urbackup/database.js';
 import { type Grouping, groupImages } from '../disk/partners.js';
-import { type FoundImage, type ImageFolder, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
+import { type FoundImage, type ImageFolder, StorageError, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
 import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
 import { FolderReach } from './folder-access.js';
@@ -264,6 +264,11 @@ export class StorageCatalog implements Catalog {
     const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
       changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
 
+    // A client folder gone with the whole storage (unmounted, its disk failed) is no deleted
+    // backup: the scan fails, and the tree stays as it was.
+    await stat(this.storage).catch((e: NodeJS.ErrnoException) => {
+      throw new StorageError(`${this.storage}: cannot read the storage folder (${e.code ?? e.message})`);
+    });
     const reread = new Set<string>();
     if (!this.rootRead || (await isStale(this.storage, this.rootStamp))) {
       const t = Date.now();
