@@ -264,11 +264,7 @@ export class StorageCatalog implements Catalog {
     const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
       changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
 
-    // A client folder gone with the whole storage (unmounted, its disk failed) is no deleted
-    // backup: the scan fails, and the tree stays as it was.
-    await stat(this.storage).catch((e: NodeJS.ErrnoException) => {
-      throw new StorageError(`${this.storage}: cannot read the storage folder (${e.code ?? e.message})`);
-    });
+    await this.storageThere();
     const reread = new Set<string>();
     if (!this.rootRead || (await isStale(this.storage, this.rootStamp))) {
       const t = Date.now();
@@ -318,9 +314,21 @@ export class StorageCatalog implements Catalog {
     this.clients.delete(name);
   }
 
+  /**
+   * Throws unless the storage folder is there: a client folder gone with the whole storage
+   * (unmounted, its disk failed) is no deleted backup, so the scan fails and the tree stays.
+   */
+  private async storageThere(): Promise<void> {
+    await stat(this.storage).catch((e: NodeJS.ErrnoException) => {
+      throw new StorageError(`${this.storage}: cannot read the storage folder (${e.code ?? e.message})`);
+    });
+  }
+
   private async reread(name: string): Promise<void> {
     const t = Date.now();
     const found = await readClient(this.storage, name);
+    // An unreadable client folder: asked again after the read, which may have raced an unmount.
+    if (found.mtimeMs === undefined) await this.storageThere();
     const old = this.clients.get(name);
     const images = imagesOf(found);
     const kept = new Set(images.map((i) => i.raw));
