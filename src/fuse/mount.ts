@@ -34,6 +34,8 @@ const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
  * xmount's 26k (libfuse starts a thread per waiting request), with four they keep up.
  */
 const REQUEST_WORKERS = Math.max(4, availableParallelism());
+/** How long mount() waits for the kernel's INIT to be answered. */
+const INIT_WAIT_MS = 10_000;
 /** umount2(2) flag MNT_DETACH, <sys/mount.h>: detach now, finish when the last file closes. */
 const MNT_DETACH = 2;
 /**
@@ -76,6 +78,11 @@ async function mountInfo(mountpoint: string): Promise<{ device: string; type: st
 
 async function mountsAt(mountpoint: string): Promise<string[]> {
   return (await mountInfo(mountpoint)).map((m) => m.type);
+}
+
+/** Resolves `value` after `ms`, without keeping the process alive. */
+function delay<T>(ms: number, value: T): Promise<T> {
+  return new Promise((done) => setTimeout(done, ms, value).unref());
 }
 
 class UnmountError extends Error {
@@ -172,6 +179,11 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
     if (e instanceof MountSyscallError) throw new MountError(`${mnt}: cannot mount: ${e.message}`);
     throw e;
   }
+  // Mounted means served: the first request of a client must not wait for the request workers
+  // to load (with cold caches that took 70 ms, the whole of a first read).
+  const up = await Promise.race([session.initialized.then(() => 'up'), session.ended.then(() => 'ended'), delay(INIT_WAIT_MS, 'late')]);
+  if (up === 'ended') throw new MountError(`${mnt}: the kernel ended the FUSE connection before it was set up`);
+  if (up === 'late') log(`${mnt}: the kernel has not started the FUSE session after ${INIT_WAIT_MS / 1000} s; serving anyway`);
   const device = (await mountInfo(mnt)).find((m) => m.type === 'fuse.synthvhd')?.device;
   await raiseReadahead(mnt, device, log);
   let unmounting: Promise<void> | undefined;

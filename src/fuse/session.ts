@@ -104,6 +104,8 @@ interface InodeIo {
 }
 
 export interface Session {
+  /** Resolves when the kernel's INIT is answered: a request worker is up and reading. */
+  readonly initialized: Promise<void>;
   /** Resolves when the kernel has ended the connection: unmounted, or aborted through fusectl. */
   readonly ended: Promise<void>;
   /** Closes /dev/fuse once the connection has ended. */
@@ -153,11 +155,14 @@ class Connection {
   private gone = false;
   /** Resolves when the kernel has ended the connection. */
   readonly ended: Promise<void>;
+  readonly initialized: Promise<void>;
+  private initDone!: () => void;
 
   constructor(private readonly dev: number, private readonly fs: FuseFs, private readonly o: SessionOptions) {
     let running = 0;
     let done!: () => void;
     this.ended = new Promise<void>((r) => (done = r));
+    this.initialized = new Promise<void>((r) => (this.initDone = r));
     const name = `synthvhd-fuse-${process.pid}-${dev}-${Date.now()}`;
     const requests = new BroadcastChannel(name);
     requests.onmessage = (e) => {
@@ -339,6 +344,7 @@ class Connection {
       maxPages: this.o.maxRead / PAGE_SIZE,
       maxStackDepth: this.passthrough ? PASSTHROUGH_STACK_DEPTH : 0,
     }));
+    this.initDone();
   }
 
   private open(req: Request): void {
@@ -426,6 +432,7 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
   }
   const c = new Connection(dev, fs, o);
   return {
+    initialized: c.initialized,
     ended: c.ended,
     close: () => void c.ended.then(() => closeSync(dev)),
     invalidateAttributes: (ino) => c.invalidateAttributes(ino),
