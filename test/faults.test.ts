@@ -73,7 +73,7 @@ test.serial('storage unmounted under a running serve: EIO, no crash; it recovers
   await run('umount', ['-l', fs.mountpoint]);
   await new Promise((r) => setTimeout(r, 2500)); // at least one rescan without the storage
   const r = await run('sh', ['-c', `{ cat '${join(m, other)}' > /dev/null; } 2>&1; echo rc=$?`]);
-  t.regex(r, /Input\/output error\nrc=1/);
+  t.regex(r, /Input\/output error\nrc=1/, srv.log());
   t.is(srv.proc.exitCode, null, 'still running');
   await run('ls', ['-R', m]); // the mount answers
   await run('mount', [fs.device, fs.mountpoint]);

@@ -300,6 +300,9 @@ export class StorageCatalog implements Catalog {
     if (restat) regroupAll = true;
     for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c);
 
+    // And once more at the end: files that could not be read because the storage went during
+    // the scan (an unmount racing it) are not deleted backups either.
+    await this.storageThere();
     const files: VirtualFile[] = [];
     const warnings = [...this.databaseWarnings];
     for (const c of this.clients.values()) {
