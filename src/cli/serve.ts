@@ -76,11 +76,19 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   stopOnSignals(server, log);
 }
 
+/** How long a stop may take: the unmount waits at most 1 s before it aborts the connection. */
+const STOP_WAIT_MS = 10_000;
+
 /** SIGINT and SIGTERM (systemctl stop) unmount and exit 0. */
 export function stopOnSignals(server: Server, log: (s: string) => void): void {
   const onSignal = (signal: NodeJS.Signals): void => {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     log(`${signal}: unmounting ${server.mountpoint}`);
+    // A stop must end the process: systemd would otherwise wait for its timeout and SIGKILL.
+    setTimeout(() => {
+      log(`unmount did not finish within ${STOP_WAIT_MS / 1000} s; exiting anyway`);
+      process.exit(1);
+    }, STOP_WAIT_MS).unref();
     server.close().then(
       () => process.exit(0),
       (e: Error) => {
