@@ -38,5 +38,9 @@ test('a sequential read reaches the server as 1 MiB requests: INIT asks for the 
     await m.unmount();
     await rm(dir, { recursive: true, force: true });
   }
-  t.deepEqual([...sizes], [[MiB, SIZE / MiB]], 'every request is 1 MiB');
+  // A few pages may come in a small request of their own when the kernel's readahead and dd's
+  // reads cross under load (an 8 KiB one once did); with INIT echoing the kernel's 128 KiB, none is 1 MiB.
+  const counts = JSON.stringify([...sizes]);
+  t.true(Math.max(...sizes.keys()) === MiB, `no request over 1 MiB: ${counts}`);
+  t.true((sizes.get(MiB) ?? 0) * MiB >= 0.9 * SIZE, `at least 90 % of the file came in 1 MiB requests: ${counts}`);
 });

@@ -29,9 +29,9 @@ const CONGESTION_THRESHOLD = 24;
  */
 const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
 /**
- * Threads reading /dev/fuse. Each answers cached reads by itself and otherwise sleeps in
- * read(2). Four, also on 2 cores: with two, 4 fio jobs of 4 KiB reads got 15k IOPS against
- * xmount's 26k (libfuse starts a thread per waiting request), with four they keep up.
+ * Threads reading /dev/fuse: one always, the rest only while requests queue up (see
+ * request-worker.ts). Four, also on 2 cores: with two, 4 fio jobs of 4 KiB reads got 15k IOPS
+ * against xmount's 26k (libfuse starts a thread per waiting request), with four they keep up.
  */
 const REQUEST_WORKERS = Math.max(4, availableParallelism());
 /** How long mount() waits for the kernel's INIT to be answered. */

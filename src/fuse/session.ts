@@ -16,6 +16,7 @@ import {
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
 import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
+import { newControl } from './worker-control.js';
 
 const E = osConstants.errno;
 
@@ -170,10 +171,11 @@ class Connection {
       this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
     };
     void this.ended.then(() => requests.close());
-    const start = (): void => {
+    const control = newControl();
+    const start = (role: WorkerData['role']): void => {
       running++;
       const { port1, port2 } = new MessageChannel();
-      const data: WorkerData = { dev, handles: port2, maxRead: o.maxRead, requests: name };
+      const data: WorkerData = { dev, handles: port2, maxRead: o.maxRead, requests: name, role, control };
       const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
       for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
       this.ports.add(port1);
@@ -187,11 +189,11 @@ class Connection {
         if (CONNECTION_GONE.has(end)) this.gone = true;
         if (!this.gone) {
           o.log(`/dev/fuse: a request worker stopped (${end}); starting another`);
-          setTimeout(start, RESTART_MS);
+          setTimeout(() => start(role), RESTART_MS);
         } else if (running === 0) done();
       });
     };
-    for (let i = 0; i < o.workers; i++) start();
+    for (let i = 0; i < o.workers; i++) start(i === 0 ? 'first' : 'helper');
   }
 
   private publish(fh: number, layout: SharedLayout): void {

@@ -2,10 +2,12 @@
 // preadv2(2) with RWF_NOWAIT, which Node's fs module lacks, through koffi; and asking whether a
 // range is cached at all without touching it (cachestat(2)).
 import type { Bytes } from '../base/units.js';
-import { lastErrno, preadv2, syscall } from './libc.js';
+import { IOVEC_SIZE, iovecAt, lastErrno, preadv2, syscall } from './libc.js';
 
 /** RWF_NOWAIT, <linux/fs.h>: fail with EAGAIN rather than wait for I/O (Linux 4.14). */
 const RWF_NOWAIT = 8;
+/** One struct iovec, reused: each thread has its own module instance, and a call fills it and reads at once. */
+const iov = Buffer.alloc(IOVEC_SIZE);
 
 /**
  * Copies what the page cache already holds of `len` bytes at `pos` of `fd` into `buf` at `off`,
@@ -14,7 +16,9 @@ const RWF_NOWAIT = 8;
  * to the ordinary read that follows).
  */
 export function readCached(fd: number, buf: Buffer, off: Bytes, len: Bytes, pos: Bytes): Bytes {
-  const n = preadv2(fd, [{ iov_base: buf.subarray(off, off + len), iov_len: len }], 1, pos, RWF_NOWAIT);
+  if (off < 0 || len < 0 || off + len > buf.length) throw new RangeError(`readCached: ${len} bytes at ${off} do not fit a buffer of ${buf.length}`);
+  iovecAt(iov, 0, buf, off, len);
+  const n = preadv2(fd, iov, 1, pos, RWF_NOWAIT);
   return n > 0 ? n : 0;
 }
 

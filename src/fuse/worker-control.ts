@@ -1,0 +1,16 @@
+// The words a session's request workers share (src/fuse/request-worker.ts), in their own module:
+// the main thread makes them without loading the worker's code.
+
+/** Indices into WorkerData.control (an Int32Array over a SharedArrayBuffer). */
+export const Control = {
+  /** Bumped by the first worker to wake a helper (Atomics.wait/notify). */
+  WAKE: 0,
+  /** Set when the first worker stops (the connection ended): the helpers read the device themselves and see the end too. */
+  ENDED: 1,
+} as const;
+/** Int32 words in WorkerData.control. */
+export const CONTROL_SIZE = 2;
+
+export function newControl(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(CONTROL_SIZE * 4));
+}
