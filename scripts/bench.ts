@@ -13,7 +13,7 @@ import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from '.
 import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
 import { startSamba } from './bench-samba.js';
-import { BenchError, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed } from './bench-system.js';
+import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
 
 /** Default runs per measurement (median taken); --quick uses one. */
 const DEFAULT_RUNS = 3;
@@ -202,12 +202,12 @@ async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults[
   // build fsyncs its output (a crash never leaves a half-built file under the final name); cp
   // does not, so it is timed with the sync that makes its copy as durable.
   const build = {
-    synthvhd: () => run(process.execPath, [CLI, 'build', fx.fragFolder, '-o', out.synthvhd, '--reflink', 'always']),
+    synthvhd: () => run(benchNode(), [CLI, 'build', fx.fragFolder, '-o', out.synthvhd, '--reflink', 'always']),
     cp: async () => {
       await run('cp', ['--reflink=always', fx.fragRaw, out.cp]);
       await run('sync', ['-f', out.cp]);
     },
-    node: () => run(process.execPath, ['-e', '0']),
+    node: () => run(benchNode(), ['-e', '0']),
   };
   const times = await sideBySide(['synthvhd', 'cp', 'node'] as const, o.runs, async (k) => {
     if (k !== 'node') await rm(out[k], { force: true });
@@ -357,6 +357,7 @@ async function main(): Promise<void> {
   const interrupt = (): void => void stack.unwind().finally(() => process.exit(130));
   process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
   try {
+    await useShippedNode(log);
     if (o.only === 'scale') {
       const scale = await scaleSection(o, stack);
       const cs = scaleChecks(scale);
