@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale] [--backups N]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
-import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, scaleChecks, scaleTable, series, table } from './bench-report.js';
+import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
@@ -36,10 +36,13 @@ const CHANGE_POLL_MS = 50;
 /** Longest wait for a change to show before the bench gives up on it. */
 const CHANGE_WAIT_MS = 60_000;
 
+const ONLY = ['scale', 'dynamic'] as const;
+type Only = (typeof ONLY)[number];
+
 interface Options {
   readonly quick: boolean;
-  /** Only these rows (`scale`): no fixture or server for the others. */
-  readonly only: 'scale' | undefined;
+  /** Only these rows (`scale`, or `dynamic`: section 7 on the bench backup): no fixture or server for the others. */
+  readonly only: Only | undefined;
   /** Backups of the scale rows' storage. */
   readonly backups: number;
   readonly runs: number;
@@ -56,12 +59,12 @@ function options(): Options {
       backups: { type: 'string' },
     },
   });
-  if (values.only !== undefined && values.only !== 'scale') throw new BenchError(`--only: '${values.only}' is not one of: scale`);
+  if (values.only !== undefined && !(ONLY as readonly string[]).includes(values.only)) throw new BenchError(`--only: '${values.only}' is not one of: ${ONLY.join(', ')}`);
   const backups = values.backups === undefined ? SCALE[values.quick ? 'quick' : 'full'].backups : Number(values.backups);
   if (!Number.isInteger(backups) || backups < 1) throw new BenchError(`--backups: '${values.backups}' is not a positive whole number`);
   const runs = values.runs === undefined ? (values.quick ? 1 : DEFAULT_RUNS) : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new BenchError(`--runs: '${values.runs}' is not a positive whole number`);
-  return { quick: values.quick!, runs, out: resolve(values.out!), only: values.only as 'scale' | undefined, backups };
+  return { quick: values.quick!, runs, out: resolve(values.out!), only: values.only as Only | undefined, backups };
 }
 
 const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
@@ -370,6 +373,17 @@ async function main(): Promise<void> {
     stack.push(fx.cleanup);
     const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
+    if (o.only === 'dynamic') {
+      const smb = await startSamba([{ name: 'passthrough', path: passthrough.mountpoint }], SMB_PORT_BASE + (process.pid % 1000));
+      stack.push(smb.stop);
+      log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
+      const dynamic = await dynamicSection(fx, passthrough, smb, 'passthrough', o.runs, sideBySide);
+      const cs = dynamicChecks(dynamic);
+      process.stdout.write(dynamicTable(dynamic, cs));
+      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, dynamic, checks: cs }, null, 2) + '\n');
+      log(`results written to ${o.out}`);
+      return;
+    }
     const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
     stack.push(reflink.stop);
     const xmount = await startXmount(fx.raw, join(fx.scratch, 'mnt-xmount'));

@@ -45,3 +45,18 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.true(r.checks.length >= 15);
   for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);
 });
+
+test('bench --quick --only dynamic writes section 7 alone, with its targets', async (t) => {
+  for (const tool of ['fio', 'smbd', 'smbclient', 'pdbedit', 'filefrag', 'btrfs']) requireTool(tool);
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-bench-smoke-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'results.json');
+  const stdout = await run(process.execPath, [BENCH, '--quick', '--only', 'dynamic', '--out', out]);
+  t.regex(stdout, /Targets \(issue 12\)/);
+  t.regex(stdout, /FUSE seq cold, whole file, s/);
+  const r = JSON.parse(await readFile(out, 'utf8'));
+  t.is(r.dynamic.sizes.length, 5);
+  for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
+  t.deepEqual(r.checks.map((c: { what: string }) => c.what), ['dynamic VHDX / (1.02 × data + 8 MiB)', 'FUSE seq cold, dynamic / fixed VHDX']);
+  t.is(r.sequential, undefined, 'no other section ran');
+});

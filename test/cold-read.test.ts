@@ -1,0 +1,114 @@
+// A cold sequential read through the mount reaches a btrfs storage as O_DIRECT reads, from the
+// first request a new server answers: none of the .raw lands in the page cache (on btrfs an
+// O_DIRECT read into reply buffers not yet mapped is served through the page cache, and the
+// readahead that starts keeps the rest of the read buffered; src/io/layout-reader.ts mapPages).
+import { randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { syscall } from '../src/io/libc.js';
+import { synthvhd } from './helpers/cli.js';
+import { buildDisk, MiB } from './helpers/disk-builder.js';
+import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
+import { run } from './helpers/run.js';
+import { ServeTracker } from './helpers/serve-process.js';
+import { guardStorage } from './helpers/storage-guard.js';
+import { treeFingerprint } from './helpers/tree-hash.js';
+import { RAW_VOLUME_OFFSET, type WrittenImage, imageFolderName, writeImageBackup } from './helpers/urbackup-storage.js';
+
+/** The volume: stripes of data then a hole, as in the benchmark's backup (scripts/bench-fixture.ts). */
+const STRIPES = 3;
+const STRIPE_DATA = 16 * MiB;
+const STRIPE_HOLE = 8 * MiB;
+const CLIENT = 'pc';
+const TIME = '240101-1200';
+/** Reads of 1 MiB, like the FUSE requests the kernel sends (FUSE_MAX_PAGES). */
+const READ = MiB;
+/**
+ * At most this much of the .raw may be in the page cache after a cold read of the whole disk
+ * (measured: 0 and 4 KiB): a piece under 128 KiB, which a request cut at a block boundary
+ * leaves, is read buffered. Without mapPages the reply buffers a new server allocates put 8 MiB
+ * of the dynamic disk's .raw there, and all 72 MiB of the fixed one's.
+ */
+const MAX_CACHED = MiB;
+
+let fs: LoopFs;
+let work: string;
+let storage: string;
+let image: WrittenImage;
+let before: Record<string, string>;
+const tracker = new ServeTracker();
+
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'synthvhd-coldread-'));
+  fs = await makeLoopFs('btrfs', 1024);
+  storage = join(fs.mountpoint, 'storage');
+  const volumeMiB = (STRIPES * (STRIPE_DATA + STRIPE_HOLE)) / MiB;
+  const disk = await buildDisk({ table: 'gpt', sizeMiB: volumeMiB + 2, partitions: [{ sizeMiB: volumeMiB, type: 'msr' }] }, work);
+  image = await writeImageBackup({ storage, client: CLIENT, time: TIME, letter: 'C', disk, partition: 1, kind: 'plain', complete: false });
+  await disk.cleanup();
+  const fh = await open(image.raw, 'r+');
+  const data = Buffer.alloc(STRIPE_DATA);
+  for (let s = 0; s < STRIPES; s++) {
+    randomFillSync(data);
+    await fh.write(data, 0, data.length, RAW_VOLUME_OFFSET + s * (STRIPE_DATA + STRIPE_HOLE));
+  }
+  await fh.close();
+  await writeFile(`${image.raw}.sync`, '');
+  await run('sync', ['-f', image.raw]);
+  before = await treeFingerprint(storage);
+});
+
+guardStorage(() => ({ tracker, fs, work, storage, before }));
+
+/** Bytes of `path` in the page cache: cachestat(2) nr_cache (Linux 6.5; struct cachestat_range, struct cachestat). */
+function cachedBytes(path: string): number {
+  const NR_CACHESTAT = 451;
+  const range = Buffer.alloc(16); // off 0, len 0: to the end of the file
+  const stats = Buffer.alloc(40);
+  const fd = openSync(path, 'r');
+  try {
+    if (syscall(NR_CACHESTAT, 'uint', fd, 'void *', range, 'void *', stats, 'uint', 0) !== 0) throw new Error(`cachestat ${path} failed`);
+  } finally {
+    closeSync(fd);
+  }
+  return Number(stats.readBigUInt64LE(0)) * 4096;
+}
+
+/** The whole file in reads of READ bytes. */
+function readWhole(path: string): Buffer {
+  const parts: Buffer[] = [];
+  const fd = openSync(path, 'r');
+  try {
+    for (let pos = 0; ; ) {
+      const buf = Buffer.alloc(READ);
+      const n = readSync(fd, buf, 0, READ, pos);
+      if (n === 0) break;
+      parts.push(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return Buffer.concat(parts);
+}
+
+for (const [kind, suffix] of [['dynamic VHDX', '.vhdx'], ['fixed VHDX', '-fixed.vhdx']] as const) {
+  test.serial(`the first cold read of a new server, ${kind}: O_DIRECT, nothing of the .raw in the page cache, the bytes of build`, async (t) => {
+    const built = join(work, `built${suffix}`);
+    const b = await synthvhd(['build', image.folder, '-o', built, '--format', suffix === '.vhdx' ? 'vhdx' : 'vhdx-fixed']);
+    t.is(b.code, 0, b.stderr);
+    const m = await tracker.mountpoint(work, `mnt${suffix}`);
+    const srv = await tracker.serve(['--storage', storage, '--mount', m, '--mode', 'passthrough', '--formats', 'vhdx,vhdx-fixed']);
+    await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    t.is(cachedBytes(image.raw), 0, 'the .raw starts cold');
+    const got = readWhole(join(m, CLIENT, `${imageFolderName(TIME, 'C')}${suffix}`));
+    const cached = cachedBytes(image.raw);
+    t.log(`${cached / MiB} MiB of the .raw in the page cache`);
+    t.true(cached <= MAX_CACHED, `${cached / MiB} MiB of the .raw went through the page cache`);
+    t.true(got.equals(await readFile(built)), 'the same bytes as build');
+    t.is(await srv.stop(), 0);
+  });
+}
