@@ -57,6 +57,6 @@ test('bench --quick --only dynamic writes section 7 alone, with its targets', as
   const r = JSON.parse(await readFile(out, 'utf8'));
   t.is(r.dynamic.sizes.length, 5);
   for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
-  t.deepEqual(r.checks.map((c: { what: string }) => c.what), ['dynamic VHDX / (1.02 × data + 8 MiB)', 'FUSE seq cold, dynamic / fixed VHDX']);
+  t.deepEqual(r.checks.map((c: { what: string }) => c.what), ['dynamic VHDX / (1.02 × data + 8 MiB)', 'FUSE seq cold, whole file, dynamic s / fixed VHDX s']);
   t.is(r.sequential, undefined, 'no other section ran');
 });
