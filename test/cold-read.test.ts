@@ -103,10 +103,11 @@ for (const [kind, suffix] of [['dynamic VHDX', '.vhdx'], ['fixed VHDX', '-fixed.
     const m = await tracker.mountpoint(work, `mnt${suffix}`);
     const srv = await tracker.serve(['--storage', storage, '--mount', m, '--mode', 'passthrough', '--formats', 'vhdx,vhdx-fixed']);
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
-    t.is(cachedBytes(image.raw), 0, 'the .raw starts cold');
+    // What the drop left (a few pages in use elsewhere: 28 KiB once, with the whole suite running).
+    const before = cachedBytes(image.raw);
     const got = readWhole(join(m, CLIENT, `${imageFolderName(TIME, 'C')}${suffix}`));
-    const cached = cachedBytes(image.raw);
-    t.log(`${cached / MiB} MiB of the .raw in the page cache`);
+    const cached = cachedBytes(image.raw) - before;
+    t.log(`${cached / MiB} MiB of the .raw came into the page cache (${before} bytes were there before)`);
     t.true(cached <= MAX_CACHED, `${cached / MiB} MiB of the .raw went through the page cache`);
     t.true(got.equals(await readFile(built)), 'the same bytes as build');
     t.is(await srv.stop(), 0);
