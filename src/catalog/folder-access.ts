@@ -1,8 +1,8 @@
 // The folders a reader passes on the way to a storage path, with their owners and modes: reading
 // a `.raw` directly needs search permission on every one of them, not only read on the file.
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { hasAccessAcl } from '../io/posix-acl.js';
 import type { Ownership } from './virtual-file.js';
 
@@ -51,6 +51,22 @@ export class FolderReach {
     for (const [i, r] of real.entries()) if (r === undefined) passed.add(paths[i]!);
     const ordered = [...passed, ...(last === undefined ? [] : [last])];
     return Promise.all(ordered.map((p) => this.ownerOf(p)));
+  }
+
+  /**
+   * What a scan learnt of a folder while reading it: its stat (through a symlink), and whether
+   * its entry is a symlink. A folder that is none has its parent's real path plus its name, so
+   * neither its stat nor its realpath is asked again (two of the calls per backup of a scan).
+   */
+  know(path: string, st: Stats, linked: boolean): void {
+    const owner = Promise.resolve(ownershipOf(st, path));
+    this.owners.set(path, owner);
+    if (linked) return;
+    const real = this.realOf(dirname(path)).then((r) => (r === undefined ? undefined : join(r, basename(path))));
+    this.reals.set(path, real);
+    void real.then((r) => {
+      if (r !== undefined && !this.owners.has(r)) this.owners.set(r, owner);
+    });
   }
 
   private realOf(path: string): Promise<string | undefined> {

@@ -1,8 +1,9 @@
 // Reads what a disk needs from one image folder: the parsed `.raw.mbr` and the volume's place
 // in the `.raw`. Parsed results are kept while the files are unchanged, so rescans only stat.
 import { close, constants, fstat, read, type Stats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { access, lstat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { PartitionImage } from '../disk/assemble.js';
 import type { SourceFile } from '../disk/layout.js';
@@ -97,6 +98,21 @@ async function readAt(fd: number, length: number, position: number): Promise<Buf
   return buf.subarray(0, done);
 }
 
+async function readable(path: string): Promise<void> {
+  await access(path, constants.R_OK).catch((e: unknown) => {
+    throw new ImageLoadError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
+  });
+}
+
+async function readHead(path: string): Promise<Buffer> {
+  const { fd } = await openRegular(path);
+  try {
+    return await readAt(fd, RAW_HEAD_BYTES, 0);
+  } finally {
+    await closeP(fd);
+  }
+}
+
 async function statRegular(path: string): Promise<Stated> {
   const st = await lstat(path).catch((e: unknown) => {
     throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
@@ -148,6 +164,33 @@ class ByteInterner {
 
 const bytes = new ByteInterner();
 
+/**
+ * One parse per distinct `.raw.mbr`: every backup of a machine's partition carries the same file
+ * (its table does not change between incrementals), so a storage of 10 000 backups holds a few
+ * hundred distinct ones. Files are matched by a SHA-256 of their bytes (a client writes these
+ * files, so a weaker hash could be made to collide); parsing is pure, so a twin's parse is the
+ * file's own. Errors are not kept: they name their file.
+ */
+class MbrTwins {
+  private readonly byHash = new Map<string, WeakRef<MbrFile>>();
+  private readonly gone = new FinalizationRegistry<string>((key) => {
+    if (this.byHash.get(key)?.deref() === undefined) this.byHash.delete(key);
+  });
+
+  parse(buf: Buffer, path: string): MbrFile {
+    const key = createHash('sha256').update(buf).digest('base64');
+    const twin = this.byHash.get(key)?.deref();
+    if (twin) return twin;
+    const parsed = parseMbrFile(buf, path);
+    const mbr = parsed.kind === 'partition' ? bytes.mbrFile(parsed) : parsed;
+    this.byHash.set(key, new WeakRef(mbr));
+    this.gone.register(mbr, key);
+    return mbr;
+  }
+}
+
+const twins = new MbrTwins();
+
 async function readMbrFile(path: string): Promise<Stated & { mbr: MbrFile }> {
   const { fd, identity, owner } = await openRegular(path);
   try {
@@ -157,8 +200,7 @@ async function readMbrFile(path: string): Promise<Stated & { mbr: MbrFile }> {
     if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
       throw new ImageLoadError(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
     }
-    const mbr = parseMbrFile(buf, path);
-    return { mbr: mbr.kind === 'partition' ? bytes.mbrFile(mbr) : mbr, identity, owner };
+    return { mbr: twins.parse(buf, path), identity, owner };
   } catch (e) {
     if (e instanceof MbrFileError) throw new ImageLoadError(e.message);
     throw e;
@@ -171,10 +213,12 @@ async function readMbrFile(path: string): Promise<Stated & { mbr: MbrFile }> {
 export class ImageLoader {
   private readonly cache = new Map<string, { mbrId: FileIdentity; rawId: FileIdentity; loaded: LoadedImage }>();
 
-  async load(folder: ImageFolder): Promise<LoadedImage> {
+  /** `rawStats`: the `.raw`'s lstat, when the caller just made one. */
+  async load(folder: ImageFolder, rawStats?: Stats): Promise<LoadedImage> {
+    const rawStat = (): Promise<Stated> => (rawStats?.isFile() ? Promise.resolve(stated(rawStats, folder.raw)) : statRegular(folder.raw));
     const cached = this.cache.get(folder.raw);
     if (cached) {
-      const [rawNow, mbrNow] = await Promise.all([statRegular(folder.raw), statRegular(folder.mbrPath)]);
+      const [rawNow, mbrNow] = await Promise.all([rawStat(), statRegular(folder.mbrPath)]);
       if (sameIdentity(cached.rawId, rawNow.identity) && sameIdentity(cached.mbrId, mbrNow.identity)) {
         const owners = [mbrNow.owner, rawNow.owner];
         if (sameOwners(cached.loaded.owners, owners)) return cached.loaded;
@@ -185,8 +229,8 @@ export class ImageLoader {
       }
     }
     this.cache.delete(folder.raw);
-    const { mbr, identity: mbrId, owner: mbrOwner } = await readMbrFile(folder.mbrPath);
-    const { fd, identity: rawId, owner: rawOwner } = await openRegular(folder.raw);
+    // The `.raw` is not opened (only a head over 2 TiB is read): access(2) says whether it could be.
+    const [{ mbr, identity: mbrId, owner: mbrOwner }, { identity: rawId, owner: rawOwner }] = await Promise.all([readMbrFile(folder.mbrPath), rawStat(), readable(folder.raw)]);
     try {
       const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
       const owners = [mbrOwner, rawOwner];
@@ -194,7 +238,8 @@ export class ImageLoader {
       if (mbr.kind === 'whole-disk') {
         loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr, owners };
       } else {
-        const head = mayHaveSyntheticGpt(rawId.size) ? await readAt(fd, RAW_HEAD_BYTES, 0) : undefined;
+        // Only a `.raw` over 2 TiB is read (its head may hold a synthetic GPT); the others are only stat'ed.
+        const head = mayHaveSyntheticGpt(rawId.size) ? await readHead(folder.raw) : undefined;
         loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) }, owners };
       }
       this.cache.set(folder.raw, { mbrId, rawId, loaded });
@@ -202,8 +247,6 @@ export class ImageLoader {
     } catch (e) {
       if (e instanceof RawFileError) throw new ImageLoadError(e.message);
       throw e;
-    } finally {
-      await closeP(fd);
     }
   }
 

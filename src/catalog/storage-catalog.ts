@@ -1,6 +1,7 @@
 // Everything `serve` and `list` show for a storage: one disk per backup, in each container format.
 // `serve` keeps one StorageCatalog for its whole run: it remembers every client folder and
 // rescans only what the watcher says changed (or, in a safety-net pass, what a stat says did).
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -13,7 +14,7 @@ import type { AssociationDatabase, Associations } from '../urbackup/database.js'
 import { type Grouping, groupImages } from '../disk/partners.js';
 import { type FoundImage, type ImageFolder, StorageError, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
-import { CONTAINER_KINDS, type ContainerKind, kindFileName, kindLayout, kindRefusal, kindSize } from './container-kind.js';
+import { CONTAINER_KINDS, type ContainerKind, checkKind, kindFileName, kindLayout, kindRefusal, kindSize, sizeNeedsDataMaps } from './container-kind.js';
 import { FolderReach } from './folder-access.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
 
@@ -74,10 +75,10 @@ function candidate(l: LoadedImage): LoadedCandidate {
 }
 
 /** Loads images, reporting the ones that cannot be read as warnings. */
-export async function loadImages(images: readonly ImageFolder[], loader: ImageLoader, warnings: string[]): Promise<LoadedImage[]> {
+export async function loadImages(images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>): Promise<LoadedImage[]> {
   const loaded = await Promise.all(
     images.map((i) =>
-      loader.load(i).catch((e: unknown) => {
+      loader.load(i, rawStats?.get(i.raw)).catch((e: unknown) => {
         warnings.push(errorText(e));
         return undefined;
       }),
@@ -173,27 +174,49 @@ function layoutCost(l: Layout): number {
   return n;
 }
 
-/** A disk in one format, keeping its layout (built on open) in the catalog's bounded cache. */
+/**
+ * A disk in one format, keeping its layout (built on open) in the catalog's bounded cache. The
+ * size of a dynamic kind is computed on its first stat, not at the scan: it maps the `.raw`
+ * files' data (cached by their identity), which 10 000 backups made a mount wait for.
+ */
 class ContainerFile implements VirtualFile {
-  readonly dir: string;
   readonly name: string;
-  readonly mtime: Date;
-  readonly key: string;
-  readonly sources: BackupDisk['sources'];
+  private knownSize: Bytes | undefined;
 
   constructor(
     private readonly disk: BackupDisk,
     private readonly format: ContainerFormat,
-    readonly size: Bytes,
     readonly version: string,
     readonly access: SourceAccess,
     private readonly layouts: LRUCache<ContainerFile, Layout>,
   ) {
-    this.dir = disk.client;
     this.name = kindFileName(disk.folder, format);
-    this.mtime = disk.time;
-    this.key = `${disk.client}/${this.name}`;
-    this.sources = disk.sources;
+    naming(disk, () => checkKind(disk, format));
+    if (!sizeNeedsDataMaps(format)) this.knownSize = containerSize(disk, format);
+  }
+
+  get dir(): string {
+    return this.disk.client;
+  }
+
+  get mtime(): Date {
+    return this.disk.time;
+  }
+
+  get key(): string {
+    return `${this.disk.client}/${this.name}`;
+  }
+
+  get sources(): BackupDisk['sources'] {
+    return this.disk.sources;
+  }
+
+  get size(): Bytes {
+    return (this.knownSize ??= containerSize(this.disk, this.format));
+  }
+
+  get sizeKnown(): boolean {
+    return this.knownSize !== undefined;
   }
 
   layout(): Layout {
@@ -240,6 +263,8 @@ export class StorageCatalog implements Catalog {
   /** Folder owners and modes, stat'ed once per scan (see regroup in scan()). */
   private reach = new FolderReach();
   private storageChain: readonly Ownership[] = [];
+  /** The `.raw` lstats of this scan's reads of client folders, for the loader. */
+  private readonly rawStats = new Map<string, Stats>();
 
   constructor(
     private readonly storage: string,
@@ -292,13 +317,17 @@ export class StorageCatalog implements Catalog {
       this.databaseWarnings = warnings;
     }
 
-    await Promise.all([...reread].map((name) => this.reread(name)));
     this.reach = new FolderReach();
+    this.rawStats.clear();
+    await Promise.all([...reread].map((name) => this.reread(name)));
     this.storageChain = await this.reach.chain(resolve(this.storage));
     // The safety net's pass regroups every client: that stats every source again, so a chmod
     // or chown in the storage, which changes no folder's mtime, shows by the next such pass.
     if (restat) regroupAll = true;
     for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c);
+    // What this scan stat'ed is not kept: 10 000 backups' stats would stay until the next one.
+    this.rawStats.clear();
+    this.reach = new FolderReach();
 
     // And once more at the end: files that could not be read because the storage went during
     // the scan (an unmount racing it) are not deleted backups either.
@@ -334,6 +363,10 @@ export class StorageCatalog implements Catalog {
     if (found.mtimeMs === undefined) await this.storageThere();
     const old = this.clients.get(name);
     const images = imagesOf(found);
+    for (const i of found.images) {
+      this.reach.know(i.dir, i.stats, i.linked);
+      if (i.folder && i.rawStats) this.rawStats.set(i.folder.raw, i.rawStats);
+    }
     const kept = new Set(images.map((i) => i.raw));
     for (const i of old?.images ?? []) if (!kept.has(i.raw)) this.loader.forget(i.raw);
     this.clients.set(name, {
@@ -350,7 +383,7 @@ export class StorageCatalog implements Catalog {
   private async group(c: ClientState): Promise<void> {
     const warnings = [...c.discoveryWarnings];
     const images = c.images.filter((i) => this.opts.showIncomplete || i.complete);
-    const disks = groupDisks(await loadImages(images, this.loader, warnings), this.associations, this.opts, warnings);
+    const disks = groupDisks(await loadImages(images, this.loader, warnings, this.rawStats), this.associations, this.opts, warnings);
     const files: VirtualFile[] = [];
     for (const b of disks) {
       const access = await this.accessOf(b);
@@ -361,9 +394,9 @@ export class StorageCatalog implements Catalog {
         const fs: VirtualFile[] = [];
         for (const f of formatsFor(b, this.formats)) {
           try {
-            fs.push(new ContainerFile(b, f, containerSize(b, f), version, access, this.layouts));
+            fs.push(new ContainerFile(b, f, version, access, this.layouts));
           } catch (e) {
-            // A dynamic kind maps the `.raw` files' data: a file that cannot be read hides only this one.
+            // A disk the kind cannot hold (too large for a VHD, over 64 TiB) hides only this file.
             warnings.push(`${kindFileName(b.folder, f)}: ${errorText(e)}`);
           }
         }

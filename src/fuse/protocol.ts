@@ -13,7 +13,7 @@ export const Op = {
   UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
   RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
   INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, ACCESS: 34, CREATE: 35,
-  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
+  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, READDIRPLUS: 44, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
   TMPFILE: 51,
 } as const;
 
@@ -26,6 +26,8 @@ export const WRITE_OPS: ReadonlySet<number> = new Set([
 /** fuse_init_in/out flags (fuse.h); bits 32 and up travel in flags2. */
 export const Init = {
   ASYNC_READ: 1n << 0n,
+  /** FUSE_DO_READDIRPLUS: READDIRPLUS answers each entry with its lookup; without FUSE_READDIRPLUS_AUTO (1 << 14) the kernel always asks for it. */
+  DO_READDIRPLUS: 1n << 13n,
   PARALLEL_DIROPS: 1n << 18n,
   MAX_PAGES: 1n << 22n,
   INIT_EXT: 1n << 30n,
@@ -178,14 +180,17 @@ function writeValid(b: Buffer, at: number, nsecAt: number, seconds: number): voi
   b.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
 }
 
+/** struct fuse_entry_out for `attr` into `b` (zero-filled). */
+function writeEntryOut(b: Buffer, attr: Attr, entrySeconds: number, attrSeconds: number): void {
+  u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
+  u64(b, 8, 0); // generation
+  writeValid(b, 16, 32, entrySeconds);
+  writeValid(b, 24, 36, attrSeconds);
+  writeAttr(b.subarray(40), attr);
+}
+
 export function entryReply(req: Request, attr: Attr, entrySeconds: number, attrSeconds: number): Buffer {
-  return reply(req, ENTRY_OUT_SIZE, (b) => {
-    u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
-    u64(b, 8, 0); // generation
-    writeValid(b, 16, 32, entrySeconds);
-    writeValid(b, 24, 36, attrSeconds);
-    writeAttr(b.subarray(40), attr);
-  });
+  return reply(req, ENTRY_OUT_SIZE, (b) => writeEntryOut(b, attr, entrySeconds, attrSeconds));
 }
 
 /**
@@ -314,19 +319,46 @@ export interface Dirent {
  * padded to 8). Each entry's `off` is the index of the next, so READDIR resumes there.
  */
 export function direntsReply(req: Request, entries: readonly Dirent[], from: number, size: number): Buffer {
+  return packDirents(req, entries, from, size);
+}
+
+/** What READDIRPLUS adds to each entry: its fuse_entry_out. */
+interface EntryPlus {
+  readonly attrOf: (e: Dirent) => Attr | undefined;
+  readonly entrySeconds: number;
+  readonly attrSeconds: number;
+}
+
+/**
+ * READDIRPLUS: like direntsReply, each entry a struct fuse_direntplus (fuse_entry_out, then the
+ * fuse_dirent; fuse.h FUSE_DIRENTPLUS_SIZE), so one request spares the kernel a LOOKUP per
+ * entry. `attrOf` gives an entry's attributes, asked only for entries that fit; undefined
+ * leaves its fuse_entry_out zero (node id 0: "no attributes", fs/fuse/readdir.c
+ * fuse_direntplus_link), and the kernel looks that name up when it needs it (`.` and `..` too).
+ */
+export function direntsPlusReply(
+  req: Request, entries: readonly Dirent[], from: number, size: number, attrOf: (e: Dirent) => Attr | undefined, entrySeconds: number, attrSeconds: number,
+): Buffer {
+  return packDirents(req, entries, from, size, { attrOf, entrySeconds, attrSeconds });
+}
+
+function packDirents(req: Request, entries: readonly Dirent[], from: number, size: number, plus?: EntryPlus): Buffer {
+  const at = plus ? ENTRY_OUT_SIZE : 0;
   const parts: Buffer[] = [];
   let used = 0;
   for (let i = from; i < entries.length; i++) {
     const e = entries[i]!;
     const name = Buffer.from(e.name, 'utf8');
-    const len = (DIRENT_SIZE + name.length + 7) & ~7;
+    const len = (at + DIRENT_SIZE + name.length + 7) & ~7;
     if (used + len > size) break;
     const d = Buffer.alloc(len);
-    u64(d, 0, e.ino);
-    u64(d, 8, i + 1);
-    d.writeUInt32LE(name.length, 16);
-    d.writeUInt32LE((e.mode >>> 12) & 0xf, 20);
-    name.copy(d, DIRENT_SIZE);
+    const attr = plus?.attrOf(e);
+    if (attr) writeEntryOut(d, attr, plus!.entrySeconds, plus!.attrSeconds);
+    u64(d, at, e.ino);
+    u64(d, at + 8, i + 1);
+    d.writeUInt32LE(name.length, at + 16);
+    d.writeUInt32LE((e.mode >>> 12) & 0xf, at + 20);
+    name.copy(d, at + DIRENT_SIZE);
     parts.push(d);
     used += len;
   }

@@ -11,7 +11,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
-  decodeRead, decodeRequest, type Dirent, direntsReply, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  decodeRead, decodeRequest, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
@@ -139,7 +139,8 @@ const CONNECTION_GONE = new Set(['ENODEV', 'ECONNABORTED']);
 class Connection {
   private readonly modes = new Map<number, HandleMode>();
   private readonly inodes = new Map<number, InodeIo>();
-  private readonly dirs = new Map<number, readonly Dirent[]>();
+  /** Open directories: their inode and the snapshot of their entries. */
+  private readonly dirs = new Map<number, { readonly ino: number; readonly list: readonly Dirent[] }>();
   private lastDir = 0;
   /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
@@ -298,13 +299,19 @@ class Connection {
         // A snapshot per open directory, so a rescan between two READDIRs cannot skip or repeat names.
         do this.lastDir = this.lastDir >= Number.MAX_SAFE_INTEGER ? 1 : this.lastDir + 1;
         while (this.dirs.has(this.lastDir));
-        this.dirs.set(this.lastDir, list);
+        this.dirs.set(this.lastDir, { ino: req.nodeid, list });
         return this.send(openReply(req, this.lastDir, 0));
       }
       case Op.READDIR: {
         const { fh, offset, size } = decodeRead(req.body);
-        const list = this.dirs.get(fh);
-        return list ? this.send(direntsReply(req, list, offset, size)) : this.status(req, E.EBADF);
+        const dir = this.dirs.get(fh);
+        return dir ? this.send(direntsReply(req, dir.list, offset, size)) : this.status(req, E.EBADF);
+      }
+      case Op.READDIRPLUS: {
+        const { fh, offset, size } = decodeRead(req.body);
+        const dir = this.dirs.get(fh);
+        if (!dir) return this.status(req, E.EBADF);
+        return this.send(direntsPlusReply(req, dir.list, offset, size, (e) => this.entryOf(dir.ino, e), this.o.entrySeconds, this.o.attrSeconds));
       }
       case Op.RELEASEDIR:
         this.dirs.delete(decodeFh(req.body));
@@ -325,13 +332,26 @@ class Connection {
     }
   }
 
+  /** An entry's lookup for READDIRPLUS; none for `.` and `..` or a name that fails (its own LOOKUP then says why). */
+  private entryOf(dir: number, e: Dirent): Attr | undefined {
+    if (e.name === '.' || e.name === '..') return undefined;
+    try {
+      return this.fs.lookup(dir, e.name);
+    } catch (err) {
+      if (!(err instanceof FuseError)) this.o.log(`/dev/fuse: READDIRPLUS of ${e.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
   private init(req: Request): void {
     const k = decodeInit(req.body);
     if (k.major !== FUSE_KERNEL_VERSION) {
       this.o.log(`/dev/fuse: the kernel speaks FUSE ${k.major}.${k.minor}, not ${FUSE_KERNEL_VERSION}.x`);
       return this.status(req, E.EPROTO);
     }
-    const want = Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
+    // DO_READDIRPLUS without READDIRPLUS_AUTO: every READDIR of a folder is a READDIRPLUS, also
+    // past its first request (AUTO asks plain READDIRs there until a lookup advises otherwise).
+    const want = Init.ASYNC_READ | Init.DO_READDIRPLUS | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
     const flags = k.flags & want & ~withoutFeatures();
     this.passthrough = (flags & Init.PASSTHROUGH) !== 0n;
     if (!this.passthrough) this.o.log(`the kernel has no FUSE passthrough (FUSE ${k.major}.${k.minor}; Linux 6.9 brought it): built disks are read through synthvhd`);

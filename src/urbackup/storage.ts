@@ -1,4 +1,5 @@
 // Finding image backups in an UrBackup storage folder (docs/urbackup-raw-format.md §1; the bare § numbers below are its sections).
+import type { Dirent, Stats } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -52,6 +53,12 @@ function errnoText(e: unknown): string {
  * backup (no `.raw`, a `.raw` that is not a regular file, no `.raw.mbr`).
  */
 export async function readImageFolder(dir: string, client = basename(dirname(dir))): Promise<ImageFolder | string> {
+  const r = await readImageFiles(dir, client);
+  return typeof r === 'string' ? r : r.folder;
+}
+
+/** readImageFolder, with the `.raw`'s lstat (the catalog's loader needs it and need not ask again). */
+async function readImageFiles(dir: string, client: string): Promise<{ folder: ImageFolder; rawStats: Stats } | string> {
   const folder = basename(dir);
   const m = IMAGE_FOLDER.exec(folder);
   if (!m) return `${dir}: not an UrBackup image folder (expected <YYMMDD-HHMM>_Image_<letter>)`;
@@ -74,7 +81,7 @@ export async function readImageFolder(dir: string, client = basename(dirname(dir
   const mbrPath = `${raw}.mbr`;
   if (!names.includes(`${rawName}.mbr`)) return `${mbrPath}: missing (every image has one; cannot place the volume on a disk)`;
   const complete = names.includes(`${rawName}.sync`);
-  return { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete };
+  return { folder: { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete }, rawStats: st };
 }
 
 /** One image folder found in a client folder, with its own mtime (a `.raw.sync` appearing changes it). */
@@ -83,6 +90,11 @@ export interface FoundImage {
   /** Undefined while the folder is not (yet) a usable image: no `.raw` or `.raw.mbr` so far. */
   readonly folder: ImageFolder | undefined;
   readonly mtimeMs: number;
+  /** The folder's stat (through a symlink) and whether its entry is a symlink: its owner and real path without asking again. */
+  readonly stats: Stats;
+  readonly linked: boolean;
+  /** The `.raw`'s lstat, when `folder` is set. */
+  readonly rawStats: Stats | undefined;
 }
 
 /** What one client folder holds: its image folders, its mtime when read, and its problems. */
@@ -129,28 +141,28 @@ export function imagesOf(c: ClientFolder): ImageFolder[] {
 export async function readClient(storage: string, client: string): Promise<ClientFolder> {
   const cdir = join(storage, client);
   const warnings: string[] = [];
-  let entries: string[];
+  let entries: Dirent[];
   let mtimeMs: number;
   try {
     const st = await stat(cdir);
     if (!st.isDirectory()) return { images: [], mtimeMs: undefined, warnings };
     mtimeMs = st.mtimeMs;
-    entries = await readdir(cdir);
+    entries = await readdir(cdir, { withFileTypes: true });
   } catch (e) {
     warnings.push(`${cdir}: skipped (${errnoText(e)})`);
     return { images: [], mtimeMs: undefined, warnings };
   }
   const found = await Promise.all(
     entries
-      .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
-      .sort()
-      .map((f) => readImageEntry(join(cdir, f), client, warnings)),
+      .filter((f) => !isHidden(f.name) && IMAGE_FOLDER.test(f.name) && !NOT_AN_IMAGE_FOLDER.test(f.name))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((f) => readImageEntry(join(cdir, f.name), client, f.isSymbolicLink(), warnings)),
   );
   return { images: found.filter((x): x is FoundImage => x !== undefined), mtimeMs, warnings };
 }
 
 /** One entry of a client folder that looks like an image folder (a warning when it is not usable); undefined when it is not a folder. */
-export async function readImageEntry(dir: string, client: string, warnings: string[]): Promise<FoundImage | undefined> {
+async function readImageEntry(dir: string, client: string, linked: boolean, warnings: string[]): Promise<FoundImage | undefined> {
   // ZFS image folders are symlinks to dataset mount points (§1.3): follow them.
   const st = await stat(dir).catch((e: unknown) => errnoText(e));
   if (typeof st === 'string') {
@@ -158,7 +170,8 @@ export async function readImageEntry(dir: string, client: string, warnings: stri
     return undefined;
   }
   if (!st.isDirectory()) return undefined;
-  const r = await readImageFolder(dir, client);
+  const r = await readImageFiles(dir, client);
   if (typeof r === 'string') warnings.push(r);
-  return { dir, folder: typeof r === 'string' ? undefined : r, mtimeMs: st.mtimeMs };
+  const ok = typeof r !== 'string';
+  return { dir, folder: ok ? r.folder : undefined, mtimeMs: st.mtimeMs, stats: st, linked, rawStats: ok ? r.rawStats : undefined };
 }
