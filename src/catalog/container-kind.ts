@@ -96,10 +96,15 @@ export function kindSize(b: BackupDisk, kind: ContainerKind): Bytes {
     case 'vhdx-fixed':
       return fixedVhdxSize(size, b.disk.sectorSize);
     case 'vhdx':
-      return dynamicVhdxSize(size, b.disk.sectorSize, kindPresentBlocks(b, kind)!.count);
+      return dynamicVhdxSize(size, b.disk.sectorSize, presentCount(b, kind));
     case 'vhd-dynamic':
-      return dynamicVhdSize(size, kindPresentBlocks(b, kind)!.count);
+      return dynamicVhdSize(size, presentCount(b, kind));
   }
+}
+
+/** How many blocks a dynamic kind stores: its present blocks are kept only once built for a layout (a stat needs only the count). */
+function presentCount(b: BackupDisk, kind: ContainerKind): number {
+  return (presentCache.get(b)?.get(dynamicBlockSize(kind)!) ?? presentBlocks(b.disk.layout, dynamicBlockSize(kind)!, dataMapOf(b))).count;
 }
 
 /** The container file's layout. */

@@ -15,8 +15,9 @@ import { type Grouping, groupImages } from '../disk/partners.js';
 import { type FoundImage, type ImageFolder, StorageError, discoverStorage, imagesOf, readClient, readClientNames } from '../urbackup/storage.js';
 import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './backup-disk.js';
 import { CONTAINER_KINDS, type ContainerKind, checkKind, kindFileName, kindLayout, kindRefusal, kindSize, sizeNeedsDataMaps } from './container-kind.js';
-import { FolderReach } from './folder-access.js';
+import { AccessInterner, FolderReach } from './folder-access.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
+import { BLOCKING_SCAN, POOLED_SCAN, type ScanCalls } from './scan-calls.js';
 
 export type ContainerFormat = ContainerKind;
 export const CONTAINER_FORMATS = CONTAINER_KINDS;
@@ -75,10 +76,12 @@ function candidate(l: LoadedImage): LoadedCandidate {
 }
 
 /** Loads images, reporting the ones that cannot be read as warnings. */
-export async function loadImages(images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>): Promise<LoadedImage[]> {
+export async function loadImages(
+  images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>, calls: ScanCalls = POOLED_SCAN,
+): Promise<LoadedImage[]> {
   const loaded = await Promise.all(
     images.map((i) =>
-      loader.load(i, rawStats?.get(i.raw)).catch((e: unknown) => {
+      loader.load(i, rawStats?.get(i.raw), calls).catch((e: unknown) => {
         warnings.push(errorText(e));
         return undefined;
       }),
@@ -117,13 +120,13 @@ export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions,
   return groupDisks(loaded, await readAssociations(opts, warnings), opts, warnings);
 }
 
-/** Scans a whole storage once (`list`). */
+/** Scans a whole storage once (`list`), with blocking calls: nothing else waits meanwhile (scan-calls.ts). */
 export async function scanDisks(storage: string, loader: ImageLoader, opts: ScanOptions = {}): Promise<DiskScan> {
-  const found = await discoverStorage(storage);
+  const found = await discoverStorage(storage, BLOCKING_SCAN);
   const warnings = [...found.warnings];
   const images = found.images.filter((i) => opts.showIncomplete || i.complete);
   loader.retain(new Set(images.map((i) => i.raw)));
-  const disks = await disksOf(await loadImages(images, loader, warnings), opts, warnings);
+  const disks = await disksOf(await loadImages(images, loader, warnings, undefined, BLOCKING_SCAN), opts, warnings);
   return { disks, warnings };
 }
 
@@ -259,10 +262,11 @@ export class StorageCatalog implements Catalog {
   private associations: Associations | undefined;
   private databaseWarnings: string[] = [];
   /** Files per disk, so that an unchanged disk keeps the same VirtualFile objects across scans. */
-  private readonly filesOf = new WeakMap<BackupDisk, { readonly access: string; readonly files: VirtualFile[] }>();
+  private readonly filesOf = new WeakMap<BackupDisk, { readonly access: SourceAccess; readonly files: VirtualFile[] }>();
   /** Folder owners and modes, stat'ed once per scan (see regroup in scan()). */
   private reach = new FolderReach();
   private storageChain: readonly Ownership[] = [];
+  private readonly accesses = new AccessInterner();
   /** The `.raw` lstats of this scan's reads of client folders, for the loader. */
   private readonly rawStats = new Map<string, Stats>();
 
@@ -285,6 +289,9 @@ export class StorageCatalog implements Catalog {
   }
 
   async scan(changed?: ReadonlySet<string>, restat = false): Promise<CatalogScan> {
+    // The first scan blocks (scan-calls.ts): serve makes it before it mounts, when no request
+    // can wait behind it. Later ones run beside requests and use the pool.
+    const calls = this.rootRead ? POOLED_SCAN : BLOCKING_SCAN;
     // Told by the watcher, or (a pass without it) found by a stat: an unchanged folder costs one.
     const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
       changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
@@ -293,7 +300,7 @@ export class StorageCatalog implements Catalog {
     const reread = new Set<string>();
     if (!this.rootRead || (await isStale(this.storage, this.rootStamp))) {
       const t = Date.now();
-      const { names, mtimeMs } = await readClientNames(this.storage);
+      const { names, mtimeMs } = await readClientNames(this.storage, calls);
       this.rootStamp = stampOf(mtimeMs, t);
       this.rootRead = true;
       const wanted = new Set(names);
@@ -317,14 +324,14 @@ export class StorageCatalog implements Catalog {
       this.databaseWarnings = warnings;
     }
 
-    this.reach = new FolderReach();
+    this.reach = new FolderReach(calls);
     this.rawStats.clear();
-    await Promise.all([...reread].map((name) => this.reread(name)));
+    await Promise.all([...reread].map((name) => this.reread(name, calls)));
     this.storageChain = await this.reach.chain(resolve(this.storage));
     // The safety net's pass regroups every client: that stats every source again, so a chmod
     // or chown in the storage, which changes no folder's mtime, shows by the next such pass.
     if (restat) regroupAll = true;
-    for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c);
+    for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c, calls);
     // What this scan stat'ed is not kept: 10 000 backups' stats would stay until the next one.
     this.rawStats.clear();
     this.reach = new FolderReach();
@@ -356,9 +363,9 @@ export class StorageCatalog implements Catalog {
     });
   }
 
-  private async reread(name: string): Promise<void> {
+  private async reread(name: string, calls: ScanCalls): Promise<void> {
     const t = Date.now();
-    const found = await readClient(this.storage, name);
+    const found = await readClient(this.storage, name, calls);
     // An unreadable client folder: asked again after the read, which may have raced an unmount.
     if (found.mtimeMs === undefined) await this.storageThere();
     const old = this.clients.get(name);
@@ -380,16 +387,15 @@ export class StorageCatalog implements Catalog {
   }
 
   /** Groups one client's images into disks (partners are always the same client's) and makes their files. */
-  private async group(c: ClientState): Promise<void> {
+  private async group(c: ClientState, calls: ScanCalls): Promise<void> {
     const warnings = [...c.discoveryWarnings];
     const images = c.images.filter((i) => this.opts.showIncomplete || i.complete);
-    const disks = groupDisks(await loadImages(images, this.loader, warnings, this.rawStats), this.associations, this.opts, warnings);
+    const disks = groupDisks(await loadImages(images, this.loader, warnings, this.rawStats, calls), this.associations, this.opts, warnings);
     const files: VirtualFile[] = [];
     for (const b of disks) {
       const access = await this.accessOf(b);
-      const accessKey = JSON.stringify(access);
       let known = this.filesOf.get(b);
-      if (known?.access !== accessKey) {
+      if (known?.access !== access) {
         const version = diskVersion(b);
         const fs: VirtualFile[] = [];
         for (const f of formatsFor(b, this.formats)) {
@@ -400,7 +406,7 @@ export class StorageCatalog implements Catalog {
             warnings.push(`${kindFileName(b.folder, f)}: ${errorText(e)}`);
           }
         }
-        known = { access: accessKey, files: fs };
+        known = { access, files: fs };
         // A disk none of whose files could be made is tried again at its client's next scan.
         if (fs.length > 0) this.filesOf.set(b, known);
       }
@@ -414,6 +420,6 @@ export class StorageCatalog implements Catalog {
   private async accessOf(b: BackupDisk): Promise<SourceAccess> {
     const client = await this.reach.chain(resolve(b.images[0]!.dir, '..'));
     const imageFolders = await Promise.all(b.images.map((i) => this.reach.chain(resolve(i.dir))));
-    return { storage: this.storageChain, client, disk: [...imageFolders.flat(), ...b.owners] };
+    return this.accesses.intern({ storage: this.storageChain, client, disk: [...imageFolders.flat(), ...b.owners] });
   }
 }
