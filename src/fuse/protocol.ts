@@ -319,50 +319,65 @@ export interface Dirent {
  * padded to 8). Each entry's `off` is the index of the next, so READDIR resumes there.
  */
 export function direntsReply(req: Request, entries: readonly Dirent[], from: number, size: number): Buffer {
-  return packDirents(req, entries, from, size);
-}
-
-/** What READDIRPLUS adds to each entry: its fuse_entry_out. */
-interface EntryPlus {
-  readonly attrOf: (e: Dirent) => Attr | undefined;
-  readonly entrySeconds: number;
-  readonly attrSeconds: number;
-}
-
-/**
- * READDIRPLUS: like direntsReply, each entry a struct fuse_direntplus (fuse_entry_out, then the
- * fuse_dirent; fuse.h FUSE_DIRENTPLUS_SIZE), so one request spares the kernel a LOOKUP per
- * entry. `attrOf` gives an entry's attributes, asked only for entries that fit; undefined
- * leaves its fuse_entry_out zero (node id 0: "no attributes", fs/fuse/readdir.c
- * fuse_direntplus_link), and the kernel looks that name up when it needs it (`.` and `..` too).
- */
-export function direntsPlusReply(
-  req: Request, entries: readonly Dirent[], from: number, size: number, attrOf: (e: Dirent) => Attr | undefined, entrySeconds: number, attrSeconds: number,
-): Buffer {
-  return packDirents(req, entries, from, size, { attrOf, entrySeconds, attrSeconds });
-}
-
-function packDirents(req: Request, entries: readonly Dirent[], from: number, size: number, plus?: EntryPlus): Buffer {
-  const at = plus ? ENTRY_OUT_SIZE : 0;
   const parts: Buffer[] = [];
   let used = 0;
   for (let i = from; i < entries.length; i++) {
-    const e = entries[i]!;
-    const name = Buffer.from(e.name, 'utf8');
-    const len = (at + DIRENT_SIZE + name.length + 7) & ~7;
+    const name = Buffer.from(entries[i]!.name, 'utf8');
+    const len = (DIRENT_SIZE + name.length + 7) & ~7;
     if (used + len > size) break;
     const d = Buffer.alloc(len);
-    const attr = plus?.attrOf(e);
-    if (attr) writeEntryOut(d, attr, plus!.entrySeconds, plus!.attrSeconds);
-    u64(d, at, e.ino);
-    u64(d, at + 8, i + 1);
-    d.writeUInt32LE(name.length, at + 16);
-    d.writeUInt32LE((e.mode >>> 12) & 0xf, at + 20);
-    name.copy(d, at + DIRENT_SIZE);
+    writeDirent(d, 0, entries[i]!, i + 1, name);
     parts.push(d);
     used += len;
   }
   return reply(req, used, (b) => Buffer.concat(parts, used).copy(b));
+}
+
+/** struct fuse_dirent at `at`: ino, off, namelen, type (the file type bits of st_mode shifted down 12), name. */
+function writeDirent(d: Buffer, at: number, e: Dirent, off: number, name: Buffer): void {
+  u64(d, at, e.ino);
+  u64(d, at + 8, off);
+  d.writeUInt32LE(name.length, at + 16);
+  d.writeUInt32LE((e.mode >>> 12) & 0xf, at + 20);
+  name.copy(d, at + DIRENT_SIZE);
+}
+
+/** A folder's READDIRPLUS entries, encoded once: entry i is bytes [ends[i-1] (0 for the first), ends[i]). */
+export interface DirentsPlus {
+  readonly bytes: Buffer;
+  readonly ends: readonly number[];
+}
+
+/**
+ * Every entry as a struct fuse_direntplus: the fuse_entry_out its LOOKUP would give, then the
+ * fuse_dirent (fuse.h FUSE_DIRENTPLUS_SIZE, padded to 8). `attrOf` undefined leaves the
+ * fuse_entry_out zero: node id 0 means "no attributes" (fs/fuse/readdir.c
+ * fuse_direntplus_link), and the kernel looks that name up when it needs it (`.` and `..` too).
+ */
+export function encodeDirentsPlus(entries: readonly Dirent[], attrOf: (e: Dirent) => Attr | undefined, entrySeconds: number, attrSeconds: number): DirentsPlus {
+  const names = entries.map((e) => Buffer.from(e.name, 'utf8'));
+  const ends: number[] = [];
+  let total = 0;
+  for (const n of names) ends.push((total += (ENTRY_OUT_SIZE + DIRENT_SIZE + n.length + 7) & ~7));
+  const bytes = Buffer.alloc(total);
+  for (const [i, e] of entries.entries()) {
+    const at = i === 0 ? 0 : ends[i - 1]!;
+    const attr = attrOf(e);
+    if (attr) writeEntryOut(bytes.subarray(at), attr, entrySeconds, attrSeconds);
+    writeDirent(bytes, at + ENTRY_OUT_SIZE, e, i + 1, names[i]!);
+  }
+  return { bytes, ends };
+}
+
+/** READDIRPLUS: the encoded entries from index `from` that fit in `size` bytes, as a header and a view of them. */
+export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number): Buffer[] {
+  const start = from === 0 ? 0 : plus.ends[from - 1] ?? plus.bytes.length;
+  let last = from;
+  while (last < plus.ends.length && plus.ends[last]! - start <= size) last++;
+  const end = last === from ? start : plus.ends[last - 1]!;
+  const header = Buffer.alloc(OUT_HEADER_SIZE);
+  writeOutHeader(header, req, 0, end - start);
+  return [header, plus.bytes.subarray(start, end)];
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */

@@ -11,7 +11,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
-  decodeRead, decodeRequest, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
@@ -141,6 +141,12 @@ class Connection {
   private readonly inodes = new Map<number, InodeIo>();
   /** Open directories: their inode and the snapshot of their entries. */
   private readonly dirs = new Map<number, { readonly ino: number; readonly list: readonly Dirent[] }>();
+  /**
+   * READDIRPLUS entries per snapshot, encoded once: an entry's attributes do not change while
+   * its folder's snapshot is the same (a changed file is a new node in a new snapshot). The
+   * second `ls -lR` of 10 000 backups took 0.63 s re-encoding them, 0.19 s with plain READDIRs.
+   */
+  private readonly plus = new WeakMap<readonly Dirent[], DirentsPlus>();
   private lastDir = 0;
   /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
@@ -311,7 +317,9 @@ class Connection {
         const { fh, offset, size } = decodeRead(req.body);
         const dir = this.dirs.get(fh);
         if (!dir) return this.status(req, E.EBADF);
-        return this.send(direntsPlusReply(req, dir.list, offset, size, (e) => this.entryOf(dir.ino, e), this.o.entrySeconds, this.o.attrSeconds));
+        let plus = this.plus.get(dir.list);
+        if (!plus) this.plus.set(dir.list, (plus = encodeDirentsPlus(dir.list, (e) => this.entryOf(dir.ino, e), this.o.entrySeconds, this.o.attrSeconds)));
+        return this.send(direntsPlusReply(req, plus, offset, size));
       }
       case Op.RELEASEDIR:
         this.dirs.delete(decodeFh(req.body));
