@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { constants } from 'node:fs';
+import { constants, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import test from 'ava';
 import { mount } from '../src/fuse/mount.js';
@@ -83,6 +83,14 @@ test('READDIRPLUS: a listing brings every entry\'s attributes, so stat(2) of the
     }
     t.deepEqual([...lookups].filter(([name, n]) => n !== 1 && name !== broken), [], 'no name was looked up again');
     t.true((lookups.get(broken) ?? 0) >= 2, 'the name without attributes was looked up again');
+    // The kernel drops its dentries and inodes (FORGET): the next listing must give every
+    // attribute again, not leave them out as held. (This filesystem's list() is a new snapshot
+    // per OPENDIR, so the listing's encoding looks every name up once more.)
+    writeFileSync('/proc/sys/vm/drop_caches', '2');
+    await new Promise((r) => setTimeout(r, 300));
+    t.is((await readdir(mnt)).length, names.length);
+    for (const [i, name] of names.entries()) if (name !== broken) t.is((await stat(join(mnt, name))).size, 1000 + ino(i), name);
+    t.deepEqual([...lookups].filter(([name, n]) => n !== 2 && name !== broken), [], 'after FORGET, the listing gave the attributes again');
   } finally {
     await m.unmount();
     await rm(dir, { recursive: true, force: true });

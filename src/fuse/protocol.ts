@@ -369,15 +369,33 @@ export function encodeDirentsPlus(entries: readonly Dirent[], attrOf: (e: Dirent
   return { bytes, ends };
 }
 
-/** READDIRPLUS: the encoded entries from index `from` that fit in `size` bytes, as a header and a view of them. */
-export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number): Buffer[] {
+/**
+ * READDIRPLUS: the encoded entries from index `from` that fit in `size` bytes. `held(ino)` says
+ * whether the kernel still holds fresh attributes of an entry's inode: that entry goes without
+ * them (node id 0), so a listing the kernel has seen costs it no update per entry; false means
+ * this reply gives them.
+ */
+export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number, held: (ino: number) => boolean): Buffer {
   const start = from === 0 ? 0 : plus.ends[from - 1] ?? plus.bytes.length;
   let last = from;
   while (last < plus.ends.length && plus.ends[last]! - start <= size) last++;
   const end = last === from ? start : plus.ends[last - 1]!;
-  const header = Buffer.alloc(OUT_HEADER_SIZE);
-  writeOutHeader(header, req, 0, end - start);
-  return [header, plus.bytes.subarray(start, end)];
+  return reply(req, end - start, (b) => {
+    plus.bytes.copy(b, 0, start, end);
+    for (let i = from, at = 0; i < last; at = plus.ends[i]! - start, i++) {
+      const ino = readU64(b, at);
+      if (ino !== 0 && held(ino)) b.fill(0, at, at + ENTRY_OUT_SIZE);
+    }
+  });
+}
+
+/** The node ids a FORGET (fuse_in_header's) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
+export function decodeForgotten(req: Request): number[] {
+  if (req.opcode === Op.FORGET) return [req.nodeid];
+  need(req.body, 8, 'fuse_batch_forget_in');
+  const count = req.body.readUInt32LE(0);
+  need(req.body, 8 + count * 16, 'fuse_forget_one list');
+  return Array.from({ length: count }, (_, i) => readU64(req.body, 8 + i * 16));
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */

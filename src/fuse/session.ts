@@ -11,7 +11,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
-  decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  decodeForgotten, decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
@@ -83,6 +83,8 @@ const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
 const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 /** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
 const PASSTHROUGH_STACK_DEPTH = 1;
+/** A READDIRPLUS leaves out attributes the kernel was given less than this part of their validity ago. */
+const HELD_FRACTION = 0.9;
 /** Pause before starting a request worker again after it failed, so a persistent failure cannot spin. */
 const RESTART_MS = 200;
 /** Reply buffers kept for reuse: as many as the readahead requests usually in flight. */
@@ -147,6 +149,14 @@ class Connection {
    * second `ls -lR` of 10 000 backups took 0.63 s re-encoding them, 0.19 s with plain READDIRs.
    */
   private readonly plus = new WeakMap<readonly Dirent[], DirentsPlus>();
+  /**
+   * When the kernel was last given each inode's attributes (LOOKUP, GETATTR, READDIRPLUS), until
+   * it forgets the inode (FORGET: evicted) or they are invalidated. A READDIRPLUS entry of an
+   * inode given less than an attribute validity ago goes without them: the second ls -lR of
+   * 10 000 backups cost 0.35 s with all 20 000 refreshed, against 0.29 s with plain READDIRs.
+   * Wrong only ever costs a LOOKUP (node id 0 means "look it up when needed").
+   */
+  private readonly given = new Map<number, number>();
   private lastDir = 0;
   /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
@@ -259,6 +269,7 @@ class Connection {
   }
 
   invalidateAttributes(ino: number): void {
+    this.given.delete(ino);
     this.notify(invalInodeNotification(ino));
   }
 
@@ -290,10 +301,12 @@ class Connection {
       case Op.INIT: return this.init(req);
       case Op.LOOKUP: {
         const attr = this.fs.lookup(req.nodeid, decodeName(req.body));
+        if (attr) this.given.set(attr.ino, Date.now());
         return this.send(attr ? entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds) : negativeEntryReply(req, this.o.entrySeconds));
       }
       case Op.GETATTR: {
         const attr = this.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
+        if (attr) this.given.set(req.nodeid, Date.now());
         return attr ? this.send(attrReply(req, attr, this.o.attrSeconds)) : this.status(req, E.ENOENT);
       }
       case Op.OPEN: return this.open(req);
@@ -319,7 +332,13 @@ class Connection {
         if (!dir) return this.status(req, E.EBADF);
         let plus = this.plus.get(dir.list);
         if (!plus) this.plus.set(dir.list, (plus = encodeDirentsPlus(dir.list, (e) => this.entryOf(dir.ino, e), this.o.entrySeconds, this.o.attrSeconds)));
-        return this.send(direntsPlusReply(req, plus, offset, size));
+        const now = Date.now();
+        const fresh = now - this.o.attrSeconds * 1000 * HELD_FRACTION;
+        return this.send(direntsPlusReply(req, plus, offset, size, (ino) => {
+          if ((this.given.get(ino) ?? 0) > fresh) return true;
+          this.given.set(ino, now);
+          return false;
+        }));
       }
       case Op.RELEASEDIR:
         this.dirs.delete(decodeFh(req.body));
@@ -331,8 +350,12 @@ class Connection {
         if (!seek) return this.status(req, E.ENOSYS);
         return this.later(req, () => seek(fh, offset, whence), (at) => this.send(lseekReply(req, at)));
       }
-      case Op.FORGET: case Op.BATCH_FORGET: case Op.INTERRUPT:
-        return; // no reply: node ids are inode numbers, nothing to forget; reads are not cancelled
+      case Op.FORGET: case Op.BATCH_FORGET:
+        // No reply. Node ids are inode numbers, so nothing else to forget.
+        for (const ino of decodeForgotten(req)) this.given.delete(ino);
+        return;
+      case Op.INTERRUPT:
+        return; // no reply: reads are not cancelled
       case Op.DESTROY: return this.status(req, 0);
       default:
         // ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...).
