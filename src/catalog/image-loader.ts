@@ -75,9 +75,8 @@ async function openRegular(path: string, calls: ScanCalls): Promise<Stated & { f
   return { fd, ...stated(st, path) };
 }
 
-async function readAt(fd: number, length: number, position: number, calls: ScanCalls): Promise<Buffer> {
-  // Unzeroed: only the bytes read are used.
-  const buf = Buffer.allocUnsafe(length);
+/** Reads `length` bytes at `position` into `buf` (unzeroed: only the bytes read are used); fewer at the end of the file. */
+async function readAt(fd: number, length: number, position: number, calls: ScanCalls, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   let done = 0;
   while (done < length) {
     const bytesRead = await calls.read(fd, buf, done, length - done, position + done);
@@ -180,12 +179,22 @@ class MbrTwins {
 
 const twins = new MbrTwins();
 
+/**
+ * Read buffers of `.raw.mbr` files, reused: the parse copies out what it keeps. A scan of
+ * 10 000 backups read 344 MB of them; a 34 KiB allocation each left the process's heap
+ * fragmented (serve's peak RSS). Loads run at most LOAD_CONCURRENCY at a time (storage-catalog.ts).
+ */
+const SCRATCH_BYTES = 64 * 1024;
+const SCRATCH_KEPT = 32;
+const scratch: Buffer[] = [];
+
 async function readMbrFile(path: string, calls: ScanCalls): Promise<Stated & { mbr: MbrFile }> {
   const { fd, identity, owner } = await openRegular(path, calls);
+  // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (docs/urbackup-raw-format.md §3.4): read just those.
+  const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
+  const own = len <= SCRATCH_BYTES ? (scratch.pop() ?? Buffer.allocUnsafeSlow(SCRATCH_BYTES)) : undefined;
   try {
-    // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (docs/urbackup-raw-format.md §3.4): read just those.
-    const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
-    const buf = await readAt(fd, len, 0, calls);
+    const buf = await readAt(fd, len, 0, calls, own?.subarray(0, len));
     if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
       throw new ImageLoadError(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
     }
@@ -194,6 +203,7 @@ async function readMbrFile(path: string, calls: ScanCalls): Promise<Stated & { m
     if (e instanceof MbrFileError) throw new ImageLoadError(e.message);
     throw e;
   } finally {
+    if (own && scratch.length < SCRATCH_KEPT) scratch.push(own);
     await calls.close(fd);
   }
 }

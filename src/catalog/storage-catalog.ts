@@ -75,18 +75,25 @@ function candidate(l: LoadedImage): LoadedCandidate {
   return { folder: l.folder, loaded: l, ...(l.kind === 'partition' && { mbr: l.image.mbr }) };
 }
 
-/** Loads images, reporting the ones that cannot be read as warnings. */
+/** Images loaded at once: libuv's pool size (src/cli/main.cts), and what bounds the read buffers in memory. */
+const LOAD_CONCURRENCY = 32;
+
+/** Loads images, at most LOAD_CONCURRENCY at a time, reporting the ones that cannot be read as warnings. */
 export async function loadImages(
   images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>, calls: ScanCalls = POOLED_SCAN,
 ): Promise<LoadedImage[]> {
-  const loaded = await Promise.all(
-    images.map((i) =>
-      loader.load(i, rawStats?.get(i.raw), calls).catch((e: unknown) => {
+  const loaded: (LoadedImage | undefined)[] = new Array(images.length);
+  let next = 0;
+  const loadNext = async (): Promise<void> => {
+    for (let i = next++; i < images.length; i = next++) {
+      const image = images[i]!;
+      loaded[i] = await loader.load(image, rawStats?.get(image.raw), calls).catch((e: unknown) => {
         warnings.push(errorText(e));
         return undefined;
-      }),
-    ),
-  );
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, images.length) }, loadNext));
   return loaded.filter((l): l is LoadedImage => l !== undefined);
 }
 
@@ -325,15 +332,20 @@ export class StorageCatalog implements Catalog {
     }
 
     this.reach = new FolderReach(calls);
-    this.rawStats.clear();
-    await Promise.all([...reread].map((name) => this.reread(name, calls)));
     this.storageChain = await this.reach.chain(resolve(this.storage));
+    // One client at a time, read and then grouped, so that what a read holds (every image
+    // folder's stats) is let go before the next: with all 50 clients of 10 000 backups read
+    // first, a scan's heap grew to 121 MiB for 40 MiB kept.
+    for (const name of reread) {
+      await this.reread(name, calls);
+      await this.group(this.clients.get(name)!, calls);
+      this.rawStats.clear();
+    }
     // The safety net's pass regroups every client: that stats every source again, so a chmod
     // or chown in the storage, which changes no folder's mtime, shows by the next such pass.
     if (restat) regroupAll = true;
-    for (const [name, c] of this.clients) if (regroupAll || reread.has(name)) await this.group(c, calls);
-    // What this scan stat'ed is not kept: 10 000 backups' stats would stay until the next one.
-    this.rawStats.clear();
+    if (regroupAll) for (const [name, c] of this.clients) if (!reread.has(name)) await this.group(c, calls);
+    // What this scan stat'ed is not kept.
     this.reach = new FolderReach();
 
     // And once more at the end: files that could not be read because the storage went during
