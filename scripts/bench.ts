@@ -280,6 +280,7 @@ async function scaleSection(o: Options, stack: Stack): Promise<ScaleResults> {
   try {
     const ls = (): Promise<number> => timedListing(served.mountpoint, fx.backups);
     // First: the kernel knows no name of the mount (drop_caches drops its dentries); second: right after.
+    // The first run's first listing is also the first stat of every dynamic disk (its size).
     const first: number[] = [];
     const second: number[] = [];
     for (let r = 0; r < o.runs; r++) {
@@ -316,6 +317,7 @@ async function scaleSection(o: Options, stack: Stack): Promise<ScaleResults> {
       clients,
       startSeconds: served.startSeconds,
       firstSeconds,
+      firstAfterStartSeconds: first[0]!,
       secondSeconds,
       idleCpuPercent,
       idleSeconds,

@@ -1,7 +1,8 @@
 // Memory stays bounded when every disk of a storage is opened once: a file's layout is built on
 // open (never for a listing) and kept in a cache bounded by the bytes it holds. The disks here
 // are 32 TiB (a small partition on a large GPT disk), so each fixed VHDX layout carries an 8 MiB BAT.
-import { mkdir, mkdtemp } from 'node:fs/promises';
+// A scan computes no dynamic kind's data map either: that waits for the file's first stat.
+import { mkdir, mkdtemp, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
@@ -68,4 +69,27 @@ test('opening every 32 TiB disk of a storage once keeps the catalog within its l
   const grown = (await settled()) - start;
   t.true(grown <= LAYOUT_CACHE_BYTES, `layouts kept ${(grown / MiB).toFixed(0)} MiB after opening ${DISKS} disks`);
   t.true(grown >= LAYOUT_CACHE_BYTES / 2, `the cache keeps recent layouts (${(grown / MiB).toFixed(0)} MiB)`);
+});
+
+test('a scan maps no .raw: a dynamic file\'s size is computed on its first stat, a fixed one\'s from the table alone', async (t) => {
+  // A storage of the test's own (the guarded one stays untouched): its .raw goes away after the scan.
+  const own = join(fs!.mountpoint, 'lazy-storage');
+  const disk = await buildDisk({ table: 'gpt', sizeMiB: 10, partitions: [{ sizeMiB: 8, type: 'msr' }] }, fs!.mountpoint);
+  const img = await writeImageBackup({ storage: own, client: 'pc', time: '240301-1000', letter: 'C', disk, partition: 1, kind: 'plain' });
+  await disk.cleanup();
+  const catalog = new StorageCatalog(own, ['vhd', 'vhdx', 'vhd-dynamic']);
+  const { files, warnings } = await catalog.scan();
+  t.deepEqual(warnings, []);
+  const byName = new Map(files.map((f) => [f.name.slice(f.name.indexOf('_Image_C')), f]));
+  const [vhd, vhdx, dynamic] = ['_Image_C.vhd', '_Image_C.vhdx', '_Image_C-dynamic.vhd'].map((n) => byName.get(n)!);
+  t.true(vhd!.sizeKnown !== false, 'a fixed kind\'s size is known from the scan');
+  t.is(vhdx!.sizeKnown, false, 'the dynamic VHDX\'s size waits for its first stat');
+  t.is(dynamic!.sizeKnown, false, 'so does the dynamic VHD\'s');
+  // The .raw gone (UrBackup deleting the backup) after the scan: only what the scan did not compute is missed.
+  await rename(img.raw, `${img.raw}.gone`);
+  t.is(vhd!.size, 10 * MiB + 512);
+  t.throws(() => vhdx!.size, { message: new RegExp(`${img.raw.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot map its data \\(ENOENT\\)`) });
+  await rename(`${img.raw}.gone`, img.raw);
+  t.true(dynamic!.size > 0);
+  t.true(dynamic!.sizeKnown !== false, 'kept once computed');
 });

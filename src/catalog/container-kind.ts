@@ -70,25 +70,41 @@ export function kindPresentBlocks(b: BackupDisk, kind: ContainerKind): PresentBl
   return p;
 }
 
+/** Whether the kind's file size depends on which blocks hold data (the `.raw` files' data maps). */
+export function sizeNeedsDataMaps(kind: ContainerKind): boolean {
+  return dynamicBlockSize(kind) !== undefined;
+}
+
+/** Throws ContainerError for a disk the kind cannot hold; reads nothing. */
+export function checkKind(b: BackupDisk, kind: ContainerKind): void {
+  const refusal = isVhdKind(kind) ? kindRefusal(b, kind) : canBeVhdx({ size: b.disk.layout.size, sectorSize: b.disk.sectorSize });
+  if (refusal) throw new ContainerError(`cannot make a ${isVhdKind(kind) ? 'VHD' : 'VHDX'}: ${refusal}`);
+}
+
 /**
  * The container's file size, without building its layout: from the disk's geometry for the
  * fixed kinds (a listing of 10 000 backups built every BAT before), from the present blocks for
- * the dynamic ones. Throws ContainerError for a disk the kind cannot hold.
+ * the dynamic ones, which maps the `.raw` files' data (sizeNeedsDataMaps). Throws
+ * ContainerError for a disk the kind cannot hold.
  */
 export function kindSize(b: BackupDisk, kind: ContainerKind): Bytes {
+  checkKind(b, kind);
   const { size } = b.disk.layout;
-  const refusal = isVhdKind(kind) ? kindRefusal(b, kind) : canBeVhdx({ size, sectorSize: b.disk.sectorSize });
-  if (refusal) throw new ContainerError(`cannot make a ${isVhdKind(kind) ? 'VHD' : 'VHDX'}: ${refusal}`);
   switch (kind) {
     case 'vhd':
       return size + VHD_FOOTER_SIZE;
     case 'vhdx-fixed':
       return fixedVhdxSize(size, b.disk.sectorSize);
     case 'vhdx':
-      return dynamicVhdxSize(size, b.disk.sectorSize, kindPresentBlocks(b, kind)!.count);
+      return dynamicVhdxSize(size, b.disk.sectorSize, presentCount(b, kind));
     case 'vhd-dynamic':
-      return dynamicVhdSize(size, kindPresentBlocks(b, kind)!.count);
+      return dynamicVhdSize(size, presentCount(b, kind));
   }
+}
+
+/** How many blocks a dynamic kind stores: its present blocks are kept only once built for a layout (a stat needs only the count). */
+function presentCount(b: BackupDisk, kind: ContainerKind): number {
+  return (presentCache.get(b)?.get(dynamicBlockSize(kind)!) ?? presentBlocks(b.disk.layout, dynamicBlockSize(kind)!, dataMapOf(b))).count;
 }
 
 /** The container file's layout. */

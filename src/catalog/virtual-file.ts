@@ -28,8 +28,13 @@ export interface VirtualFile {
   readonly dir: string;
   /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
   readonly name: string;
-  /** Exact, constant st_size; may be computed when first read (a listing reads it), then kept. */
+  /**
+   * Exact, constant st_size; may be computed when first read (a dynamic kind's maps its `.raw`
+   * files' data), then kept. Throws an Error naming the file it cannot read.
+   */
   readonly size: Bytes;
+  /** False while reading `size` would still do that work; absent means true. */
+  readonly sizeKnown?: boolean;
   /** Backup time, shown as st_mtime. */
   readonly mtime: Date;
   /** Stable identity across scans and restarts, e.g. "client1/230520-0143_Image_C.vhdx". */

@@ -110,10 +110,20 @@ function gptView(mbr: PartitionedMbrFile): TableView {
 
 class FormatProblem extends Error {}
 
+/** Views by parsed `.raw.mbr`: the catalog hands every backup of a machine the same parse of their identical files. */
+const views = new WeakMap<PartitionedMbrFile, TableView>();
+
+/** The table of a `.raw.mbr`, parsed once per parse of the file. Throws FormatProblem. */
+function tableView(mbr: PartitionedMbrFile): TableView {
+  let v = views.get(mbr);
+  if (!v) views.set(mbr, (v = mbr.version === 1 ? gptView(mbr) : mbrView(mbr)));
+  return v;
+}
+
 /** Disk identity text of an image's own `.mbr` (for matching partners to their disk). */
 export function diskIdentity(mbr: PartitionedMbrFile): string {
   try {
-    return (mbr.version === 1 ? gptView(mbr) : mbrView(mbr)).identity;
+    return tableView(mbr).identity;
   } catch {
     return '';
   }
@@ -128,7 +138,7 @@ export function assembleDisk(main: PartitionImage, partners: readonly PartitionI
   const mbr = main.mbr;
   let view: TableView;
   try {
-    view = mbr.version === 1 ? gptView(mbr) : mbrView(mbr);
+    view = tableView(mbr);
   } catch (e) {
     if (e instanceof FormatProblem) throw new AssembleError(main.mbrPath, e.message);
     throw e;

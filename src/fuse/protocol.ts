@@ -13,7 +13,7 @@ export const Op = {
   UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
   RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
   INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, ACCESS: 34, CREATE: 35,
-  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
+  INTERRUPT: 36, DESTROY: 38, BATCH_FORGET: 42, FALLOCATE: 43, READDIRPLUS: 44, RENAME2: 45, LSEEK: 46, COPY_FILE_RANGE: 47,
   TMPFILE: 51,
 } as const;
 
@@ -26,6 +26,8 @@ export const WRITE_OPS: ReadonlySet<number> = new Set([
 /** fuse_init_in/out flags (fuse.h); bits 32 and up travel in flags2. */
 export const Init = {
   ASYNC_READ: 1n << 0n,
+  /** FUSE_DO_READDIRPLUS: READDIRPLUS answers each entry with its lookup; without FUSE_READDIRPLUS_AUTO (1 << 14) the kernel always asks for it. */
+  DO_READDIRPLUS: 1n << 13n,
   PARALLEL_DIROPS: 1n << 18n,
   MAX_PAGES: 1n << 22n,
   INIT_EXT: 1n << 30n,
@@ -178,14 +180,17 @@ function writeValid(b: Buffer, at: number, nsecAt: number, seconds: number): voi
   b.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
 }
 
+/** struct fuse_entry_out for `attr` into `b` (zero-filled). */
+function writeEntryOut(b: Buffer, attr: Attr, entrySeconds: number, attrSeconds: number): void {
+  u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
+  u64(b, 8, 0); // generation
+  writeValid(b, 16, 32, entrySeconds);
+  writeValid(b, 24, 36, attrSeconds);
+  writeAttr(b.subarray(40), attr);
+}
+
 export function entryReply(req: Request, attr: Attr, entrySeconds: number, attrSeconds: number): Buffer {
-  return reply(req, ENTRY_OUT_SIZE, (b) => {
-    u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
-    u64(b, 8, 0); // generation
-    writeValid(b, 16, 32, entrySeconds);
-    writeValid(b, 24, 36, attrSeconds);
-    writeAttr(b.subarray(40), attr);
-  });
+  return reply(req, ENTRY_OUT_SIZE, (b) => writeEntryOut(b, attr, entrySeconds, attrSeconds));
 }
 
 /**
@@ -317,20 +322,80 @@ export function direntsReply(req: Request, entries: readonly Dirent[], from: num
   const parts: Buffer[] = [];
   let used = 0;
   for (let i = from; i < entries.length; i++) {
-    const e = entries[i]!;
-    const name = Buffer.from(e.name, 'utf8');
+    const name = Buffer.from(entries[i]!.name, 'utf8');
     const len = (DIRENT_SIZE + name.length + 7) & ~7;
     if (used + len > size) break;
     const d = Buffer.alloc(len);
-    u64(d, 0, e.ino);
-    u64(d, 8, i + 1);
-    d.writeUInt32LE(name.length, 16);
-    d.writeUInt32LE((e.mode >>> 12) & 0xf, 20);
-    name.copy(d, DIRENT_SIZE);
+    writeDirent(d, 0, entries[i]!, i + 1, name);
     parts.push(d);
     used += len;
   }
   return reply(req, used, (b) => Buffer.concat(parts, used).copy(b));
+}
+
+/** struct fuse_dirent at `at`: ino, off, namelen, type (the file type bits of st_mode shifted down 12), name. */
+function writeDirent(d: Buffer, at: number, e: Dirent, off: number, name: Buffer): void {
+  u64(d, at, e.ino);
+  u64(d, at + 8, off);
+  d.writeUInt32LE(name.length, at + 16);
+  d.writeUInt32LE((e.mode >>> 12) & 0xf, at + 20);
+  name.copy(d, at + DIRENT_SIZE);
+}
+
+/** A folder's READDIRPLUS entries, encoded once: entry i is bytes [ends[i-1] (0 for the first), ends[i]). */
+export interface DirentsPlus {
+  readonly bytes: Buffer;
+  readonly ends: readonly number[];
+}
+
+/**
+ * Every entry as a struct fuse_direntplus: the fuse_entry_out its LOOKUP would give, then the
+ * fuse_dirent (fuse.h FUSE_DIRENTPLUS_SIZE, padded to 8). `attrOf` undefined leaves the
+ * fuse_entry_out zero: node id 0 means "no attributes" (fs/fuse/readdir.c
+ * fuse_direntplus_link), and the kernel looks that name up when it needs it (`.` and `..` too).
+ */
+export function encodeDirentsPlus(entries: readonly Dirent[], attrOf: (e: Dirent) => Attr | undefined, entrySeconds: number, attrSeconds: number): DirentsPlus {
+  const names = entries.map((e) => Buffer.from(e.name, 'utf8'));
+  const ends: number[] = [];
+  let total = 0;
+  for (const n of names) ends.push((total += (ENTRY_OUT_SIZE + DIRENT_SIZE + n.length + 7) & ~7));
+  const bytes = Buffer.alloc(total);
+  for (const [i, e] of entries.entries()) {
+    const at = i === 0 ? 0 : ends[i - 1]!;
+    const attr = attrOf(e);
+    if (attr) writeEntryOut(bytes.subarray(at), attr, entrySeconds, attrSeconds);
+    writeDirent(bytes, at + ENTRY_OUT_SIZE, e, i + 1, names[i]!);
+  }
+  return { bytes, ends };
+}
+
+/**
+ * READDIRPLUS: the encoded entries from index `from` that fit in `size` bytes. `held(ino)` says
+ * whether the kernel still holds fresh attributes of an entry's inode: that entry goes without
+ * them (node id 0), so a listing the kernel has seen costs it no update per entry; false means
+ * this reply gives them.
+ */
+export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number, held: (ino: number) => boolean): Buffer {
+  const start = from === 0 ? 0 : plus.ends[from - 1] ?? plus.bytes.length;
+  let last = from;
+  while (last < plus.ends.length && plus.ends[last]! - start <= size) last++;
+  const end = last === from ? start : plus.ends[last - 1]!;
+  return reply(req, end - start, (b) => {
+    plus.bytes.copy(b, 0, start, end);
+    for (let i = from, at = 0; i < last; at = plus.ends[i]! - start, i++) {
+      const ino = readU64(b, at);
+      if (ino !== 0 && held(ino)) b.fill(0, at, at + ENTRY_OUT_SIZE);
+    }
+  });
+}
+
+/** The node ids a FORGET (fuse_in_header's) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
+export function decodeForgotten(req: Request): number[] {
+  if (req.opcode === Op.FORGET) return [req.nodeid];
+  need(req.body, 8, 'fuse_batch_forget_in');
+  const count = req.body.readUInt32LE(0);
+  need(req.body, 8 + count * 16, 'fuse_forget_one list');
+  return Array.from({ length: count }, (_, i) => readU64(req.body, 8 + i * 16));
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */

@@ -11,7 +11,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
-  decodeRead, decodeRequest, type Dirent, direntsReply, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  decodeForgotten, decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
@@ -84,6 +84,8 @@ const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
 const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 /** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
 const PASSTHROUGH_STACK_DEPTH = 1;
+/** A READDIRPLUS leaves out attributes the kernel was given less than this part of their validity ago. */
+const HELD_FRACTION = 0.9;
 /** Pause before starting a request worker again after it failed, so a persistent failure cannot spin. */
 const RESTART_MS = 200;
 /** Reply buffers kept for reuse: as many as the readahead requests usually in flight. */
@@ -140,7 +142,22 @@ const CONNECTION_GONE = new Set(['ENODEV', 'ECONNABORTED']);
 class Connection {
   private readonly modes = new Map<number, HandleMode>();
   private readonly inodes = new Map<number, InodeIo>();
-  private readonly dirs = new Map<number, readonly Dirent[]>();
+  /** Open directories: their inode and the snapshot of their entries. */
+  private readonly dirs = new Map<number, { readonly ino: number; readonly list: readonly Dirent[] }>();
+  /**
+   * READDIRPLUS entries per snapshot, encoded once: an entry's attributes do not change while
+   * its folder's snapshot is the same (a changed file is a new node in a new snapshot). The
+   * second `ls -lR` of 10 000 backups took 0.63 s re-encoding them, 0.19 s with plain READDIRs.
+   */
+  private readonly plus = new WeakMap<readonly Dirent[], DirentsPlus>();
+  /**
+   * When the kernel was last given each inode's attributes (LOOKUP, GETATTR, READDIRPLUS), until
+   * it forgets the inode (FORGET: evicted) or they are invalidated. A READDIRPLUS entry of an
+   * inode given less than an attribute validity ago goes without them: the second ls -lR of
+   * 10 000 backups cost 0.35 s with all 20 000 refreshed, against 0.29 s with plain READDIRs.
+   * Wrong only ever costs a LOOKUP (node id 0 means "look it up when needed").
+   */
+  private readonly given = new Map<number, number>();
   private lastDir = 0;
   /** Reply data buffers for reads, reused: a 1 MiB allocation per request would dominate. */
   private readonly spare: Buffer[] = [];
@@ -254,6 +271,7 @@ class Connection {
   }
 
   invalidateAttributes(ino: number): void {
+    this.given.delete(ino);
     this.notify(invalInodeNotification(ino));
   }
 
@@ -285,10 +303,12 @@ class Connection {
       case Op.INIT: return this.init(req);
       case Op.LOOKUP: {
         const attr = this.fs.lookup(req.nodeid, decodeName(req.body));
+        if (attr) this.given.set(attr.ino, Date.now());
         return this.send(attr ? entryReply(req, attr, this.o.entrySeconds, this.o.attrSeconds) : negativeEntryReply(req, this.o.entrySeconds));
       }
       case Op.GETATTR: {
         const attr = this.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
+        if (attr) this.given.set(req.nodeid, Date.now());
         return attr ? this.send(attrReply(req, attr, this.o.attrSeconds)) : this.status(req, E.ENOENT);
       }
       case Op.OPEN: return this.open(req);
@@ -300,13 +320,27 @@ class Connection {
         // A snapshot per open directory, so a rescan between two READDIRs cannot skip or repeat names.
         do this.lastDir = this.lastDir >= Number.MAX_SAFE_INTEGER ? 1 : this.lastDir + 1;
         while (this.dirs.has(this.lastDir));
-        this.dirs.set(this.lastDir, list);
+        this.dirs.set(this.lastDir, { ino: req.nodeid, list });
         return this.send(openReply(req, this.lastDir, 0));
       }
       case Op.READDIR: {
         const { fh, offset, size } = decodeRead(req.body);
-        const list = this.dirs.get(fh);
-        return list ? this.send(direntsReply(req, list, offset, size)) : this.status(req, E.EBADF);
+        const dir = this.dirs.get(fh);
+        return dir ? this.send(direntsReply(req, dir.list, offset, size)) : this.status(req, E.EBADF);
+      }
+      case Op.READDIRPLUS: {
+        const { fh, offset, size } = decodeRead(req.body);
+        const dir = this.dirs.get(fh);
+        if (!dir) return this.status(req, E.EBADF);
+        let plus = this.plus.get(dir.list);
+        if (!plus) this.plus.set(dir.list, (plus = encodeDirentsPlus(dir.list, (e) => this.entryOf(dir.ino, e), this.o.entrySeconds, this.o.attrSeconds)));
+        const now = Date.now();
+        const fresh = now - this.o.attrSeconds * 1000 * HELD_FRACTION;
+        return this.send(direntsPlusReply(req, plus, offset, size, (ino) => {
+          if ((this.given.get(ino) ?? 0) > fresh) return true;
+          this.given.set(ino, now);
+          return false;
+        }));
       }
       case Op.RELEASEDIR:
         this.dirs.delete(decodeFh(req.body));
@@ -318,12 +352,27 @@ class Connection {
         if (!seek) return this.status(req, E.ENOSYS);
         return this.later(req, () => seek(fh, offset, whence), (at) => this.send(lseekReply(req, at)));
       }
-      case Op.FORGET: case Op.BATCH_FORGET: case Op.INTERRUPT:
-        return; // no reply: node ids are inode numbers, nothing to forget; reads are not cancelled
+      case Op.FORGET: case Op.BATCH_FORGET:
+        // No reply. Node ids are inode numbers, so nothing else to forget.
+        for (const ino of decodeForgotten(req)) this.given.delete(ino);
+        return;
+      case Op.INTERRUPT:
+        return; // no reply: reads are not cancelled
       case Op.DESTROY: return this.status(req, 0);
       default:
         // ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...).
         return this.status(req, WRITE_OPS.has(req.opcode) ? E.EROFS : E.ENOSYS);
+    }
+  }
+
+  /** An entry's lookup for READDIRPLUS; none for `.` and `..` or a name that fails (its own LOOKUP then says why). */
+  private entryOf(dir: number, e: Dirent): Attr | undefined {
+    if (e.name === '.' || e.name === '..') return undefined;
+    try {
+      return this.fs.lookup(dir, e.name);
+    } catch (err) {
+      if (!(err instanceof FuseError)) this.o.log(`/dev/fuse: READDIRPLUS of ${e.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
     }
   }
 
@@ -333,7 +382,9 @@ class Connection {
       this.o.log(`/dev/fuse: the kernel speaks FUSE ${k.major}.${k.minor}, not ${FUSE_KERNEL_VERSION}.x`);
       return this.status(req, E.EPROTO);
     }
-    const want = Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
+    // DO_READDIRPLUS without READDIRPLUS_AUTO: every READDIR of a folder is a READDIRPLUS, also
+    // past its first request (AUTO asks plain READDIRs there until a lookup advises otherwise).
+    const want = Init.ASYNC_READ | Init.DO_READDIRPLUS | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
     const flags = k.flags & want & ~withoutFeatures();
     this.passthrough = (flags & Init.PASSTHROUGH) !== 0n;
     if (!this.passthrough) this.o.log(`the kernel has no FUSE passthrough (FUSE ${k.major}.${k.minor}; Linux 6.9 brought it): built disks are read through synthvhd`);

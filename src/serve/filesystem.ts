@@ -153,13 +153,27 @@ export class VirtualFs implements FuseFs {
 
   private stat(node: Node): Attr {
     if (node.kind === 'file') {
-      const { size, mtime } = node.file;
+      const { mtime } = node.file;
+      const size = this.sizeOf(node.file);
       const { uid, gid, mode } = this.access.disk(node.file);
       return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
     }
     const { uid, gid, mode } = node.kind === 'root' ? this.access.root(anyFile(node)) : this.access.folder(anyFile(node)!);
     const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
     return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFDIR | mode, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
+  }
+
+  /** A file's size; one that cannot be computed (a dynamic kind whose `.raw` cannot be mapped) fails its stat with EIO, logged once. */
+  private sizeOf(file: VirtualFile): number {
+    try {
+      return file.size;
+    } catch (e) {
+      if (!this.loggedOpen.has(file.key)) {
+        this.loggedOpen.add(file.key);
+        this.log(`${file.key}: cannot stat: ${(e as Error).message}`);
+      }
+      throw new FuseError(errno.EIO);
+    }
   }
 
   /** Size of everything shown; nothing is free (the mount is read-only, ST_RDONLY comes from the kernel). */

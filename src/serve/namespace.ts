@@ -246,15 +246,24 @@ export class Namespace {
     return this.fileCount;
   }
 
-  /** Bytes and entries (folders included) shown; computed once per change, when first asked. */
+  /**
+   * Bytes and entries (folders included) shown; computed once per change, when first asked. A
+   * file whose size is not known yet (a dynamic kind never stat'ed) counts 0 until it is: `df`
+   * must not map every `.raw` of the storage.
+   */
   totals(): { bytes: number; files: number } {
     if (!this.sums) {
       let bytes = 0;
       let files = 1;
+      let complete = true;
       for (const d of this.root.dirs.values()) {
         files += 1 + d.files.size;
-        for (const f of d.files.values()) bytes += f.file.size;
+        for (const { file } of d.files.values()) {
+          if (file.sizeKnown === false) complete = false;
+          else bytes += file.size;
+        }
       }
+      if (!complete) return { bytes, files };
       this.sums = { bytes, files };
     }
     return this.sums;

@@ -1,5 +1,6 @@
 // Finding image backups in an UrBackup storage folder (docs/urbackup-raw-format.md §1; the bare § numbers below are its sections).
-import { lstat, readdir, stat } from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
+import { POOLED, type StorageCalls } from './storage-calls.js';
 import { basename, dirname, join } from 'node:path';
 
 /** `<YYMMDD-HHMM>_Image_<letter>` (§1.1). */
@@ -51,14 +52,20 @@ function errnoText(e: unknown): string {
  * Reads one image folder. Returns a reason string when the folder is not a usable image
  * backup (no `.raw`, a `.raw` that is not a regular file, no `.raw.mbr`).
  */
-export async function readImageFolder(dir: string, client = basename(dirname(dir))): Promise<ImageFolder | string> {
+export async function readImageFolder(dir: string, client = basename(dirname(dir)), calls: StorageCalls = POOLED): Promise<ImageFolder | string> {
+  const r = await readImageFiles(dir, client, calls);
+  return typeof r === 'string' ? r : r.folder;
+}
+
+/** readImageFolder, with the `.raw`'s lstat (the catalog's loader needs it and need not ask again). */
+async function readImageFiles(dir: string, client: string, calls: StorageCalls): Promise<{ folder: ImageFolder; rawStats: Stats } | string> {
   const folder = basename(dir);
   const m = IMAGE_FOLDER.exec(folder);
   if (!m) return `${dir}: not an UrBackup image folder (expected <YYMMDD-HHMM>_Image_<letter>)`;
   const [, ts, letter] = m as unknown as [string, string, string];
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = await calls.readdir(dir);
   } catch (e) {
     return `${dir}: cannot read folder (${errnoText(e)})`;
   }
@@ -67,14 +74,14 @@ export async function readImageFolder(dir: string, client = basename(dirname(dir
   const rawName = names.includes(expected) ? expected : names.find((n) => /^Image_.+_\d{6}-\d{4}\.raw$/.test(n));
   if (!rawName) return `${dir}: no Image_*.raw file in the image folder`;
   const raw = join(dir, rawName);
-  const st = await lstat(raw).catch((e: unknown) => errnoText(e));
+  const st = await calls.lstat(raw).catch((e: unknown) => errnoText(e));
   if (typeof st === 'string') return `${raw}: cannot stat (${st})`;
   if (st.isSymbolicLink()) return `${raw}: is a symbolic link; refused (image files must be regular files)`;
   if (!st.isFile()) return `${raw}: not a regular file`;
   const mbrPath = `${raw}.mbr`;
   if (!names.includes(`${rawName}.mbr`)) return `${mbrPath}: missing (every image has one; cannot place the volume on a disk)`;
   const complete = names.includes(`${rawName}.sync`);
-  return { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete };
+  return { folder: { client, folder, dir, time: parseFolderTime(ts), letter, raw, mbrPath, complete }, rawStats: st };
 }
 
 /** One image folder found in a client folder, with its own mtime (a `.raw.sync` appearing changes it). */
@@ -83,6 +90,11 @@ export interface FoundImage {
   /** Undefined while the folder is not (yet) a usable image: no `.raw` or `.raw.mbr` so far. */
   readonly folder: ImageFolder | undefined;
   readonly mtimeMs: number;
+  /** The folder's stat (through a symlink) and whether its entry is a symlink: its owner and real path without asking again. */
+  readonly stats: Stats;
+  readonly linked: boolean;
+  /** The `.raw`'s lstat, when `folder` is set. */
+  readonly rawStats: Stats | undefined;
 }
 
 /** What one client folder holds: its image folders, its mtime when read, and its problems. */
@@ -94,11 +106,11 @@ export interface ClientFolder {
 }
 
 /** The client names of a storage: every entry that is not hidden and not the database folder. */
-export async function readClientNames(storage: string): Promise<{ names: string[]; mtimeMs: number }> {
+export async function readClientNames(storage: string, calls: StorageCalls = POOLED): Promise<{ names: string[]; mtimeMs: number }> {
   try {
-    const st = await stat(storage);
+    const st = await calls.stat(storage);
     if (!st.isDirectory()) throw new StorageError(`${storage}: not a directory`);
-    const names = await readdir(storage);
+    const names = await calls.readdir(storage);
     return { names: names.filter((c) => !isHidden(c) && c !== DATABASE_FOLDER).sort(), mtimeMs: st.mtimeMs };
   } catch (e) {
     if (e instanceof StorageError) throw e;
@@ -107,9 +119,9 @@ export async function readClientNames(storage: string): Promise<{ names: string[
 }
 
 /** Every image folder below `storage/<client>/`, skipping everything that is not an image backup. */
-export async function discoverStorage(storage: string): Promise<Discovery> {
-  const { names } = await readClientNames(storage);
-  const perClient = await Promise.all(names.map((client) => readClient(storage, client)));
+export async function discoverStorage(storage: string, calls: StorageCalls = POOLED): Promise<Discovery> {
+  const { names } = await readClientNames(storage, calls);
+  const perClient = await Promise.all(names.map((client) => readClient(storage, client, calls)));
   return { images: perClient.flatMap((c) => imagesOf(c)), warnings: perClient.flatMap((c) => c.warnings).sort() };
 }
 
@@ -126,39 +138,40 @@ export function imagesOf(c: ClientFolder): ImageFolder[] {
 }
 
 /** Reads one client folder: its image folders (sorted by name) and their mtimes. */
-export async function readClient(storage: string, client: string): Promise<ClientFolder> {
+export async function readClient(storage: string, client: string, calls: StorageCalls = POOLED): Promise<ClientFolder> {
   const cdir = join(storage, client);
   const warnings: string[] = [];
-  let entries: string[];
+  let entries: Dirent[];
   let mtimeMs: number;
   try {
-    const st = await stat(cdir);
+    const st = await calls.stat(cdir);
     if (!st.isDirectory()) return { images: [], mtimeMs: undefined, warnings };
     mtimeMs = st.mtimeMs;
-    entries = await readdir(cdir);
+    entries = await calls.readdirTypes(cdir);
   } catch (e) {
     warnings.push(`${cdir}: skipped (${errnoText(e)})`);
     return { images: [], mtimeMs: undefined, warnings };
   }
   const found = await Promise.all(
     entries
-      .filter((f) => !isHidden(f) && IMAGE_FOLDER.test(f) && !NOT_AN_IMAGE_FOLDER.test(f))
-      .sort()
-      .map((f) => readImageEntry(join(cdir, f), client, warnings)),
+      .filter((f) => !isHidden(f.name) && IMAGE_FOLDER.test(f.name) && !NOT_AN_IMAGE_FOLDER.test(f.name))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((f) => readImageEntry(join(cdir, f.name), client, f.isSymbolicLink(), warnings, calls)),
   );
   return { images: found.filter((x): x is FoundImage => x !== undefined), mtimeMs, warnings };
 }
 
 /** One entry of a client folder that looks like an image folder (a warning when it is not usable); undefined when it is not a folder. */
-export async function readImageEntry(dir: string, client: string, warnings: string[]): Promise<FoundImage | undefined> {
+async function readImageEntry(dir: string, client: string, linked: boolean, warnings: string[], calls: StorageCalls): Promise<FoundImage | undefined> {
   // ZFS image folders are symlinks to dataset mount points (§1.3): follow them.
-  const st = await stat(dir).catch((e: unknown) => errnoText(e));
+  const st = await calls.stat(dir).catch((e: unknown) => errnoText(e));
   if (typeof st === 'string') {
     warnings.push(`${dir}: skipped (${st})`);
     return undefined;
   }
   if (!st.isDirectory()) return undefined;
-  const r = await readImageFolder(dir, client);
+  const r = await readImageFiles(dir, client, calls);
   if (typeof r === 'string') warnings.push(r);
-  return { dir, folder: typeof r === 'string' ? undefined : r, mtimeMs: st.mtimeMs };
+  const ok = typeof r !== 'string';
+  return { dir, folder: ok ? r.folder : undefined, mtimeMs: st.mtimeMs, stats: st, linked, rawStats: ok ? r.rawStats : undefined };
 }
