@@ -3,11 +3,14 @@
 import { constants, open as openCb, openSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { type Errno, lastErrno, openRaw } from './libc.js';
 
 /** O_ACCMODE, <fcntl.h>: the access-mode bits of open flags (O_RDONLY is 0). */
 export const O_ACCMODE = 3;
 /** Flags that could change a file: any write access mode, create, truncate, append. */
 const WRITING = O_ACCMODE | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND;
+/** O_CLOEXEC, <asm-generic/fcntl.h> (Node's fs.constants lacks it, and adds it to every open itself). */
+const O_CLOEXEC = 0o2000000;
 
 export class ReadOnlyViolation extends Error {
   override name = 'ReadOnlyViolation';
@@ -34,4 +37,13 @@ export function openReadOnlyFd(path: string, extra = 0): Promise<number> {
 /** A plain descriptor opened read-only, synchronously (for the short reads of a data map). */
 export function openReadOnlyFdSync(path: string, extra = 0): number {
   return openSync(path, readOnlyFlags(path, extra));
+}
+
+/**
+ * openReadOnlyFdSync for a file that may well be absent (a `.raw.bitmap`): the descriptor, or
+ * the errno of the failure instead of an exception.
+ */
+export function probeReadOnlyFdSync(path: string, extra = 0): number | Errno {
+  const fd = openRaw(path, readOnlyFlags(path, extra) | O_CLOEXEC);
+  return fd >= 0 ? fd : lastErrno();
 }

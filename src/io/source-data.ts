@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../base/units.js';
 import { DATA_GRANULE, DataMap } from '../disk/present-blocks.js';
 import { RAW_BITMAP_BLOCK, rawBitmapAny, rawBitmapMismatch, rawBitmapPath } from '../urbackup/raw-bitmap.js';
-import { openReadOnlyFdSync } from './read-only-open.js';
+import { openReadOnlyFdSync, probeReadOnlyFdSync } from './read-only-open.js';
 import { dataRanges } from './sparse.js';
 
 /** What identifies a file's contents without reading it. */
@@ -45,13 +45,8 @@ function readWhole(fd: number, length: Bytes): Buffer {
 
 /** The sidecar bitmap, or why it cannot be used; undefined when there is none. */
 function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefined {
-  let fd: number;
-  try {
-    fd = openReadOnlyFdSync(rawBitmapPath(raw), OPEN_FLAGS);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? undefined : `cannot open (${code ?? e})`;
-  }
+  const fd = probeReadOnlyFdSync(rawBitmapPath(raw), OPEN_FLAGS);
+  if (typeof fd !== 'number') return fd.code === 'ENOENT' ? undefined : `cannot open (${fd.code})`;
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return 'not a regular file';
