@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** Matches a GUID written as text, e.g. CAA16737-FA36-4D43-B3B6-33F0AA44E76B. */
 const GUID_TEXT = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
@@ -24,7 +24,7 @@ export function msGuid(text: string): Buffer {
  * Used for ids that must survive restarts (README "Identity and --unique-ids").
  */
 export function nameBasedId(name: string): Buffer {
-  const id = createHash('sha256').update(name, 'utf8').digest().subarray(0, 16);
+  const id = hash('sha256', name, 'buffer').subarray(0, 16);
   id[6] = (id[6]! & 0x0f) | 0x80;
   id[8] = (id[8]! & 0x3f) | 0x80;
   return Buffer.from(id);

@@ -1,5 +1,5 @@
 // One virtual disk per backup: the main image with its partners placed into their partitions.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { type AssembledDisk, AssembleError, assembleDisk, wholeDiskImage } from '../disk/assemble.js';
 import { withUniqueIds } from '../disk/unique-ids.js';
 import type { PartitionedMbrFile } from '../urbackup/mbr-file.js';
@@ -75,5 +75,5 @@ function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): Partiti
  */
 export function diskVersion(b: BackupDisk): string {
   const parts = [...b.images.map((i) => i.dir), ...b.sources.map(({ identity: i }) => `${i.dev}:${i.ino}:${i.size}:${i.mtimeMs}`)];
-  return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 22);
+  return hash('sha256', parts.join('\0'), 'base64url').slice(0, 22);
 }

@@ -1,7 +1,7 @@
 // Reads what a disk needs from one image folder: the parsed `.raw.mbr` and the volume's place
 // in the `.raw`. Parsed results are kept while the files are unchanged, so rescans only stat.
 import { constants, type Stats } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { PartitionImage } from '../disk/assemble.js';
 import type { SourceFile } from '../disk/layout.js';
@@ -158,24 +158,42 @@ const bytes = new ByteInterner();
  * hundred distinct ones. Files are matched by a SHA-256 of their bytes (a client writes these
  * files, so a weaker hash could be made to collide); parsing is pure, so a twin's parse is the
  * file's own. Errors are not kept: they name their file.
+ *
+ * Before the hash, the bytes are compared with the last few files parsed: a scan reads a
+ * client's backups in order, and each is mostly its predecessor's twin. 10 000 SHA-256s of
+ * 34 KiB took 0.27-0.33 s of a 4 s start; a comparison that matches costs a seventh of one.
  */
 class MbrTwins {
   private readonly byHash = new Map<string, WeakRef<MbrFile>>();
   private readonly gone = new FinalizationRegistry<string>((key) => {
     if (this.byHash.get(key)?.deref() === undefined) this.byHash.delete(key);
   });
+  /** Most recent first; their own copies of the bytes (the caller's buffer is reused). */
+  private readonly recent: { readonly bytes: Buffer; readonly mbr: MbrFile }[] = [];
 
   parse(buf: Buffer, path: string): MbrFile {
-    const key = createHash('sha256').update(buf).digest('base64');
-    const twin = this.byHash.get(key)?.deref();
-    if (twin) return twin;
-    const parsed = parseMbrFile(buf, path);
-    const mbr = parsed.kind === 'partition' ? bytes.mbrFile(parsed) : parsed;
-    this.byHash.set(key, new WeakRef(mbr));
-    this.gone.register(mbr, key);
+    const i = this.recent.findIndex((r) => r.bytes.equals(buf));
+    if (i >= 0) {
+      const [r] = this.recent.splice(i, 1);
+      this.recent.unshift(r!);
+      return r!.mbr;
+    }
+    const key = hash('sha256', buf, 'base64');
+    let mbr = this.byHash.get(key)?.deref();
+    if (!mbr) {
+      const parsed = parseMbrFile(buf, path);
+      mbr = parsed.kind === 'partition' ? bytes.mbrFile(parsed) : parsed;
+      this.byHash.set(key, new WeakRef(mbr));
+      this.gone.register(mbr, key);
+    }
+    this.recent.unshift({ bytes: Buffer.from(buf), mbr });
+    if (this.recent.length > RECENT_KEPT) this.recent.pop();
     return mbr;
   }
 }
+
+/** Files compared before hashing: a machine's partitions (C:, ESP, SYSVOL, D:, ...) interleave in a client's folder. */
+const RECENT_KEPT = 8;
 
 const twins = new MbrTwins();
 

@@ -1,7 +1,7 @@
 // The tree under the mount: <mount>/<client>/<file>, with stable inode numbers. A rescan updates
 // it in place: folders whose files are the same objects as before keep their nodes, so the
 // work of an update follows what changed, not how many backups there are.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 
 /** The FUSE root directory's inode number (FUSE_ROOT_ID). */
@@ -34,7 +34,7 @@ export type Node = RootNode | DirNode | FileNode;
 
 /** 31 bits: some readers (smbstatus, 32-bit tools) take inode numbers as signed. */
 function hash31(text: string): number {
-  return createHash('sha1').update(text).digest().readUInt32LE(0) & 0x7fffffff;
+  return hash('sha1', text, 'buffer').readUInt32LE(0) & 0x7fffffff;
 }
 
 /**
