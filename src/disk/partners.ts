@@ -48,6 +48,23 @@ export function groupImages<T extends Candidate>(images: readonly T[], known?: R
   const used = new Set<T>();
   const groups: Group<T>[] = [];
   const mains = images.filter((i) => !isPartnerLetter(i.folder.letter)).sort((a, b) => a.folder.time.getTime() - b.folder.time.getTime());
+  // Candidates by client and letter, and each main's predecessor of its client and letter: the
+  // heuristic looks at those alone (filtering every image for every main took 0.18 s of a
+  // first scan of 10 000 backups, 200 per client).
+  const byClientLetter = new Map<string, T[]>();
+  for (const i of images) {
+    const k = clientLetter(i.folder.client, i.folder.letter);
+    const list = byClientLetter.get(k);
+    if (list) list.push(i);
+    else byClientLetter.set(k, [i]);
+  }
+  const lastMain = new Map<string, T>();
+  const previousOf = new Map<T, T | undefined>();
+  for (const main of mains) {
+    const k = clientLetter(main.folder.client, main.folder.letter);
+    previousOf.set(main, lastMain.get(k));
+    lastMain.set(k, main);
+  }
   for (const main of mains) {
     const fromDb = known?.get(folderKey(main.folder));
     if (fromDb) {
@@ -56,7 +73,7 @@ export function groupImages<T extends Candidate>(images: readonly T[], known?: R
       groups.push({ main, partners, source: 'database' });
       continue;
     }
-    const partners = heuristicPartners(main, images, mains, notes);
+    const partners = heuristicPartners(main, previousOf.get(main), (letter) => byClientLetter.get(clientLetter(main.folder.client, letter)) ?? [], notes);
     partners.forEach((p) => used.add(p));
     groups.push({ main, partners, ...(partners.length > 0 && { source: 'heuristic' as const }) });
   }
@@ -64,21 +81,23 @@ export function groupImages<T extends Candidate>(images: readonly T[], known?: R
   return { groups, notes };
 }
 
-function heuristicPartners<T extends Candidate>(main: T, images: readonly T[], mains: readonly T[], notes: string[]): T[] {
+function clientLetter(client: string, letter: string): string {
+  return `${client}\0${letter}`;
+}
+
+/** `previous`: the main image of the same client and letter before this one; `imagesOf`: the client's images of a letter. */
+function heuristicPartners<T extends Candidate>(main: T, previous: T | undefined, imagesOf: (letter: string) => readonly T[], notes: string[]): T[] {
   const m = main.mbr;
   if (!m) return [];
   const t = main.folder.time.getTime();
-  const previous = mains.filter((x) => x.folder.client === main.folder.client && x.folder.letter === main.folder.letter && x.folder.time.getTime() < t).at(-1);
   const after = previous ? previous.folder.time.getTime() : -Infinity;
   const identity = diskIdentity(m);
   const out: T[] = [];
   for (const letter of PARTNER_LETTERS) {
-    const candidates = images.filter((p) => {
+    const candidates = imagesOf(letter).filter((p) => {
       const pm = p.mbr;
       const pt = p.folder.time.getTime();
       return (
-        p.folder.client === main.folder.client &&
-        p.folder.letter === letter &&
         pm !== undefined &&
         pt <= t &&
         pt > after &&
