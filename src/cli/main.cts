@@ -4,6 +4,15 @@
 // once: partition reads run on that pool, and 32 threads keep one stalled storage from holding up
 // the reads of every other disk.
 process.env.UV_THREADPOOL_SIZE ??= '32';
+// `serve` runs for months with a heap that a first scan fills: V8's young generation, sized for
+// throughput by default, kept its peak RSS at 245 MiB for 10 000 backups, 204 MiB at 8 MiB
+// semi-spaces, with no slower start (4 and 8 MiB measured alike). The flag must be given at
+// start, so the process replaces itself once (same pid for systemd, ~50 ms). Node 23.11+.
+const SEMI_SPACE_FLAG = '--max-semi-space-size=8';
+const reexec = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+if (process.argv[2] === 'serve' && reexec && ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'))) {
+  reexec(process.execPath, [process.execPath, SEMI_SPACE_FLAG, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
 // Node 22.1+ keeps compiled modules on disk between runs (in the temp folder): a short command
 // like `build` spends most of its time loading code otherwise. Older Node has no such call.
 (require('node:module') as { enableCompileCache?: () => unknown }).enableCompileCache?.();
