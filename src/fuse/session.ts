@@ -16,7 +16,7 @@ import {
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
 import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
-import { newControl } from './worker-control.js';
+import { Control, newControl } from './worker-control.js';
 
 const E = osConstants.errno;
 
@@ -167,6 +167,8 @@ class Connection {
   private readonly ports = new Set<MessagePort>();
   /** Layouts the workers were given, by handle, so that a restarted worker gets them too. */
   private readonly layouts = new Map<number, SharedLayout>();
+  /** Shared with the request workers (worker-control.ts). */
+  private readonly control = newControl();
   private passthrough = false;
   private passthroughFailed = false;
   /** Set when the kernel has ended the connection: nothing more is written to it. */
@@ -188,7 +190,7 @@ class Connection {
       this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
     };
     void this.ended.then(() => requests.close());
-    const control = newControl();
+    const control = this.control;
     const start = (role: WorkerData['role']): void => {
       running++;
       const { port1, port2 } = new MessageChannel();
@@ -216,11 +218,13 @@ class Connection {
   private publish(fh: number, layout: SharedLayout): void {
     this.layouts.set(fh, layout);
     for (const p of this.ports) p.postMessage({ open: fh, layout } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
   }
 
   private unpublish(fh: number): void {
     if (!this.layouts.delete(fh)) return;
     for (const p of this.ports) p.postMessage({ release: fh } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
   }
 
   /** Answers one request, exactly once (none for FORGET, BATCH_FORGET and INTERRUPT). */

@@ -7,9 +7,11 @@ export const Control = {
   WAKE: 0,
   /** Set when the first worker stops (the connection ended): the helpers read the device themselves and see the end too. */
   ENDED: 1,
+  /** Bumped by the main thread after it posts open/release messages: a worker takes them in only when it moved. */
+  HANDLES: 2,
 } as const;
 /** Int32 words in WorkerData.control. */
-export const CONTROL_SIZE = 2;
+export const CONTROL_SIZE = 3;
 
 export function newControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(CONTROL_SIZE * 4));
