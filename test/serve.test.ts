@@ -135,9 +135,13 @@ test.serial('a .vhd in the mount attaches as a loop device and its NTFS partitio
   await srv.stop();
 });
 
-test.serial('8 parallel readers of random ranges get the right bytes', async (t) => {
+test.serial('8 parallel readers of random ranges get the right bytes (and serve runs with small semi-spaces where Node can re-exec)', async (t) => {
   const m = await mountpoint('mnt-parallel');
   const srv = await serve(['--storage', storage, '--mount', m, '--mode', 'passthrough']);
+  // src/cli/main.cts: the same process, replaced with the heap flag, under the packaged runtime
+  // (package.test.ts runs this test there); Node before 23.11 has no process.execve and runs on.
+  const cmdline = (await readFile(`/proc/${srv.proc.pid}/cmdline`, 'utf8')).split('\0');
+  t.is(cmdline.includes('--max-semi-space-size=8'), typeof (process as { execve?: unknown }).execve === 'function', cmdline.join(' '));
   const name = nameOf(uefi, 'C', 'vhdx');
   const ref = await open(built.get(name)!, 'r');
   const size = (await ref.stat()).size;
