@@ -11,7 +11,9 @@ import test from 'ava';
 import { StorageCatalog } from '../src/catalog/storage-catalog.js';
 import { buildDisk } from './helpers/disk-builder.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
-import { ServeTracker } from './helpers/serve-process.js';
+import { ServeTracker, eventually } from './helpers/serve-process.js';
+import { computeSourceData, sourceData } from '../src/io/source-data.js';
+import { warmSourceData } from '../src/io/source-data-warmer.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { writeImageBackup } from './helpers/urbackup-storage.js';
@@ -92,4 +94,43 @@ test('a scan maps no .raw: a dynamic file\'s size is computed on its first stat,
   await rename(`${img.raw}.gone`, img.raw);
   t.true(dynamic!.size > 0);
   t.true(dynamic!.sizeKnown !== false, 'kept once computed');
+});
+
+test('a thread maps the .raw files of the dynamic disks ahead of their first stat, with the bytes computing them gives', async (t) => {
+  const own = join(fs!.mountpoint, 'warm-storage');
+  const disk = await buildDisk({ table: 'gpt', sizeMiB: 10, partitions: [{ sizeMiB: 8, type: 'msr' }] }, fs!.mountpoint);
+  const imgs = [];
+  for (const time of ['240302-1000', '240303-1000']) imgs.push(await writeImageBackup({ storage: own, client: 'pc', time, letter: 'C', disk, partition: 1, kind: 'plain' }));
+  await disk.cleanup();
+  const { files } = await new StorageCatalog(own, ['vhdx', 'vhd-dynamic']).scan();
+  t.is(files.length, 4);
+  const sources = files.flatMap((f) => f.sizeSources ?? []);
+  t.is(sources.length, 4, 'each dynamic file names its .raw');
+  t.is(await warmSourceData(sources).done, 2, 'one map per .raw, though two files need each');
+  // Unreadable now: the sizes can only come from the maps the thread sent.
+  for (const img of imgs) await rename(img.raw, `${img.raw}.gone`);
+  try {
+    for (const f of files) {
+      t.true(f.size > 0);
+      t.deepEqual(f.sizeSources, [], `${f.name}: its size is known`);
+    }
+  } finally {
+    for (const img of imgs) await rename(`${img.raw}.gone`, img.raw);
+  }
+  for (const s of sources) {
+    const fresh = computeSourceData(s.path, s.identity.size);
+    const adopted = sourceData(s.path, s.identity);
+    t.deepEqual([adopted.from, adopted.map.size, Buffer.from(adopted.map.granules.bytes)], [fresh.from, fresh.map.size, Buffer.from(fresh.map.granules.bytes)], s.path);
+  }
+  t.is(await warmSourceData(sources).done, 0, 'maps known already are not computed again');
+});
+
+test('serve maps the dynamic disks\' data on a thread once mounted, and says so in one line', async (t) => {
+  const mnt = await tracker.mountpoint(work!, 'mnt-warm');
+  const s = await tracker.serve(['--storage', storage, '--mount', mnt, '--formats', 'vhdx']);
+  const line = /mapped the data of (\d+) backing files in [\d.]+ s/;
+  t.true(await eventually(async () => line.test(s.log()), 20_000), s.log());
+  t.is(Number(line.exec(s.log())![1]), DISKS);
+  t.is(s.log().match(new RegExp(line.source, 'g'))!.length, 1);
+  await s.stop();
 });

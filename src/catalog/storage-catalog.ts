@@ -230,6 +230,10 @@ class ContainerFile implements VirtualFile {
     return this.knownSize !== undefined;
   }
 
+  get sizeSources(): BackupDisk['sources'] {
+    return this.knownSize === undefined ? this.disk.sources : [];
+  }
+
   layout(): Layout {
     let l = this.layouts.get(this);
     if (!l) this.layouts.set(this, (l = containerLayout(this.disk, this.format)));

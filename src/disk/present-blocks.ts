@@ -20,6 +20,14 @@ export class DataMap {
     this.granules = new Bitset(Math.ceil(size / DATA_GRANULE));
   }
 
+  /** A map of `size` bytes whose granule bits are `bits` (DataMap.granules.bytes of another). */
+  static of(size: Bytes, bits: Uint8Array): DataMap {
+    const m = new DataMap(size);
+    if (bits.length !== m.granules.bytes.length) throw new RangeError(`a data map of ${size} bytes has ${m.granules.bytes.length} bytes of bits, not ${bits.length}`);
+    m.granules.bytes.set(bits);
+    return m;
+  }
+
   /** Marks [from, to) as holding data. */
   addRange(from: Bytes, to: Bytes): void {
     if (to > from) this.granules.setRange(Math.floor(from / DATA_GRANULE), Math.ceil(to / DATA_GRANULE));

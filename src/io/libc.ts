@@ -81,6 +81,12 @@ export const readRaw = libc.func('int64_t read(int fd, void *buf, size_t count)'
  */
 export const openRaw = libc.func('int open(const char *path, int flags, ...)') as (path: string, flags: number) => number;
 
+/**
+ * close(2) of a descriptor from openRaw: Node's closeSync on a worker thread warns about any
+ * descriptor its own fs did not open there.
+ */
+export const closeRaw = libc.func('int close(int fd)') as (fd: number) => number;
+
 /** poll(2); `fds` holds struct pollfd { int fd; short events; short revents; } entries (8 bytes each). */
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeout: number) => number;
 

@@ -41,7 +41,7 @@ export function openReadOnlyFdSync(path: string, extra = 0): number {
 
 /**
  * openReadOnlyFdSync for a file that may well be absent (a `.raw.bitmap`): the descriptor, or
- * the errno of the failure instead of an exception.
+ * the errno of the failure instead of an exception. Close it with closeRaw (io/libc.ts).
  */
 export function probeReadOnlyFdSync(path: string, extra = 0): number | Errno {
   const fd = openRaw(path, readOnlyFlags(path, extra) | O_CLOEXEC);

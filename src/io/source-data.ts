@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../base/units.js';
 import { DATA_GRANULE, DataMap } from '../disk/present-blocks.js';
 import { RAW_BITMAP_BLOCK, rawBitmapAny, rawBitmapMismatch, rawBitmapPath } from '../urbackup/raw-bitmap.js';
+import { closeRaw } from './libc.js';
 import { openReadOnlyFdSync, probeReadOnlyFdSync } from './read-only-open.js';
 import { dataRanges } from './sparse.js';
 
@@ -32,7 +33,6 @@ const cache = new LRUCache<string, SourceData>({ maxSize: CACHE_BYTES, sizeCalcu
 
 const OPEN_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-
 function readWhole(fd: number, length: Bytes): Buffer {
   const buf = Buffer.alloc(length);
   for (let done = 0; done < length; ) {
@@ -53,7 +53,7 @@ function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefine
     const bitmap = readWhole(fd, st.size);
     return rawBitmapMismatch(bitmap, rawSize) ?? bitmap;
   } finally {
-    closeSync(fd);
+    closeRaw(fd);
   }
 }
 
@@ -76,7 +76,8 @@ function narrow(seek: DataMap, holeFree: boolean, bitmap: Uint8Array): DataMap |
   return map;
 }
 
-function compute(path: string, size: Bytes): SourceData {
+/** The data map of `path`, of `size` bytes, computed now and not kept (sourceData keeps them). */
+export function computeSourceData(path: string, size: Bytes): SourceData {
   const fd = openReadOnlyFdSync(path, OPEN_FLAGS);
   try {
     const seek = new DataMap(size);
@@ -95,13 +96,26 @@ function compute(path: string, size: Bytes): SourceData {
   }
 }
 
+const keyOf = (path: string, id: SourceIdentity): string => `${id.dev}:${id.ino}:${id.size}:${id.mtimeMs}:${path}`;
+
+/** Whether the map of this file, as it is now, is known without computing it. */
+export function sourceDataKnown(path: string, id: SourceIdentity): boolean {
+  return cache.has(keyOf(path, id));
+}
+
+/** Keeps a map computed elsewhere (source-data-warmer.ts) as if sourceData had computed it. */
+export function adoptSourceData(path: string, id: SourceIdentity, d: SourceData): void {
+  const key = keyOf(path, id);
+  if (!cache.has(key)) cache.set(key, d);
+}
+
 /** The data map of a backing file, cached by its identity. Throws an Error naming the file. */
 export function sourceData(path: string, id: SourceIdentity): SourceData {
-  const key = `${id.dev}:${id.ino}:${id.size}:${id.mtimeMs}:${path}`;
+  const key = keyOf(path, id);
   let d = cache.get(key);
   if (!d) {
     try {
-      d = compute(path, id.size);
+      d = computeSourceData(path, id.size);
     } catch (e) {
       throw new Error(`${path}: cannot map its data (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }

@@ -6,7 +6,8 @@ import { ROOT_INO } from './namespace.js';
 import { type Mounted, mount } from '../fuse/mount.js';
 import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
-import type { Catalog } from '../catalog/virtual-file.js';
+import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
+import { warmSourceData } from '../io/source-data-warmer.js';
 import type { AccessPolicy } from './access.js';
 import { StorageWatcher } from './storage-watcher.js';
 
@@ -62,8 +63,10 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   };
 
   let mounted: Mounted | undefined;
+  let shown: readonly VirtualFile[] = [];
   const rescan = async (changed?: ReadonlySet<string>, restat = false): Promise<void> => {
     const { files, warnings } = await catalog.scan(changed, restat);
+    shown = files;
     const change = vfs.update(files);
     report([...warnings, ...change.warnings]);
     for (const s of change.stale) {
@@ -124,6 +127,10 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   await rescan();
   mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
+  // The sizes of the dynamic disks, ahead of the first listing (io/source-data-warmer.ts).
+  const t = Date.now();
+  const warming = warmSourceData(shown.flatMap((f) => f.sizeSources ?? []));
+  void warming.done.then((n) => n > 0 && log(`mapped the data of ${n} backing files in ${((Date.now() - t) / 1000).toFixed(1)} s (the sizes of the dynamic disks)`));
   if (watcher) {
     every(opts.safetyScanMs ?? DEFAULT_SAFETY_SCAN_MS, 'restat');
     // What changed between the first scan and its watches: a pass of stats.
@@ -134,6 +141,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       closed = true;
+      warming.stop();
       for (const t of timers) clearInterval(t);
       watcher?.close();
       await scanning;
