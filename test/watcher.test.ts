@@ -109,6 +109,11 @@ test.serial('new and finished image folders, ZFS-style links, deleted subvolumes
   t.true(await eventually(async () => /\/pc2:$/m.test(await listing(m)) && !/\/pc1:$/m.test(await listing(m)), SHOWS_WITHIN_MS), 'a renamed client folder');
   t.deepEqual((await readdir(join(m, 'pc2'))).sort(), ['240101-0100_Image_C.vhd', '240101-0100_Image_C.vhdx', '240103-0100_Image_C.vhd', '240103-0100_Image_C.vhdx', '240104-0100_Image_C.vhd', '240104-0100_Image_C.vhdx']);
 
+  // The kernel keeps a folder's listing (FOPEN_CACHE_DIR) and checks it against the folder's mtime,
+  // the newest backup's: a backup older than that leaves it unchanged, so the rescan drops the listing.
+  await image({ storage, client: 'pc2', time: '231201-0100' });
+  t.true(await shows(m, /231201-0100_Image_C\.vhd\b/), 'a backup older than the newest, in a folder listed before');
+
   t.notRegex(srv.log(), /instead of watching/);
   t.is(await srv.stop(), 0);
 });

@@ -62,6 +62,8 @@ export interface Mounted {
   unmount(): Promise<void>;
   /** Makes the kernel forget the attributes it cached of an inode (its pages stay: an inode's bytes never change). */
   invalidateAttributes(ino: number): void;
+  /** Makes the kernel forget the attributes and the cached listing of a directory. */
+  invalidateDirectory(ino: number): void;
   /** Makes the kernel look `name` up again (it appeared, went, or names another inode now). */
   invalidateEntry(parent: number, name: string): void;
 }
@@ -208,6 +210,7 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
         session.close();
       })()),
     invalidateAttributes: (ino) => session.invalidateAttributes(ino),
+    invalidateDirectory: (ino) => session.invalidateDirectory(ino),
     invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
   };
 }

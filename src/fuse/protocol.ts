@@ -36,6 +36,8 @@ export const Init = {
 
 /** fuse_open_out.open_flags (fuse.h). */
 export const FOPEN_KEEP_CACHE = 1 << 1;
+/** The kernel keeps a directory's listing in its page cache (fs/fuse/readdir.c), dropped with its pages. */
+export const FOPEN_CACHE_DIR = 1 << 3;
 export const FOPEN_PASSTHROUGH = 1 << 7;
 
 /** Requests that get no reply at all (fuse.h: FORGET, BATCH_FORGET; an INTERRUPT is answered by the interrupted request's own reply). */
@@ -426,13 +428,14 @@ function notification(code: number, body: Buffer): Buffer {
 }
 
 /**
- * struct fuse_notify_inval_inode_out: ino, off, len. A negative `off` drops only the cached
- * attributes; pages from `off` on would go too otherwise (fs/fuse/inode.c fuse_reverse_inval_inode).
+ * struct fuse_notify_inval_inode_out: ino, off, len. The cached attributes always go; with `pages`
+ * the pages too, from offset 0 (len 0: to the end), else `off` is negative, which keeps them
+ * (fs/fuse/inode.c fuse_reverse_inval_inode). A directory's pages hold its cached listing.
  */
-export function invalInodeNotification(ino: number): Buffer {
+export function invalInodeNotification(ino: number, pages = false): Buffer {
   const b = Buffer.alloc(24);
   u64(b, 0, ino);
-  b.writeBigInt64LE(-1n, 8);
+  b.writeBigInt64LE(pages ? 0n : -1n, 8);
   b.writeBigInt64LE(0n, 16);
   return notification(FUSE_NOTIFY_INVAL_INODE, b);
 }

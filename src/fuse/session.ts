@@ -11,7 +11,7 @@ import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,
-  decodeForgotten, decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
+  decodeForgotten, decodeRead, decodeRequest, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, encodeDirentsPlus, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, Init,
   initReply, invalEntryNotification, invalInodeNotification, lseekReply, negativeEntryReply, NO_REPLY_OPS, Op, OUT_HEADER_SIZE,
   openReply, type Request, type Statfs, statfsReply, statusReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
@@ -115,6 +115,8 @@ export interface Session {
   close(): void;
   /** Drops the kernel's cached attributes of `ino`, not its pages (FUSE_NOTIFY_INVAL_INODE). */
   invalidateAttributes(ino: number): void;
+  /** Drops the kernel's cached attributes and listing of directory `ino` (FUSE_NOTIFY_INVAL_INODE with its pages). */
+  invalidateDirectory(ino: number): void;
   /** Drops the kernel's cached lookup of `name` in `parent`, negative ones included (FUSE_NOTIFY_INVAL_ENTRY). */
   invalidateEntry(parent: number, name: string): void;
 }
@@ -279,6 +281,11 @@ class Connection {
     this.notify(invalInodeNotification(ino));
   }
 
+  invalidateDirectory(ino: number): void {
+    this.given.delete(ino);
+    this.notify(invalInodeNotification(ino, true));
+  }
+
   invalidateEntry(parent: number, name: string): void {
     this.notify(invalEntryNotification(parent, name));
   }
@@ -325,7 +332,9 @@ class Connection {
         do this.lastDir = this.lastDir >= Number.MAX_SAFE_INTEGER ? 1 : this.lastDir + 1;
         while (this.dirs.has(this.lastDir));
         this.dirs.set(this.lastDir, { ino: req.nodeid, list });
-        return this.send(openReply(req, this.lastDir, 0));
+        // The kernel keeps the listing (an `ls -lR` of 10 000 backups again: 0.27-0.31 s -> 0.21-0.24 s);
+        // a rescan that changes the folder drops it (invalidateDirectory).
+        return this.send(openReply(req, this.lastDir, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
       }
       case Op.READDIR: {
         const { fh, offset, size } = decodeRead(req.body);
@@ -493,6 +502,7 @@ export function mountSession(mountpoint: string, fs: FuseFs, o: SessionOptions):
     ended: c.ended,
     close: () => void c.ended.then(() => closeSync(dev)),
     invalidateAttributes: (ino) => c.invalidateAttributes(ino),
+    invalidateDirectory: (ino) => c.invalidateDirectory(ino),
     invalidateEntry: (parent, name) => c.invalidateEntry(parent, name),
   };
 }

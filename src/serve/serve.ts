@@ -73,11 +73,13 @@ export async function serve(opts: ServeOptions): Promise<Server> {
       if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
       mounted?.invalidateEntry(s.parent, s.name);
     }
-    // Attributes that may have changed under the same inode: a folder's mtime and nlink, and
-    // owners and modes taken from the storage (a file replaced by one of the same version).
-    const attrs = new Set<number>(change.changedDirs.map((d) => d.ino));
+    // Folders whose names or attributes changed (their mtime and nlink, and the root's), and files
+    // whose owners and modes may have changed under the same inode (replaced by one of the same version).
+    const dirs = new Set<number>(change.changedDirs.map((d) => d.ino));
+    const attrs = new Set<number>();
     for (const { before, after } of change.replaced) if (before.ino === after.ino) attrs.add(after.ino);
-    if (change.addedDirs.length || change.removedDirs.length || attrs.size) attrs.add(ROOT_INO);
+    if (change.addedDirs.length || change.removedDirs.length || dirs.size || attrs.size) dirs.add(ROOT_INO);
+    for (const ino of dirs) mounted?.invalidateDirectory(ino);
     for (const ino of attrs) mounted?.invalidateAttributes(ino);
     const { added, removed, replaced } = change;
     if (added.length || removed.length) log(`${vfs.fileCount} files (${added.length} new, ${removed.length} gone)`);
