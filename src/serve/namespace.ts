@@ -1,7 +1,6 @@
 // The tree under the mount: <mount>/<client>/<file>, with stable inode numbers. A rescan updates
 // it in place: folders whose files are the same objects as before keep their nodes, so the
 // work of an update follows what changed, not how many backups there are.
-import { hash } from 'node:crypto';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 
 /** The FUSE root directory's inode number (FUSE_ROOT_ID). */
@@ -32,9 +31,22 @@ export interface RootNode {
 
 export type Node = RootNode | DirNode | FileNode;
 
-/** 31 bits: some readers (smbstatus, 32-bit tools) take inode numbers as signed. */
+/** FNV-1a 32-bit offset basis and prime (draft-eastlake-fnv §2). */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * 31 bits (some readers, smbstatus and 32-bit tools, take inode numbers as signed) of FNV-1a over
+ * the key's UTF-16 code units, mixed by MurmurHash3's fmix32 so that keys differing in their last
+ * characters spread. Nothing here needs a cryptographic hash (collisions are resolved below): a
+ * SHA-1 per key took 0.1 s of the first update of 20 000 files.
+ */
 function hash31(text: string): number {
-  return hash('sha1', text, 'buffer').readUInt32LE(0) & 0x7fffffff;
+  let h = FNV_OFFSET;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) & 0x7fffffff;
 }
 
 /**
