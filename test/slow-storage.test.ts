@@ -1,7 +1,7 @@
 // A storage slow to answer must not hold up the other disks: one backup's files sit on a FUSE
 // mirror whose every read takes seconds, and a fast disk is read while readers wait on the slow one.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,8 @@ import test from 'ava';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
-import { ServeTracker, forceUnmount } from './helpers/serve-process.js';
+import { CLI } from './helpers/cli.js';
+import { ServeTracker, eventually, forceUnmount } from './helpers/serve-process.js';
 
 const SLOW_MIRROR = fileURLToPath(new URL('./helpers/slow-mirror.js', import.meta.url));
 /** Every read of the slow storage answers after this long. */
@@ -19,6 +20,8 @@ let fs: LoopFs | undefined;
 let work = '';
 let mirror: ChildProcess | undefined;
 let mirrorMount = '';
+/** The slow backup's image folder name. */
+let slowFolder = '';
 const tracker = new ServeTracker();
 
 test.after.always(async () => {
@@ -29,7 +32,7 @@ test.after.always(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('a cold read of one disk finishes while 16 readers of a stalled disk wait', async (t) => {
+test.serial('a cold read of one disk finishes while 16 readers of a stalled disk wait', async (t) => {
   work = await mkdtemp(join(tmpdir(), 'synthvhd-slow-'));
   fs = await makeLoopFs('btrfs', 1024);
   const storage = join(fs.mountpoint, 'storage');
@@ -48,7 +51,7 @@ test('a cold read of one disk finishes while 16 readers of a stalled disk wait',
     proc.once('exit', (code) => reject(new Error(`slow mirror exited (${code})`)));
   });
   await mkdir(join(storage, slow.client));
-  const slowFolder = basename(slow.images._dev_sda1!.folder);
+  slowFolder = basename(slow.images._dev_sda1!.folder);
   await symlink(mirrorMount, join(storage, slow.client, slowFolder));
 
   const m = await tracker.mountpoint(work, 'mnt');
@@ -69,4 +72,25 @@ test('a cold read of one disk finishes while 16 readers of a stalled disk wait',
   t.is(slowDone, 0, 'the fast disk was read while every slow reader still waited');
   await Promise.all(slowReaders);
   t.is(slowDone, 16);
+});
+
+test.serial('SIGTERM while the first scan waits on the slow storage: serve mounts, unmounts and exits 0', async (t) => {
+  // A storage whose one backup is the slow mirror of the test above: its .raw.mbr takes DELAY_MS to read.
+  const storage = join(fs!.mountpoint, 'storage-slow-scan');
+  await mkdir(join(storage, 'slowpc'), { recursive: true });
+  await symlink(mirrorMount, join(storage, 'slowpc', slowFolder));
+  await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+  const m = await tracker.mountpoint(work, 'mnt-stop');
+  const proc = spawn(process.execPath, [CLI, 'serve', '--storage', storage, '--mount', m, '--mode', 'passthrough'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  // Logged once serve handles signals, just before the scan.
+  t.true(await eventually(async () => /scanning /.test(log), 10_000), log);
+  t.notRegex(log, /serving \d+ files/, 'the signal comes during the first scan');
+  proc.kill('SIGTERM');
+  t.is(await exited, 0, log);
+  t.regex(log, /SIGTERM: stopping once the first scan is done/);
+  t.regex(log, /serving \d+ files at[^]*SIGTERM: unmounting/);
+  t.false((await readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.split(' ')[4] === m), 'nothing left mounted');
 });

@@ -71,25 +71,30 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
+  // Before the first scan: a stop while it runs (seconds, for a large storage) or just after the
+  // mount must still unmount, not end the process with the mount left behind.
+  const stop = stopOnSignals(log);
+  log(`scanning ${a.storage}; the mount comes up once that is done`);
   const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(group && { access: groupAccess(group.gid) }), safetyScanMs: a.safetyScan * 1000, log });
   if (group) log(`every disk is readable by group ${group.name} (gid ${group.gid}) and root only`);
-  stopOnSignals(server, log);
+  stop.serving(server);
 }
 
 /** How long a stop may take: the unmount waits at most 1 s before it aborts the connection. */
 const STOP_WAIT_MS = 10_000;
 
-/** SIGINT and SIGTERM (systemctl stop) unmount and exit 0. */
-export function stopOnSignals(server: Server, log: (s: string) => void): void {
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    log(`${signal}: unmounting ${server.mountpoint}`);
-    // A stop must end the process: systemd would otherwise wait for its timeout and SIGKILL.
-    setTimeout(() => {
-      log(`unmount did not finish within ${STOP_WAIT_MS / 1000} s; exiting anyway`);
-      process.exit(1);
-    }, STOP_WAIT_MS).unref();
-    server.close().then(
+export interface SignalStop {
+  /** The server to close on SIGINT/SIGTERM; closed at once if one came before it was up. */
+  serving(server: Server): void;
+}
+
+/** SIGINT and SIGTERM (systemctl stop) unmount and exit 0, also when they come before the server is up. */
+export function stopOnSignals(log: (s: string) => void): SignalStop {
+  let server: Server | undefined;
+  let asked: NodeJS.Signals | undefined;
+  const close = (s: Server): void => {
+    log(`${asked}: unmounting ${s.mountpoint}`);
+    s.close().then(
       () => process.exit(0),
       (e: Error) => {
         log(`unmount failed: ${e.message}`);
@@ -97,5 +102,22 @@ export function stopOnSignals(server: Server, log: (s: string) => void): void {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    asked = signal;
+    // A stop must end the process: systemd would otherwise wait for its timeout and SIGKILL.
+    setTimeout(() => {
+      log(`${server ? 'unmount' : 'the first scan'} did not finish within ${STOP_WAIT_MS / 1000} s; exiting anyway`);
+      process.exit(1);
+    }, STOP_WAIT_MS).unref();
+    if (server) close(server);
+    else log(`${signal}: stopping once the first scan is done`);
+  };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  return {
+    serving(s) {
+      server = s;
+      if (asked) close(s);
+    },
+  };
 }

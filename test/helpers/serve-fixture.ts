@@ -67,6 +67,7 @@ function jsonCatalog(path: string): Catalog {
 async function main(path: string): Promise<void> {
   const spec = JSON.parse(readFileSync(path, 'utf8')) as FixtureSpec;
   const log = (line: string): boolean => process.stderr.write(`${line}\n`);
+  const stop = stopOnSignals(log);
   const server = await serve({
     catalog: jsonCatalog(path),
     mount: spec.mount,
@@ -76,7 +77,7 @@ async function main(path: string): Promise<void> {
     rescanMs: spec.rescanMs,
     log,
   });
-  stopOnSignals(server, log);
+  stop.serving(server);
   process.stdout.write('ready\n');
 }
 
