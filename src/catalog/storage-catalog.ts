@@ -282,11 +282,16 @@ export class StorageCatalog implements Catalog {
   /** The `.raw` lstats of this scan's reads of client folders, for the loader. */
   private readonly rawStats = new Map<string, Stats>();
 
+  /** Absolute and normalized: every folder of a scan is joined onto it, so they are too. */
+  private readonly storage: string;
+
   constructor(
-    private readonly storage: string,
+    storage: string,
     private readonly formats: readonly ContainerFormat[],
     private readonly opts: ScanOptions = {},
-  ) {}
+  ) {
+    this.storage = resolve(storage);
+  }
 
   /** The storage folder, every client folder, every incomplete image folder, and the database's folder. */
   watchedDirs(): Map<string, boolean> {
@@ -337,7 +342,7 @@ export class StorageCatalog implements Catalog {
     }
 
     this.reach = new FolderReach(calls);
-    this.storageChain = await this.reach.chain(resolve(this.storage));
+    this.storageChain = await this.reach.chain(this.storage);
     // One client at a time, read and then grouped, so that what a read holds (every image
     // folder's stats) is let go before the next: with all 50 clients of 10 000 backups read
     // first, a scan's heap grew to 121 MiB for 40 MiB kept.
@@ -440,9 +445,10 @@ export class StorageCatalog implements Catalog {
   }
 
   /** Who could read the disk's sources directly: every folder on the way, and each file. */
+  /** `dir`s are joined onto the resolved storage: no path.resolve per disk (0.05 s of 10 000 backups' start). */
   private async accessOf(b: BackupDisk): Promise<SourceAccess> {
-    const client = await this.reach.chain(resolve(b.images[0]!.dir, '..'));
-    const imageFolders = await Promise.all(b.images.map((i) => this.reach.chain(resolve(i.dir))));
+    const client = await this.reach.chain(dirname(b.images[0]!.dir));
+    const imageFolders = await Promise.all(b.images.map((i) => this.reach.chain(i.dir)));
     return this.accesses.intern({ storage: this.storageChain, client, disk: [...imageFolders.flat(), ...b.owners] });
   }
 }
