@@ -20,8 +20,6 @@ export interface BackupDisk {
   readonly sources: readonly IdentifiedSource[];
   /** Owner and mode of every `.raw.mbr` and `.raw` it is assembled from. */
   readonly owners: readonly Ownership[];
-  /** Stable and distinct per backup (README "Identity and --unique-ids"). */
-  readonly id: Buffer;
   /** Where the partner images' association came from. */
   readonly partnersFrom?: AssociationSource;
   /** Problems with the grouping, beside the disk's own. */
@@ -51,14 +49,22 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
     disk,
     sources: [mainRaw, ...parts.map((p) => p.raw)],
     owners: [main, ...partners].flatMap((l) => l.owners),
-    id: nameBasedId(`synthvhd:${client}/${folder}`),
     ...(partners.length > 0 && opts.partnersFrom && { partnersFrom: opts.partnersFrom }),
     warnings: [],
   };
 }
 
+/**
+ * The disk's id in its container, stable and distinct per backup (README "Identity and
+ * --unique-ids"). Made when a layout is, not per disk of a scan: a listing needs none, and
+ * 10 000 of them, a SHA-256 and two Buffers each, were 0.04 s of every start (CPU profile).
+ */
+export function diskId(b: Pick<BackupDisk, 'client' | 'folder'>): Buffer {
+  return nameBasedId(`synthvhd:${b.client}/${b.folder}`);
+}
+
 export function diskImage(b: BackupDisk): DiskImage {
-  return { layout: b.disk.layout, sectorSize: b.disk.sectorSize, id: b.id, timestamp: b.time };
+  return { layout: b.disk.layout, sectorSize: b.disk.sectorSize, id: diskId(b), timestamp: b.time };
 }
 
 function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): PartitionedMbrFile {

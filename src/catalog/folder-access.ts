@@ -1,7 +1,7 @@
 // The folders a reader passes on the way to a storage path, with their owners and modes: reading
 // a `.raw` directly needs search permission on every one of them, not only read on the file.
 import { constants, type Stats } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { hasAccessAcl } from '../io/posix-acl.js';
 import { POOLED, type StorageCalls } from '../urbackup/storage-calls.js';
 import type { Ownership, SourceAccess } from './virtual-file.js';
@@ -86,9 +86,10 @@ export class FolderReach {
    * What a scan learnt of a folder while reading it: its stat (through a symlink), and whether
    * its entry is a symlink. A folder that is none has its parent's real path plus its name, so
    * neither its stat nor its realpath is asked again (two of the calls per backup of a scan).
+   * `path` is absolute and normalized, as the catalog's folders are (joined onto the resolved
+   * storage): a path.resolve per backup was 0.04 s of a 10 000-backup start (CPU profile).
    */
-  know(folder: string, st: Stats, linked: boolean): void {
-    const path = resolve(folder);
+  know(path: string, st: Stats, linked: boolean): void {
     const owner = Promise.resolve(ownershipOf(st, path));
     this.owners.set(path, owner);
     if (linked) return;

@@ -1,5 +1,5 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
-import type { BackupDisk } from '../catalog/backup-disk.js';
+import { type BackupDisk, diskId } from '../catalog/backup-disk.js';
 import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
 import { bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
 import { guidToString } from '../partition-table/gpt.js';
@@ -9,7 +9,7 @@ export function diskJson(b: BackupDisk) {
     client: b.client,
     folder: b.folder,
     time: b.time.toISOString(),
-    id: guidToString(b.id),
+    id: guidToString(diskId(b)),
     table: b.disk.table,
     sectorSize: b.disk.sectorSize,
     diskSize: b.disk.layout.size,
