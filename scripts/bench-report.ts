@@ -79,6 +79,9 @@ export interface ScaleResults {
   readonly clients: number;
   /** Spawn to mounted. */
   readonly startSeconds: number;
+  /** Beside it, from dropped caches too: `node -e 0`, and `ls -lR` of the storage folder itself (no synthvhd). */
+  readonly nodeStartSeconds: number;
+  readonly storageListingSeconds: number;
   /** Medians over the runs: the first with the kernel's dentries dropped, the second right after. */
   readonly firstSeconds: number;
   /**
@@ -119,6 +122,8 @@ export function scaleTable(s: ScaleResults, cs: readonly Check[] = []): string {
       ['step', 'value'],
       [
         ['serve start (scan + mount), s', num(s.startSeconds, 3)],
+        ['  beside it: node -e 0, cold, s', num(s.nodeStartSeconds, 3)],
+        ['  beside it: ls -lR of the storage itself, cold, s', num(s.storageListingSeconds, 3)],
         ['first ls -lR, s', num(s.firstSeconds, 3)],
         ['  the first after start (maps computed), s', num(s.firstAfterStartSeconds, 3)],
         ['second ls -lR, s', num(s.secondSeconds, 3)],

@@ -275,6 +275,12 @@ async function scaleSection(o: Options, stack: Stack): Promise<ScaleResults> {
   const fx = await makeScaleFixture(o.backups, clients, log);
   stack.push(fx.cleanup);
   log(`7. scale: ${fx.backups} backups`);
+  // What a start costs before any of synthvhd's own work, from the same dropped caches: Node's
+  // start-up, and a listing of the storage itself (its folders' entries and every file's stat).
+  dropCaches();
+  const nodeStartSeconds = await timed(() => run(benchNode(), ['-e', '0']));
+  dropCaches();
+  const storageListingSeconds = await timed(() => run('ls', ['-lR', fx.storage]));
   dropCaches();
   const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-scale'), mode: 'passthrough' });
   try {
@@ -316,6 +322,8 @@ async function scaleSection(o: Options, stack: Stack): Promise<ScaleResults> {
       backups: fx.backups,
       clients,
       startSeconds: served.startSeconds,
+      nodeStartSeconds,
+      storageListingSeconds,
       firstSeconds,
       firstAfterStartSeconds: first[0]!,
       secondSeconds,

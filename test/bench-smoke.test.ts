@@ -37,6 +37,8 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   for (const s of [r.listing.startSeconds, r.listing.firstSeconds, r.listing.secondSeconds]) t.true(isSeries(s), JSON.stringify(s));
   t.true(r.listing.peakRssBytes > 0);
   t.true(isSeries(r.firstByte.passthroughMs) && isSeries(r.firstByte.reflinkMs));
+  // Issue 14, with what a start costs before synthvhd's own work beside it.
+  for (const k of ['startSeconds', 'nodeStartSeconds', 'storageListingSeconds', 'firstSeconds', 'secondSeconds']) t.true(Number.isFinite(r.scale[k]) && r.scale[k] > 0, `scale.${k}: ${r.scale[k]}`);
   // Issue 12: the bench backup and the four genuine ones, each with every kind's size.
   t.is(r.dynamic.sizes.length, 5);
   for (const d of r.dynamic.sizes) t.true(d.dataBytes > 0 && d.vhdx > 0 && d.vhdx < d.vhdxFixed && d.vhdDynamic > 0 && d.vhd > 0, JSON.stringify(d));
