@@ -104,6 +104,11 @@ export const umount2 = libc.func('int umount2(const char *target, int flags)') a
 /** getxattr(2); with a null value and size 0 it returns the attribute's size, or -1 (ENODATA when absent). */
 export const getxattr = libc.func('int64_t getxattr(const char *path, const char *name, void *value, size_t size)') as (path: string, name: string, value: null, size: number) => number;
 
+/** posix_fadvise(2): returns the error number itself (0 on success), not -1 and errno. */
+export const posixFadvise = libc.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as (fd: number, offset: number, len: number, advice: number) => number;
+/** POSIX_FADV_WILLNEED, <fcntl.h> on Linux: start reading the range into the page cache, without waiting for it. */
+export const POSIX_FADV_WILLNEED = 3;
+
 /** syscall(2), for calls glibc 2.36 has no wrapper for (cachestat). */
 export const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typesAndArgs: unknown[]) => number;
 
