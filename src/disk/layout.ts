@@ -1,7 +1,6 @@
 // A virtual file is an ordered, gap-free list of segments covering [0, size) (docs/architecture.md §1).
 import type { Bytes } from '../base/units.js';
 
-
 /** A backing file that a `file` segment reads from: a `.raw` or a materialized disk. */
 export interface SourceFile {
   readonly path: string;

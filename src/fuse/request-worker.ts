@@ -33,7 +33,6 @@ export interface WorkerData {
   readonly control: Int32Array;
 }
 
-
 /** Main thread → worker: a handle the worker may serve reads of, or one that was closed. */
 export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
 

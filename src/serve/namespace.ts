@@ -128,7 +128,6 @@ function validName(name: string): boolean {
 
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-
 /** What an update changed, for telling the kernel (invalidation) and the log. */
 export interface NamespaceChange {
   readonly added: FileNode[];
