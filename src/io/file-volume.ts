@@ -1,0 +1,33 @@
+// A Volume (filesystem/volume-fs.ts) over a range of a backing file, such as the volume inside a
+// `.raw` from byte 524288: read-only, every range checked against the volume.
+import { read as readCb, close as closeCb } from 'node:fs';
+import { promisify } from 'node:util';
+import type { Bytes } from '../base/units.js';
+import type { Volume } from '../filesystem/volume-fs.js';
+import { openReadOnlyFd } from './read-only-open.js';
+
+const pread = promisify(readCb);
+const closeFd = promisify(closeCb);
+
+export interface FileVolume extends Volume {
+  close(): Promise<void>;
+}
+
+/** The `size` bytes of `path` from `sourceOffset` on, as a Volume named after the file. */
+export async function openFileVolume(path: string, sourceOffset: Bytes, size: Bytes): Promise<FileVolume> {
+  const fd = await openReadOnlyFd(path);
+  const read = async (offset: Bytes, length: number): Promise<Buffer> => {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new RangeError(`${path}: read of ${length} bytes at ${offset} lies outside the ${size}-byte volume`);
+    }
+    const buf = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await pread(fd, buf, done, length - done, sourceOffset + offset + done);
+      if (bytesRead === 0) break; // past the file's end: the rest stays zero, as a sparse tail reads
+      done += bytesRead;
+    }
+    return buf;
+  };
+  return { name: path, size, source: { path }, sourceOffset, read, close: () => closeFd(fd) };
+}
