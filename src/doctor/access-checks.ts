@@ -10,7 +10,7 @@ import { listing, narrowest, reaching } from '../serve/access.js';
 import { type UnixUser, unixGroup, unixUser } from '../serve/unix-accounts.js';
 import { type Finding, ok, warn } from './finding.js';
 import { findRaw } from './reflink-check.js';
-import type { SmbConf } from './samba-checks.js';
+import type { SmbConf } from './smb-conf.js';
 import { runTool, whichTool } from './tools.js';
 
 /** Permission triads (inode(7)). */

@@ -5,31 +5,7 @@ import { SHARE_SETTINGS } from '../samba/share-section.js';
 import { type Finding, fail, ok, warn } from './finding.js';
 import { runTool, whichTool } from './tools.js';
 import { checkShareReaders } from './access-checks.js';
-
-export type SmbConf = ReadonlyMap<string, ReadonlyMap<string, string>>;
-
-/** The sections of `testparm -s [-v]` output: section name → key → value, as testparm spells them. */
-export function parseTestparm(stdout: string): SmbConf {
-  const out = new Map<string, Map<string, string>>();
-  let current: Map<string, string> | undefined;
-  for (const line of stdout.split('\n')) {
-    const section = /^\[(.+)\]\s*$/.exec(line);
-    if (section) out.set(section[1]!, (current = new Map()));
-    const kv = /^\s+([^=]+?)\s*=\s*(.*?)\s*$/.exec(line);
-    if (kv && current) current.set(kv[1]!.toLowerCase(), kv[2]!);
-  }
-  return out;
-}
-
-const samePath = (a: string, b: string): boolean => resolve(a) === resolve(b);
-
-/**
- * The shares whose path is `mount`. In `testparm -s -v` output a share lists only what differs
- * from the defaults printed under [global], so a setting's value is the share's, else global's.
- */
-export function sharesAt(conf: SmbConf, mount: string): string[] {
-  return [...conf].filter(([name, kv]) => name !== 'global' && kv.has('path') && samePath(kv.get('path')!, mount)).map(([name]) => name);
-}
+import { type SmbConf, parseTestparm, sharesAt } from './smb-conf.js';
 
 /** Settings of `share` that differ from SHARE_SETTINGS, as "key = actual (want wanted)". */
 export function shareDrift(conf: SmbConf, share: string): string[] {
