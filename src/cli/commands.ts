@@ -11,9 +11,9 @@ import type { ListArgs } from './list.js';
 import type { SambaConfArgs } from './samba-conf.js';
 import type { ServeArgs } from './serve.js';
 
-// yargs 17 through require: yargs 18 loads string-width 8, whose module builds an Intl.Segmenter
-// (ICU data) as it loads, 70 ms of every start (`build --help` 330 -> 170 ms on this VM); and
-// yargs 17's ES module entry wraps --help by characters (cliui's ESM build has no wrap-ansi).
+// yargs 17 through require: yargs 18 builds an Intl.Segmenter (ICU data) as it loads, a cost
+// paid by every start (docs/performance.md §8); and yargs 17's ES module entry wraps --help by
+// characters (cliui's ESM build has no wrap-ansi).
 const require = createRequire(import.meta.url);
 const yargs = require('yargs') as typeof Yargs;
 const { hideBin } = require('yargs/helpers') as typeof import('yargs/helpers');

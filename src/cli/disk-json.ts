@@ -1,4 +1,4 @@
-// The stable JSON shape of a disk in `list --json` and `inspect --json` (documented in README).
+// The stable JSON shape of a disk in `list --json` and `inspect --json` (docs/json-output.md §2).
 import { type BackupDisk, diskId } from '../catalog/backup-disk.js';
 import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
 import { bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';

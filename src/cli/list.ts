@@ -16,7 +16,7 @@ export interface ListArgs {
 export function listCommand(y: Argv): Argv<ListArgs> {
   return y
     .option('storage', { type: 'string', demandOption: true, describe: 'the UrBackup storage folder (holds one folder per client)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print JSON (see README for the fields)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON (its fields: docs/json-output.md in the synthvhd repository)' })
     .option('show-incomplete', { type: 'boolean', default: false, describe: 'include images without .raw.sync' })
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ListArgs>;
 }

@@ -5,9 +5,9 @@
 // the reads of every other disk.
 process.env.UV_THREADPOOL_SIZE ??= '32';
 // `serve` runs for months with a heap that a first scan fills: V8's young generation, sized for
-// throughput by default, kept its peak RSS at 245 MiB for 10 000 backups, 204 MiB at 8 MiB
-// semi-spaces, with no slower start (4 and 8 MiB measured alike). The flag must be given at
-// start, so the process replaces itself once (same pid for systemd, ~50 ms). Node 23.11+.
+// throughput by default, keeps that scan's garbage; 8 MiB semi-spaces lower the peak RSS with no
+// slower start (docs/performance.md §8). The flag must be given at start, so the process
+// replaces itself once (same pid for systemd). Node 23.11+.
 const SEMI_SPACE_FLAG = '--max-semi-space-size=8';
 const reexec = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
 if (process.argv[2] === 'serve' && reexec && ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'))) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { canReflink, fsTypeName } from '../io/reflink.js';
 import { type Finding, fail, ok, warn } from './finding.js';
 
-/** Filesystems with FICLONERANGE between files (README "serve", reflink mode). */
+/** Filesystems with FICLONERANGE between files (docs/development.md §7, reflink mode). */
 const REFLINK_FILESYSTEMS = new Set(['btrfs', 'xfs', 'zfs']);
 
 async function subdirs(dir: string): Promise<string[]> {
