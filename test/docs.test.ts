@@ -74,3 +74,59 @@ test('nothing cites documents outside the repository', (t) => {
     .map((f) => relative(ROOT, f));
   t.deepEqual(hits, []);
 });
+
+const README = join(ROOT, 'README.md');
+
+/** Markdown headings of a file, without their `#`s and backquotes. */
+function headings(file: string): string[] {
+  return [...readFileSync(file, 'utf8').matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1]!.replace(/`/g, '').trim());
+}
+
+/** GitHub's anchor of a heading: lower case, punctuation but `-` dropped, each space a `-`. */
+const anchor = (heading: string): string => heading.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+
+/**
+ * `README "Title"` in a comment, the title maybe broken over comment lines: the README's section
+ * titled so (a heading that starts with it), e.g. `README "Identity and --unique-ids"`.
+ */
+function readmeCitations(text: string): string[] {
+  return [...text.matchAll(/README "([^"]+)"/g)].map((m) => m[1]!.replace(/\s*\n\s*(?:\/\/|\*)?\s*/g, ' ').trim());
+}
+
+test('every README "Section" citation in the code, tests, scripts and docs names a README heading', (t) => {
+  const titles = headings(README);
+  const broken: string[] = [];
+  let count = 0;
+  for (const file of CITING.flatMap((d) => files(join(ROOT, d)))) {
+    for (const title of readmeCitations(readFileSync(file, 'utf8'))) {
+      count++;
+      if (!titles.some((h) => h.startsWith(title))) broken.push(`${relative(ROOT, file)}: README has no section "${title}"`);
+    }
+  }
+  t.deepEqual(broken, []);
+  t.true(count > 3, `only ${count} README citations found: is the pattern still right?`);
+});
+
+test('every relative link of the README and docs/ reaches a file, and every #anchor a heading', (t) => {
+  const broken: string[] = [];
+  for (const file of [README, ...files(DOCS).filter((f) => f.endsWith('.md'))]) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/\]\(([^)\s]+)\)/g)) {
+      const [path, hash] = m[1]!.split('#') as [string, string | undefined];
+      if (/^[a-z]+:/.test(path)) continue;
+      const target = path ? join(file, '..', path) : file;
+      if (!existsSync(target)) broken.push(`${relative(ROOT, file)}: ${m[1]} does not exist`);
+      else if (hash !== undefined && target.endsWith('.md') && !headings(target).map(anchor).includes(hash)) broken.push(`${relative(ROOT, file)}: ${m[1]} names no heading`);
+    }
+  }
+  t.deepEqual(broken, []);
+});
+
+test('the README starts with the demo and test commands for a fresh Debian 12, and the CI runs that test command', (t) => {
+  const readme = readFileSync(README, 'utf8');
+  const firstScreens = readme.split('\n').slice(0, 60).join('\n');
+  t.regex(firstScreens, /^npm run demo\b/m);
+  t.regex(firstScreens, /^npm test\b/m);
+  t.regex(firstScreens, /attach vdisk readonly/, 'how to attach a backup from Windows is near the top');
+  const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+  t.regex(ci, /^npm test$/m, '.ci/run runs the README test command');
+});
