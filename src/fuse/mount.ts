@@ -1,10 +1,12 @@
 // Mounting and unmounting the FUSE filesystem, with the checks that turn silence into clear errors.
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { lastErrno, mount as mountRaw, umount2 } from '../io/libc.js';
-import { type FuseFs, mountSession, MountSyscallError, type Session } from './session.js';
+import type { FuseFs } from './fuse-fs.js';
+import type { Notifier } from './notifier.js';
+import { startSession } from './session.js';
 
 /**
  * Largest read request: 1 MiB, the kernel's limit (fs/fuse fuse_max_pages_limit, 256 pages).
@@ -53,19 +55,18 @@ const ATTR_TIMEOUT = 600;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
 
-export class MountError extends Error {
-  override name = 'MountError';
-}
+/** mount(2) flags, <sys/mount.h>: nothing on the mount can be written, run or be a device. */
+const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+/** Octal S_IFDIR, for the rootmode= mount option (fs/fuse/inode.c parses it in octal). */
+const ROOT_MODE = '40000';
 
 export interface Mounted {
   readonly mountpoint: string;
   unmount(): Promise<void>;
-  /** Makes the kernel forget the attributes it cached of an inode (its pages stay: an inode's bytes never change). */
-  invalidateAttributes(ino: number): void;
-  /** Makes the kernel forget the attributes and the cached listing of a directory. */
-  invalidateDirectory(ino: number): void;
-  /** Makes the kernel look `name` up again (it appeared, went, or names another inode now). */
-  invalidateEntry(parent: number, name: string): void;
+  /** Tells the kernel which names, attributes and listings a change of the tree made stale. */
+  readonly notifier: Notifier;
 }
 
 /** Mounts at a path in this mount namespace, from /proc/self/mountinfo (proc(5)): field 3 is the device, 5 the path, the type follows " - ". */
@@ -88,15 +89,11 @@ function delay<T>(ms: number, value: T): Promise<T> {
   return new Promise((done) => setTimeout(done, ms, value).unref());
 }
 
-class UnmountError extends Error {
-  override name = 'UnmountError';
-}
-
 /** umount2(2) itself (no umount(8) child process); throws with the errno name. */
 function unmountNow(mountpoint: string, flags = 0): void {
   if (umount2(mountpoint, flags) === 0) return;
   const e = lastErrno();
-  throw new UnmountError(`umount ${mountpoint}: ${e.code} (${e.text})`);
+  throw new Error(`umount ${mountpoint}: ${e.code} (${e.text})`);
 }
 
 function lazyUnmount(mountpoint: string): void {
@@ -107,7 +104,7 @@ async function checkDevice(): Promise<void> {
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
-    throw new MountError('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
+    throw new Error('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
   }
 }
 
@@ -119,7 +116,7 @@ async function cleanStale(mountpoint: string, log: (line: string) => void): Prom
     () => true,
     (e: NodeJS.ErrnoException) => e.code !== 'ENOTCONN' && e.code !== 'ENXIO',
   );
-  if (alive) throw new MountError(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
+  if (alive) throw new Error(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
   for (let i = 0; i < types.length; i++) lazyUnmount(mountpoint);
   log(`${mountpoint}: cleaned a stale mount left by a server that died`);
 }
@@ -127,9 +124,9 @@ async function cleanStale(mountpoint: string, log: (line: string) => void): Prom
 async function checkEmpty(mountpoint: string): Promise<void> {
   await mkdir(mountpoint, { recursive: true });
   const entries = await readdir(mountpoint).catch((e: Error) => {
-    throw new MountError(`${mountpoint}: cannot use it as a mount point: ${e.message}`);
+    throw new Error(`${mountpoint}: cannot use it as a mount point: ${e.message}`);
   });
-  if (entries.length > 0) throw new MountError(`${mountpoint} is busy: the folder is not empty`);
+  if (entries.length > 0) throw new Error(`${mountpoint} is busy: the folder is not empty`);
 }
 
 /**
@@ -159,33 +156,42 @@ async function abortConnection(device: string, log: (line: string) => void): Pro
   await writeFile(path, '1').catch((e: NodeJS.ErrnoException) => log(`${path}: cannot abort the FUSE connection (${e.code ?? e.message})`));
 }
 
+/**
+ * Opens /dev/fuse and mounts it read-only at `mountpoint` (absolute, an empty folder) with
+ * mount(2) (docs/fuse-protocol.md §2); returns the descriptor, for startSession. Needs
+ * CAP_SYS_ADMIN.
+ */
+export function mountDevice(mountpoint: string, allowOther: boolean): number {
+  const dev = openSync('/dev/fuse', constants.O_RDWR);
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid},default_permissions${allowOther ? ',allow_other' : ''}`;
+  if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', MS_RDONLY | MS_NOSUID | MS_NODEV, data) === 0) return dev;
+  const err = lastErrno();
+  closeSync(dev);
+  throw new Error(`${mountpoint}: cannot mount: ${err.code === 'EPERM' ? 'mounting needs root (CAP_SYS_ADMIN): run synthvhd serve as root' : `mount(2) failed: ${err.code} (${err.text})`}`);
+}
+
 /** Mounts `fs` read-only at `mountpoint`. Needs root (mount(2) of FUSE, kernel passthrough). */
 export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
   const mnt = resolve(mountpoint);
   await checkDevice();
   await cleanStale(mnt, log);
   await checkEmpty(mnt);
-  let session: Session;
-  try {
-    session = mountSession(mnt, fs, {
-      allowOther: opts.allowOther,
-      maxRead: MAX_READ,
-      maxReadahead: READ_AHEAD_KB * 1024,
-      workers: REQUEST_WORKERS,
-      maxBackground: MAX_BACKGROUND,
-      congestionThreshold: CONGESTION_THRESHOLD,
-      entrySeconds: ENTRY_TIMEOUT,
-      attrSeconds: ATTR_TIMEOUT,
-      log,
-    });
-  } catch (e) {
-    if (e instanceof MountSyscallError) throw new MountError(`${mnt}: cannot mount: ${e.message}`);
-    throw e;
-  }
+  const session = startSession(mountDevice(mnt, opts.allowOther), fs, {
+    maxRead: MAX_READ,
+    maxReadahead: READ_AHEAD_KB * 1024,
+    workers: REQUEST_WORKERS,
+    maxBackground: MAX_BACKGROUND,
+    congestionThreshold: CONGESTION_THRESHOLD,
+    entrySeconds: ENTRY_TIMEOUT,
+    attrSeconds: ATTR_TIMEOUT,
+    log,
+  });
   // Mounted means served: the first request of a client must not wait for the request workers
   // to load (with cold caches that took 70 ms, the whole of a first read).
   const up = await Promise.race([session.initialized.then(() => 'up'), session.ended.then(() => 'ended'), delay(INIT_WAIT_MS, 'late')]);
-  if (up === 'ended') throw new MountError(`${mnt}: the kernel ended the FUSE connection before it was set up`);
+  if (up === 'ended') throw new Error(`${mnt}: the kernel ended the FUSE connection before it was set up`);
   if (up === 'late') log(`${mnt}: the kernel has not started the FUSE session after ${INIT_WAIT_MS / 1000} s; serving anyway`);
   const device = (await mountInfo(mnt)).find((m) => m.type === 'fuse.synthvhd')?.device;
   await raiseReadahead(mnt, device, log);
@@ -209,8 +215,6 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
         await session.ended;
         session.close();
       })()),
-    invalidateAttributes: (ino) => session.invalidateAttributes(ino),
-    invalidateDirectory: (ino) => session.invalidateDirectory(ino),
-    invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
+    notifier: session.notifier,
   };
 }

@@ -14,7 +14,7 @@ import { alignedBuffer } from '../io/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../io/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
-import { IN_HEADER_SIZE, OUT_HEADER_SIZE, Op } from './protocol.js';
+import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, writeOkHeaderFor } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -92,18 +92,15 @@ function catchUp(): void {
   }
 }
 
-/** Answers a READ from the page cache; false when the main thread must answer it. */
+/** Answers a READ from the page cache; false when the main thread must answer it (a short body too: it says why). */
 function readHere(length: number): boolean {
-  if (length < IN_HEADER_SIZE + 20 || request.readUInt32LE(4) !== Op.READ) return false;
-  const body = IN_HEADER_SIZE;
-  const layout = handles.get(request.readUInt32LE(body) + request.readUInt32LE(body + 4) * 2 ** 32);
-  const size = request.readUInt32LE(body + 16);
+  if (length < IN_HEADER_SIZE + READ_IN_SIZE || frameOpcode(request) !== Op.READ) return false;
+  const layout = handles.get(readInFh(request, IN_HEADER_SIZE));
+  const size = readInSize(request, IN_HEADER_SIZE);
   if (!layout || size > maxRead) return false;
-  const n = readCachedLayout(layout, request.readUInt32LE(body + 8) + request.readUInt32LE(body + 12) * 2 ** 32, data, size);
+  const n = readCachedLayout(layout, readInOffset(request, IN_HEADER_SIZE), data, size);
   if (n < 0) return false;
-  header.writeUInt32LE(OUT_HEADER_SIZE + n, 0);
-  header.writeInt32LE(0, 4);
-  request.copy(header, 8, 8, 16); // unique
+  writeOkHeaderFor(header, request, n);
   iovecAt(reply, IOVEC_SIZE, data, 0, n);
   // -1 with ENOENT: the request was interrupted and is gone; ENODEV: unmounted. The next read says which.
   writevRaw(dev, reply, 2);

@@ -71,7 +71,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     report([...warnings, ...change.warnings]);
     for (const s of change.stale) {
       if (s.changed) log(`${s.changed.key}: its contents changed (a new backup under the same name, or its SYSVOL/ESP regrouped); shown as a new file, open readers keep the old one`);
-      mounted?.invalidateEntry(s.parent, s.name);
+      mounted?.notifier.invalidateEntry(s.parent, s.name);
     }
     // Folders whose names or attributes changed (their mtime and nlink, and the root's), and files
     // whose owners and modes may have changed under the same inode (replaced by one of the same version).
@@ -79,8 +79,8 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     const attrs = new Set<number>();
     for (const { before, after } of change.replaced) if (before.ino === after.ino) attrs.add(after.ino);
     if (change.addedDirs.length || change.removedDirs.length || dirs.size || attrs.size) dirs.add(ROOT_INO);
-    for (const ino of dirs) mounted?.invalidateDirectory(ino);
-    for (const ino of attrs) mounted?.invalidateAttributes(ino);
+    for (const ino of dirs) mounted?.notifier.invalidateDirectory(ino);
+    for (const ino of attrs) mounted?.notifier.invalidateAttributes(ino);
     const { added, removed, replaced } = change;
     if (added.length || removed.length) log(`${vfs.fileCount} files (${added.length} new, ${removed.length} gone)`);
     // A path that comes back later may be a different file: do not reuse its old descriptor
