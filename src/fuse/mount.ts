@@ -16,9 +16,8 @@ const MAX_READ = 1024 * 1024;
 /**
  * Readahead requests the kernel keeps in flight for the whole mount (fuse_init_out
  * max_background; kernel default 12). Every disk of the mount shares them, so a storage slow to
- * answer fills a small pool with its own readahead and all other disks wait behind it (with 16
- * readers of a stalled disk, 8 or 16 stalled a 16 MiB read of another disk for 18 s; 32 let it
- * through in 0.2 s).
+ * answer fills a small pool with its own readahead and all other disks wait behind it
+ * (docs/fuse-protocol.md §4).
  */
 const MAX_BACKGROUND = 32;
 /** The kernel's default ratio of congestion threshold to max_background (9 of 12). */
@@ -33,8 +32,7 @@ const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
 /**
  * Threads reading /dev/fuse: one always, the rest only while requests queue up (see
  * request-worker.ts). A worker never waits on the storage, so more of them than cores cannot run
- * at once: on 2 cores, 4 fio jobs of 4 KiB reads got 25 967 IOPS with four and 24 740 with two
- * (medians of 11, side by side), one 20 031; each costs about 10 MiB (idle RSS 114 → 93 MiB).
+ * at once, and each costs memory (docs/fuse-protocol.md §6).
  */
 const REQUEST_WORKERS = Math.max(2, availableParallelism());
 /** How long mount() waits for the kernel's INIT to be answered. */
@@ -46,9 +44,8 @@ const MNT_DETACH = 2;
  * change under one inode number (changed contents get a new one), and every rescan tells the
  * kernel which names and attributes changed (serve.ts), so these only bound how
  * long a lost notification could show an old tree: as long as serve's safety-net rescan period
- * (10 min), which would correct such a tree no sooner. Every request they save is a round trip:
- * with 60 s, an `ls -lR` of 10 000 backups a minute after the last one looked up all 20 000
- * names again (2.5-5 s here).
+ * (10 min), which would correct such a tree no sooner. Every request they save is a round trip
+ * (docs/fuse-protocol.md §4).
  */
 const ENTRY_TIMEOUT = 600;
 const ATTR_TIMEOUT = 600;
@@ -189,7 +186,7 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
     log,
   });
   // Mounted means served: the first request of a client must not wait for the request workers
-  // to load (with cold caches that took 70 ms, the whole of a first read).
+  // to load (docs/fuse-protocol.md §6).
   const up = await Promise.race([session.initialized.then(() => 'up'), session.ended.then(() => 'ended'), delay(INIT_WAIT_MS, 'late')]);
   if (up === 'ended') throw new Error(`${mnt}: the kernel ended the FUSE connection before it was set up`);
   if (up === 'late') log(`${mnt}: the kernel has not started the FUSE session after ${INIT_WAIT_MS / 1000} s; serving anyway`);

@@ -6,9 +6,8 @@
 //
 // One worker, the first, always reads the device; the others sleep on a futex and join only while
 // requests queue up. With all of them asleep in read(2) the kernel hands requests out in turn
-// (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request woke a different
-// thread: 4 KiB reads of one fio job were 0.97x xmount with four readers and 1.40x with one
-// (medians of 15 side by side, backing file cached); four jobs need the others.
+// (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request would wake a
+// different thread (docs/fuse-protocol.md §6); several jobs need the others.
 import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../io/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../io/libc.js';
@@ -59,8 +58,8 @@ const reply = Buffer.alloc(2 * IOVEC_SIZE);
 iovecAt(reply, 0, header, 0, OUT_HEADER_SIZE);
 /**
  * The first worker looks for a queue (poll) after every this many requests: a poll after each
- * cost a 4 KiB read of one job 3.8 us of its 49; a queue that builds lasts, and helpers, once
- * awake, look for it themselves after each request.
+ * costs a small read a measurable part of its time (docs/fuse-protocol.md §6); a queue that
+ * builds lasts, and helpers, once awake, look for it themselves after each request.
  */
 const QUEUE_CHECK_EVERY = 8;
 let served = 0;
@@ -118,12 +117,10 @@ function awaitQueue(): void {
 
 /**
  * How long the first worker looks for the next request (poll) before it blocks in read(2) after
- * an answer. A thread asleep in read(2) is woken through the scheduler, on a VM through the
- * host: 4 KiB reads of one fio job went from 26 000 to 31 400 IOPS with 50 us (xmount 24 900,
- * medians of 9 side by side; 20 and 100 us measured alike). Only after a READ answered here:
- * a request handed to the main thread is answered after storage reads, and a spin then took the
- * CPU the main thread and smbd needed (cold 4 KiB reads of 4 jobs 1.39x -> 0.97x xmount, Samba
- * 1.01x -> 0.86x the plain share, on 2 cores). An idle server never spins.
+ * an answer: a thread asleep in read(2) is woken through the scheduler, on a VM through the
+ * host. Only after a READ answered here: a request handed to the main thread is answered after
+ * storage reads, and a spin then takes the CPU the main thread and smbd need
+ * (docs/fuse-protocol.md §6). An idle server never spins.
  */
 const SPIN_MS = 0.05;
 

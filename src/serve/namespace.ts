@@ -38,8 +38,8 @@ const FNV_PRIME = 0x01000193;
 /**
  * 31 bits (some readers, smbstatus and 32-bit tools, take inode numbers as signed) of FNV-1a over
  * the key's UTF-16 code units, mixed by MurmurHash3's fmix32 so that keys differing in their last
- * characters spread. Nothing here needs a cryptographic hash (collisions are resolved below): a
- * SHA-1 per key took 0.1 s of the first update of 20 000 files.
+ * characters spread. Nothing here needs a cryptographic hash (collisions are resolved below), and
+ * the first update hashes every key (docs/architecture.md §5).
  */
 function hash31(text: string): number {
   let h = FNV_OFFSET;
@@ -61,7 +61,7 @@ export class InodeAllocator {
 
   /** Gives numbers to the keys that have none. */
   add(keys: readonly string[]): void {
-    // Sorting only the few keys that collide: sorting 20 000 keys took a third of a first update.
+    // Sorting only the few keys that collide, not all of them (docs/architecture.md §5).
     const byHash = new Map<number, string | string[]>();
     for (const key of keys) {
       if (this.byKey.has(key)) continue;
