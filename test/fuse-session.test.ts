@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os';
 import test from 'ava';
 import { mount } from '../src/fuse/mount.js';
 import type { Attr } from '../src/fuse/protocol.js';
-import { FuseError, type FuseFs } from '../src/fuse/session.js';
+import { FuseError, type FuseFs } from '../src/fuse/fuse-fs.js';
 
 const SIZE = 64 << 20;
 const MiB = 1 << 20;

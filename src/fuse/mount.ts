@@ -1,10 +1,12 @@
 // Mounting and unmounting the FUSE filesystem, with the checks that turn silence into clear errors.
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { lastErrno, mount as mountRaw, umount2 } from '../io/libc.js';
-import { type FuseFs, mountSession, MountSyscallError, type Session } from './session.js';
+import type { FuseFs } from './fuse-fs.js';
+import type { Notifier } from './notifier.js';
+import { startSession } from './session.js';
 
 /**
  * Largest read request: 1 MiB, the kernel's limit (fs/fuse fuse_max_pages_limit, 256 pages).
@@ -14,9 +16,8 @@ const MAX_READ = 1024 * 1024;
 /**
  * Readahead requests the kernel keeps in flight for the whole mount (fuse_init_out
  * max_background; kernel default 12). Every disk of the mount shares them, so a storage slow to
- * answer fills a small pool with its own readahead and all other disks wait behind it (with 16
- * readers of a stalled disk, 8 or 16 stalled a 16 MiB read of another disk for 18 s; 32 let it
- * through in 0.2 s).
+ * answer fills a small pool with its own readahead and all other disks wait behind it
+ * (docs/fuse-protocol.md §4).
  */
 const MAX_BACKGROUND = 32;
 /** The kernel's default ratio of congestion threshold to max_background (9 of 12). */
@@ -31,8 +32,7 @@ const READ_AHEAD_KB = (4 * MAX_READ) / 1024;
 /**
  * Threads reading /dev/fuse: one always, the rest only while requests queue up (see
  * request-worker.ts). A worker never waits on the storage, so more of them than cores cannot run
- * at once: on 2 cores, 4 fio jobs of 4 KiB reads got 25 967 IOPS with four and 24 740 with two
- * (medians of 11, side by side), one 20 031; each costs about 10 MiB (idle RSS 114 → 93 MiB).
+ * at once, and each costs memory (docs/fuse-protocol.md §6).
  */
 const REQUEST_WORKERS = Math.max(2, availableParallelism());
 /** How long mount() waits for the kernel's INIT to be answered. */
@@ -44,28 +44,26 @@ const MNT_DETACH = 2;
  * change under one inode number (changed contents get a new one), and every rescan tells the
  * kernel which names and attributes changed (serve.ts), so these only bound how
  * long a lost notification could show an old tree: as long as serve's safety-net rescan period
- * (10 min), which would correct such a tree no sooner. Every request they save is a round trip:
- * with 60 s, an `ls -lR` of 10 000 backups a minute after the last one looked up all 20 000
- * names again (2.5-5 s here).
+ * (10 min), which would correct such a tree no sooner. Every request they save is a round trip
+ * (docs/fuse-protocol.md §4).
  */
 const ENTRY_TIMEOUT = 600;
 const ATTR_TIMEOUT = 600;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
 
-export class MountError extends Error {
-  override name = 'MountError';
-}
+/** mount(2) flags, <sys/mount.h>: nothing on the mount can be written, run or be a device. */
+const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+/** Octal S_IFDIR, for the rootmode= mount option (fs/fuse/inode.c parses it in octal). */
+const ROOT_MODE = '40000';
 
 export interface Mounted {
   readonly mountpoint: string;
   unmount(): Promise<void>;
-  /** Makes the kernel forget the attributes it cached of an inode (its pages stay: an inode's bytes never change). */
-  invalidateAttributes(ino: number): void;
-  /** Makes the kernel forget the attributes and the cached listing of a directory. */
-  invalidateDirectory(ino: number): void;
-  /** Makes the kernel look `name` up again (it appeared, went, or names another inode now). */
-  invalidateEntry(parent: number, name: string): void;
+  /** Tells the kernel which names, attributes and listings a change of the tree made stale. */
+  readonly notifier: Notifier;
 }
 
 /** Mounts at a path in this mount namespace, from /proc/self/mountinfo (proc(5)): field 3 is the device, 5 the path, the type follows " - ". */
@@ -88,15 +86,11 @@ function delay<T>(ms: number, value: T): Promise<T> {
   return new Promise((done) => setTimeout(done, ms, value).unref());
 }
 
-class UnmountError extends Error {
-  override name = 'UnmountError';
-}
-
 /** umount2(2) itself (no umount(8) child process); throws with the errno name. */
 function unmountNow(mountpoint: string, flags = 0): void {
   if (umount2(mountpoint, flags) === 0) return;
   const e = lastErrno();
-  throw new UnmountError(`umount ${mountpoint}: ${e.code} (${e.text})`);
+  throw new Error(`umount ${mountpoint}: ${e.code} (${e.text})`);
 }
 
 function lazyUnmount(mountpoint: string): void {
@@ -107,7 +101,7 @@ async function checkDevice(): Promise<void> {
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
-    throw new MountError('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
+    throw new Error('/dev/fuse is missing or not usable: load the fuse module (modprobe fuse) or give the container --device /dev/fuse');
   }
 }
 
@@ -119,7 +113,7 @@ async function cleanStale(mountpoint: string, log: (line: string) => void): Prom
     () => true,
     (e: NodeJS.ErrnoException) => e.code !== 'ENOTCONN' && e.code !== 'ENXIO',
   );
-  if (alive) throw new MountError(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
+  if (alive) throw new Error(`${mountpoint} is busy: already a mount point (${types.join(', ')}); is another server running there?`);
   for (let i = 0; i < types.length; i++) lazyUnmount(mountpoint);
   log(`${mountpoint}: cleaned a stale mount left by a server that died`);
 }
@@ -127,9 +121,9 @@ async function cleanStale(mountpoint: string, log: (line: string) => void): Prom
 async function checkEmpty(mountpoint: string): Promise<void> {
   await mkdir(mountpoint, { recursive: true });
   const entries = await readdir(mountpoint).catch((e: Error) => {
-    throw new MountError(`${mountpoint}: cannot use it as a mount point: ${e.message}`);
+    throw new Error(`${mountpoint}: cannot use it as a mount point: ${e.message}`);
   });
-  if (entries.length > 0) throw new MountError(`${mountpoint} is busy: the folder is not empty`);
+  if (entries.length > 0) throw new Error(`${mountpoint} is busy: the folder is not empty`);
 }
 
 /**
@@ -159,33 +153,42 @@ async function abortConnection(device: string, log: (line: string) => void): Pro
   await writeFile(path, '1').catch((e: NodeJS.ErrnoException) => log(`${path}: cannot abort the FUSE connection (${e.code ?? e.message})`));
 }
 
+/**
+ * Opens /dev/fuse and mounts it read-only at `mountpoint` (absolute, an empty folder) with
+ * mount(2) (docs/fuse-protocol.md §2); returns the descriptor, for startSession. Needs
+ * CAP_SYS_ADMIN.
+ */
+export function mountDevice(mountpoint: string, allowOther: boolean): number {
+  const dev = openSync('/dev/fuse', constants.O_RDWR);
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid},default_permissions${allowOther ? ',allow_other' : ''}`;
+  if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', MS_RDONLY | MS_NOSUID | MS_NODEV, data) === 0) return dev;
+  const err = lastErrno();
+  closeSync(dev);
+  throw new Error(`${mountpoint}: cannot mount: ${err.code === 'EPERM' ? 'mounting needs root (CAP_SYS_ADMIN): run synthvhd serve as root' : `mount(2) failed: ${err.code} (${err.text})`}`);
+}
+
 /** Mounts `fs` read-only at `mountpoint`. Needs root (mount(2) of FUSE, kernel passthrough). */
 export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
   const mnt = resolve(mountpoint);
   await checkDevice();
   await cleanStale(mnt, log);
   await checkEmpty(mnt);
-  let session: Session;
-  try {
-    session = mountSession(mnt, fs, {
-      allowOther: opts.allowOther,
-      maxRead: MAX_READ,
-      maxReadahead: READ_AHEAD_KB * 1024,
-      workers: REQUEST_WORKERS,
-      maxBackground: MAX_BACKGROUND,
-      congestionThreshold: CONGESTION_THRESHOLD,
-      entrySeconds: ENTRY_TIMEOUT,
-      attrSeconds: ATTR_TIMEOUT,
-      log,
-    });
-  } catch (e) {
-    if (e instanceof MountSyscallError) throw new MountError(`${mnt}: cannot mount: ${e.message}`);
-    throw e;
-  }
+  const session = startSession(mountDevice(mnt, opts.allowOther), fs, {
+    maxRead: MAX_READ,
+    maxReadahead: READ_AHEAD_KB * 1024,
+    workers: REQUEST_WORKERS,
+    maxBackground: MAX_BACKGROUND,
+    congestionThreshold: CONGESTION_THRESHOLD,
+    entrySeconds: ENTRY_TIMEOUT,
+    attrSeconds: ATTR_TIMEOUT,
+    log,
+  });
   // Mounted means served: the first request of a client must not wait for the request workers
-  // to load (with cold caches that took 70 ms, the whole of a first read).
+  // to load (docs/fuse-protocol.md §6).
   const up = await Promise.race([session.initialized.then(() => 'up'), session.ended.then(() => 'ended'), delay(INIT_WAIT_MS, 'late')]);
-  if (up === 'ended') throw new MountError(`${mnt}: the kernel ended the FUSE connection before it was set up`);
+  if (up === 'ended') throw new Error(`${mnt}: the kernel ended the FUSE connection before it was set up`);
   if (up === 'late') log(`${mnt}: the kernel has not started the FUSE session after ${INIT_WAIT_MS / 1000} s; serving anyway`);
   const device = (await mountInfo(mnt)).find((m) => m.type === 'fuse.synthvhd')?.device;
   await raiseReadahead(mnt, device, log);
@@ -209,8 +212,6 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
         await session.ended;
         session.close();
       })()),
-    invalidateAttributes: (ino) => session.invalidateAttributes(ino),
-    invalidateDirectory: (ino) => session.invalidateDirectory(ino),
-    invalidateEntry: (parent, name) => session.invalidateEntry(parent, name),
+    notifier: session.notifier,
   };
 }

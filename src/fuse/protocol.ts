@@ -70,15 +70,19 @@ const DIRENT_SIZE = 24;
 /** struct fuse_backing_map: fd, flags, padding (the argument of FUSE_DEV_IOC_BACKING_OPEN). */
 export const BACKING_MAP_SIZE = 16;
 
-/** A request whose bytes do not match its opcode's struct. */
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-}
-
-/** Throws unless `body` holds at least `size` bytes of struct `what`. */
-function need(body: Buffer, size: number, what: string): void {
-  if (body.length < size) throw new ProtocolError(`${what}: ${body.length} bytes, need ${size}`);
-}
+/**
+ * The bytes of each request struct this server reads: the opcode table (handlers.ts) checks a
+ * body holds them before its handler runs, so the fixed-size decoders below do not check again.
+ */
+export const INIT_IN_SIZE = 16;
+export const GETATTR_IN_SIZE = 16;
+export const OPEN_IN_SIZE = 4;
+export const READ_IN_SIZE = 20;
+export const RELEASE_IN_SIZE = 8;
+export const LSEEK_IN_SIZE = 20;
+export const BATCH_FORGET_IN_SIZE = 8;
+/** struct fuse_forget_one: nodeid, nlookup. */
+const FORGET_ONE_SIZE = 16;
 
 /** One request read from /dev/fuse; `body` is what follows the header. */
 export interface Request {
@@ -96,13 +100,13 @@ function readU64(b: Buffer, at: number): number {
 }
 
 /**
- * The request in `buf[0, length)`. Throws ProtocolError for a frame shorter than the header or
+ * The request in `buf[0, length)`. Throws for a frame shorter than the header or
  * whose length field disagrees; answerTo() still gives its id when it holds one.
  */
 export function decodeRequest(buf: Buffer, length: number): Request {
-  if (length < IN_HEADER_SIZE) throw new ProtocolError(`request of ${length} bytes is shorter than fuse_in_header`);
+  if (length < IN_HEADER_SIZE) throw new Error(`request of ${length} bytes is shorter than fuse_in_header`);
   const len = buf.readUInt32LE(0);
-  if (len !== length) throw new ProtocolError(`request says ${len} bytes, read ${length}`);
+  if (len !== length) throw new Error(`request says ${len} bytes, read ${length}`);
   return {
     opcode: buf.readUInt32LE(4),
     uniqueLo: buf.readUInt32LE(8),
@@ -116,6 +120,21 @@ export function decodeRequest(buf: Buffer, length: number): Request {
 export function answerTo(buf: Buffer, length: number): Request | undefined {
   if (length < IN_HEADER_ID_SIZE) return undefined;
   return { opcode: buf.readUInt32LE(4), uniqueLo: buf.readUInt32LE(8), uniqueHi: buf.readUInt32LE(12), nodeid: 0, body: buf.subarray(0, 0) };
+}
+
+/** The opcode of the request frame in `frame` (fuse_in_header.opcode). */
+export function frameOpcode(frame: Buffer): number {
+  return frame.readUInt32LE(4);
+}
+
+/**
+ * Writes the fuse_out_header of a successful reply of `bodyLength` bytes to the request frame
+ * `frame` (its unique copied byte for byte): the request workers' answer, without decoding.
+ */
+export function writeOkHeaderFor(out: Buffer, frame: Buffer, bodyLength: number): void {
+  out.writeUInt32LE(OUT_HEADER_SIZE + bodyLength, 0);
+  out.writeInt32LE(0, 4);
+  frame.copy(out, 8, 8, IN_HEADER_ID_SIZE);
 }
 
 /** Writes the fuse_out_header for a reply of `bodyLength` bytes at the start of `out`. */
@@ -245,7 +264,6 @@ export interface InitIn {
 }
 
 export function decodeInit(body: Buffer): InitIn {
-  need(body, 16, 'fuse_init_in');
   const flags = BigInt(body.readUInt32LE(12));
   const ext = (flags & Init.INIT_EXT) !== 0n && body.length >= 20;
   return {
@@ -287,25 +305,37 @@ export function initReply(req: Request, o: InitOut): Buffer {
 /** The name a LOOKUP asks for (NUL-terminated). */
 export function decodeName(body: Buffer): string {
   const end = body.indexOf(0);
-  if (end < 0) throw new ProtocolError('name without its terminating NUL');
+  if (end < 0) throw new Error('name without its terminating NUL');
   return body.toString('utf8', 0, end);
 }
 
-/** struct fuse_read_in: fh, offset, size (and fields a read-only filesystem ignores). */
+/**
+ * The fields of a struct fuse_read_in at `at` of `b`: fh, offset, size (and fields a read-only
+ * filesystem ignores). Separate, so that a request worker reads them from its request buffer
+ * without a view or an object per request.
+ */
+export function readInFh(b: Buffer, at: number): number {
+  return readU64(b, at);
+}
+export function readInOffset(b: Buffer, at: number): number {
+  return readU64(b, at + 8);
+}
+export function readInSize(b: Buffer, at: number): number {
+  return b.readUInt32LE(at + 16);
+}
+
+/** struct fuse_read_in (READ, READDIR, READDIRPLUS). */
 export function decodeRead(body: Buffer): { fh: number; offset: number; size: number } {
-  need(body, 20, 'fuse_read_in');
-  return { fh: readU64(body, 0), offset: readU64(body, 8), size: body.readUInt32LE(16) };
+  return { fh: readInFh(body, 0), offset: readInOffset(body, 0), size: readInSize(body, 0) };
 }
 
 /** struct fuse_open_in: flags. */
 export function decodeOpenFlags(body: Buffer): number {
-  need(body, 4, 'fuse_open_in');
   return body.readUInt32LE(0);
 }
 
 /** The fh that leads struct fuse_release_in. */
 export function decodeFh(body: Buffer): number {
-  need(body, 8, 'fuse_release_in');
   return readU64(body, 0);
 }
 
@@ -394,22 +424,20 @@ export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, 
 /** The node ids a FORGET (fuse_in_header's) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
 export function decodeForgotten(req: Request): number[] {
   if (req.opcode === Op.FORGET) return [req.nodeid];
-  need(req.body, 8, 'fuse_batch_forget_in');
   const count = req.body.readUInt32LE(0);
-  need(req.body, 8 + count * 16, 'fuse_forget_one list');
-  return Array.from({ length: count }, (_, i) => readU64(req.body, 8 + i * 16));
+  const need = BATCH_FORGET_IN_SIZE + count * FORGET_ONE_SIZE;
+  if (req.body.length < need) throw new Error(`fuse_forget_one list: ${req.body.length} bytes, need ${need}`);
+  return Array.from({ length: count }, (_, i) => readU64(req.body, BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE));
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */
 export function decodeGetattrFh(body: Buffer): number | undefined {
   const FUSE_GETATTR_FH = 1;
-  need(body, 16, 'fuse_getattr_in');
   return (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? readU64(body, 8) : undefined;
 }
 
 /** struct fuse_lseek_in: fh, offset, whence (SEEK_DATA 3, SEEK_HOLE 4 from <unistd.h>). */
 export function decodeLseek(body: Buffer): { fh: number; offset: number; whence: number } {
-  need(body, 20, 'fuse_lseek_in');
   return { fh: readU64(body, 0), offset: readU64(body, 8), whence: body.readUInt32LE(16) };
 }
 

@@ -6,15 +6,14 @@
 //
 // One worker, the first, always reads the device; the others sleep on a futex and join only while
 // requests queue up. With all of them asleep in read(2) the kernel hands requests out in turn
-// (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request woke a different
-// thread: 4 KiB reads of one fio job were 0.97x xmount with four readers and 1.40x with one
-// (medians of 15 side by side, backing file cached); four jobs need the others.
+// (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request would wake a
+// different thread (docs/fuse-protocol.md §6); several jobs need the others.
 import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../io/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../io/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
-import { IN_HEADER_SIZE, OUT_HEADER_SIZE, Op } from './protocol.js';
+import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, writeOkHeaderFor } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -59,8 +58,8 @@ const reply = Buffer.alloc(2 * IOVEC_SIZE);
 iovecAt(reply, 0, header, 0, OUT_HEADER_SIZE);
 /**
  * The first worker looks for a queue (poll) after every this many requests: a poll after each
- * cost a 4 KiB read of one job 3.8 us of its 49; a queue that builds lasts, and helpers, once
- * awake, look for it themselves after each request.
+ * costs a small read a measurable part of its time (docs/fuse-protocol.md §6); a queue that
+ * builds lasts, and helpers, once awake, look for it themselves after each request.
  */
 const QUEUE_CHECK_EVERY = 8;
 let served = 0;
@@ -92,18 +91,15 @@ function catchUp(): void {
   }
 }
 
-/** Answers a READ from the page cache; false when the main thread must answer it. */
+/** Answers a READ from the page cache; false when the main thread must answer it (a short body too: it says why). */
 function readHere(length: number): boolean {
-  if (length < IN_HEADER_SIZE + 20 || request.readUInt32LE(4) !== Op.READ) return false;
-  const body = IN_HEADER_SIZE;
-  const layout = handles.get(request.readUInt32LE(body) + request.readUInt32LE(body + 4) * 2 ** 32);
-  const size = request.readUInt32LE(body + 16);
+  if (length < IN_HEADER_SIZE + READ_IN_SIZE || frameOpcode(request) !== Op.READ) return false;
+  const layout = handles.get(readInFh(request, IN_HEADER_SIZE));
+  const size = readInSize(request, IN_HEADER_SIZE);
   if (!layout || size > maxRead) return false;
-  const n = readCachedLayout(layout, request.readUInt32LE(body + 8) + request.readUInt32LE(body + 12) * 2 ** 32, data, size);
+  const n = readCachedLayout(layout, readInOffset(request, IN_HEADER_SIZE), data, size);
   if (n < 0) return false;
-  header.writeUInt32LE(OUT_HEADER_SIZE + n, 0);
-  header.writeInt32LE(0, 4);
-  request.copy(header, 8, 8, 16); // unique
+  writeOkHeaderFor(header, request, n);
   iovecAt(reply, IOVEC_SIZE, data, 0, n);
   // -1 with ENOENT: the request was interrupted and is gone; ENODEV: unmounted. The next read says which.
   writevRaw(dev, reply, 2);
@@ -121,12 +117,10 @@ function awaitQueue(): void {
 
 /**
  * How long the first worker looks for the next request (poll) before it blocks in read(2) after
- * an answer. A thread asleep in read(2) is woken through the scheduler, on a VM through the
- * host: 4 KiB reads of one fio job went from 26 000 to 31 400 IOPS with 50 us (xmount 24 900,
- * medians of 9 side by side; 20 and 100 us measured alike). Only after a READ answered here:
- * a request handed to the main thread is answered after storage reads, and a spin then took the
- * CPU the main thread and smbd needed (cold 4 KiB reads of 4 jobs 1.39x -> 0.97x xmount, Samba
- * 1.01x -> 0.86x the plain share, on 2 cores). An idle server never spins.
+ * an answer: a thread asleep in read(2) is woken through the scheduler, on a VM through the
+ * host. Only after a READ answered here: a request handed to the main thread is answered after
+ * storage reads, and a spin then takes the CPU the main thread and smbd need
+ * (docs/fuse-protocol.md §6). An idle server never spins.
  */
 const SPIN_MS = 0.05;
 

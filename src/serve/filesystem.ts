@@ -5,7 +5,8 @@ import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node
 import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
-import { FuseError, type FuseFs, type OpenHandle } from '../fuse/session.js';
+import { FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
+import { Handles } from '../fuse/handles.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 import { type AccessPolicy, storageAccess } from './access.js';
 
@@ -29,8 +30,7 @@ export class VirtualFs implements FuseFs {
   /** Each folder's entries, built once per folder node (nodes are replaced, never changed). */
   private readonly dirents = new WeakMap<RootNode | DirNode, readonly Dirent[]>();
   /** Open handles by fh, with the node they were opened from (it may leave the namespace). */
-  private readonly handles = new Map<number, { readonly open: OpenFile; readonly node: FileNode }>();
-  private lastHandle = 0;
+  private readonly handles = new Handles<{ readonly open: OpenFile; readonly node: FileNode }>();
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<OpenFile>();
@@ -108,7 +108,7 @@ export class VirtualFs implements FuseFs {
       }
       throw new FuseError(errno.EIO);
     }
-    return { fh: this.register({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
   }
 
   async lseek(fh: number, offset: number, whence: number): Promise<number> {
@@ -141,14 +141,6 @@ export class VirtualFs implements FuseFs {
   releaseAll(): void {
     for (const h of this.handles.values()) h.open.release();
     this.handles.clear();
-  }
-
-  private register(handle: { open: OpenFile; node: FileNode }): number {
-    // Skip 0 and numbers still in use after wrapping.
-    do this.lastHandle = this.lastHandle >= Number.MAX_SAFE_INTEGER ? 1 : this.lastHandle + 1;
-    while (this.handles.has(this.lastHandle));
-    this.handles.set(this.lastHandle, handle);
-    return this.lastHandle;
   }
 
   private stat(node: Node): Attr {

@@ -38,8 +38,8 @@ const FNV_PRIME = 0x01000193;
 /**
  * 31 bits (some readers, smbstatus and 32-bit tools, take inode numbers as signed) of FNV-1a over
  * the key's UTF-16 code units, mixed by MurmurHash3's fmix32 so that keys differing in their last
- * characters spread. Nothing here needs a cryptographic hash (collisions are resolved below): a
- * SHA-1 per key took 0.1 s of the first update of 20 000 files.
+ * characters spread. Nothing here needs a cryptographic hash (collisions are resolved below), and
+ * the first update hashes every key (docs/architecture.md §5).
  */
 function hash31(text: string): number {
   let h = FNV_OFFSET;
@@ -61,7 +61,7 @@ export class InodeAllocator {
 
   /** Gives numbers to the keys that have none. */
   add(keys: readonly string[]): void {
-    // Sorting only the few keys that collide: sorting 20 000 keys took a third of a first update.
+    // Sorting only the few keys that collide, not all of them (docs/architecture.md §5).
     const byHash = new Map<number, string | string[]>();
     for (const key of keys) {
       if (this.byKey.has(key)) continue;
@@ -150,6 +150,38 @@ function sameFiles(old: ReadonlyMap<string, FileNode>, now: ReadonlyMap<string, 
   return true;
 }
 
+/** A scan's files that can be shown, by folder and name. */
+interface Grouped {
+  readonly byDir: Map<string, Map<string, VirtualFile>>;
+  /** Inode keys (key and version) of the files shown, each made once. */
+  readonly live: Set<string>;
+  readonly inoKeys: Map<VirtualFile, string>;
+}
+
+/** Groups a scan's files by folder, leaving out (with a warning) bad names, duplicates and reused keys. */
+function grouped(files: readonly VirtualFile[], warnings: string[]): Grouped {
+  const byDir = new Map<string, Map<string, VirtualFile>>();
+  const keys = new Set<string>();
+  const live = new Set<string>();
+  const inoKeys = new Map<VirtualFile, string>();
+  for (const f of files) {
+    const { dir, name, key } = f;
+    const list = byDir.get(dir);
+    if (!validName(dir) || !validName(name)) warnings.push(`${dir}/${name}: not a valid file name, not shown`);
+    else if (list?.has(name)) warnings.push(`${dir}/${name}: shown twice by the catalog, keeping the first`);
+    else if (keys.has(key)) warnings.push(`${dir}/${name}: key ${key} is already used by another file, not shown`);
+    else {
+      if (list) list.set(name, f);
+      else byDir.set(dir, new Map([[name, f]]));
+      keys.add(key);
+      const k = fileKey(f);
+      live.add(k);
+      inoKeys.set(f, k);
+    }
+  }
+  return { byDir, live, inoKeys };
+}
+
 /** The tree of the latest scan. Nodes are immutable; an update replaces the ones that changed. */
 export class Namespace {
   root: RootNode;
@@ -166,66 +198,17 @@ export class Namespace {
   /** Shows a new scan's files. */
   update(files: readonly VirtualFile[]): NamespaceChange {
     const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], warnings: [], stale: [] };
-    const byDir = new Map<string, Map<string, VirtualFile>>();
-    const keys = new Set<string>();
-    /** Inode keys (key and version) of the files shown after this update, each made once. */
-    const live = new Set<string>();
-    const inoKeys = new Map<VirtualFile, string>();
-    for (const f of files) {
-      const { dir, name, key } = f;
-      const list = byDir.get(dir);
-      if (!validName(dir) || !validName(name)) change.warnings.push(`${dir}/${name}: not a valid file name, not shown`);
-      else if (list?.has(name)) change.warnings.push(`${dir}/${name}: shown twice by the catalog, keeping the first`);
-      else if (keys.has(key)) change.warnings.push(`${dir}/${name}: key ${key} is already used by another file, not shown`);
-      else {
-        if (list) list.set(name, f);
-        else byDir.set(dir, new Map([[name, f]]));
-        keys.add(key);
-        const k = fileKey(f);
-        live.add(k);
-        inoKeys.set(f, k);
-      }
-    }
-    this.fileCount = keys.size;
-
+    const shown = grouped(files, change.warnings);
+    this.fileCount = shown.inoKeys.size;
     const fresh: string[] = [];
-    for (const name of byDir.keys()) if (!this.root.dirs.has(name)) fresh.push(dirKey(name));
-    for (const key of live) if (!this.inodes.has(key)) fresh.push(key);
+    for (const name of shown.byDir.keys()) if (!this.root.dirs.has(name)) fresh.push(dirKey(name));
+    for (const key of shown.live) if (!this.inodes.has(key)) fresh.push(key);
     this.inodes.add(fresh);
 
     const dirs = new Map<string, DirNode>();
-    for (const [name, now] of byDir) {
+    for (const [name, now] of shown.byDir) {
       const old = this.root.dirs.get(name);
-      if (old && sameFiles(old.files, now)) {
-        dirs.set(name, old);
-        continue;
-      }
-      const nodes = new Map<string, FileNode>();
-      for (const fname of [...now.keys()].sort(byName)) {
-        const f = now.get(fname)!;
-        const prev = old?.files.get(fname);
-        if (prev?.file === f) {
-          nodes.set(fname, prev);
-          continue;
-        }
-        const node: FileNode = { kind: 'file', ino: this.inodes.get(inoKeys.get(f)!), file: f };
-        nodes.set(fname, node);
-        if (prev && prev.file.key === f.key) change.replaced.push({ before: prev, after: node });
-        else {
-          if (prev) change.removed.push(prev);
-          change.added.push(node);
-        }
-        if (old && prev?.ino !== node.ino) change.stale.push({ parent: old.ino, name: fname, ...(prev && { changed: f }) });
-      }
-      for (const [fname, prev] of old?.files ?? []) {
-        if (now.has(fname)) continue;
-        change.removed.push(prev);
-        change.stale.push({ parent: old!.ino, name: fname });
-      }
-      const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes };
-      dirs.set(name, dir);
-      (old ? change.changedDirs : change.addedDirs).push(dir);
-      if (!old) change.stale.push({ parent: ROOT_INO, name });
+      dirs.set(name, old && sameFiles(old.files, now) ? old : this.dirNode(name, now, old, shown.inoKeys, change));
     }
     for (const [name, old] of this.root.dirs) {
       if (dirs.has(name)) continue;
@@ -233,8 +216,42 @@ export class Namespace {
       change.stale.push({ parent: ROOT_INO, name });
       for (const f of old.files.values()) change.removed.push(f);
     }
-    if (change.addedDirs.length + change.removedDirs.length + change.changedDirs.length === 0) return change;
+    if (change.addedDirs.length + change.removedDirs.length + change.changedDirs.length > 0) this.commit(change, dirs, shown.live);
+    return change;
+  }
 
+  /** The node of a folder that is new or whose files changed; records what changed in `change`. */
+  private dirNode(name: string, now: ReadonlyMap<string, VirtualFile>, old: DirNode | undefined, inoKeys: ReadonlyMap<VirtualFile, string>, change: NamespaceChange): DirNode {
+    const nodes = new Map<string, FileNode>();
+    for (const fname of [...now.keys()].sort(byName)) {
+      const f = now.get(fname)!;
+      const prev = old?.files.get(fname);
+      if (prev?.file === f) {
+        nodes.set(fname, prev);
+        continue;
+      }
+      const node: FileNode = { kind: 'file', ino: this.inodes.get(inoKeys.get(f)!), file: f };
+      nodes.set(fname, node);
+      if (prev && prev.file.key === f.key) change.replaced.push({ before: prev, after: node });
+      else {
+        if (prev) change.removed.push(prev);
+        change.added.push(node);
+      }
+      if (old && prev?.ino !== node.ino) change.stale.push({ parent: old.ino, name: fname, ...(prev && { changed: f }) });
+    }
+    for (const [fname, prev] of old?.files ?? []) {
+      if (now.has(fname)) continue;
+      change.removed.push(prev);
+      change.stale.push({ parent: old!.ino, name: fname });
+    }
+    const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes };
+    (old ? change.changedDirs : change.addedDirs).push(dir);
+    if (!old) change.stale.push({ parent: ROOT_INO, name });
+    return dir;
+  }
+
+  /** Makes `dirs` the tree; `live` holds the inode keys of every file it shows. */
+  private commit(change: NamespaceChange, dirs: ReadonlyMap<string, DirNode>, live: ReadonlySet<string>): void {
     // Forget what went away before registering what came, which may reuse a number.
     for (const d of change.removedDirs) {
       this.byIno.delete(d.ino);
@@ -252,7 +269,6 @@ export class Namespace {
     this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...sorted.values()].map((d) => d.mtime), this.emptyTime), dirs: sorted };
     this.byIno.set(ROOT_INO, this.root);
     this.sums = undefined;
-    return change;
   }
 
   /** The node with inode number `ino`, or undefined when this scan does not show it. */

@@ -17,8 +17,8 @@ export type ServeMode = 'passthrough' | 'reflink' | 'auto';
 /**
  * Shared layouts by layout, with the descriptors they hold: every open of one file (whose layout
  * the catalog keeps) reuses one. A new one per open would pile up: the request workers' heaps,
- * which hold a reference each, are collected only when they allocate, which is rarely (the soak
- * test's server grew by 150 MiB in 800 opens).
+ * which hold a reference each, are collected only when they allocate, which is rarely
+ * (docs/fuse-protocol.md §6).
  */
 const sharedLayouts = new WeakMap<Layout, { readonly fds: string; readonly shared: SharedLayout }>();
 

@@ -6,7 +6,7 @@ import { closeSync, constants, openSync, read, readdirSync, statSync } from 'nod
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Attr } from '../../src/fuse/protocol.js';
-import { FuseError, type FuseFs } from '../../src/fuse/session.js';
+import { FuseError, type FuseFs } from '../../src/fuse/fuse-fs.js';
 import { serveMirror } from './mirror-mount.js';
 
 const [source, mountpoint] = process.argv.slice(2) as [string, string];

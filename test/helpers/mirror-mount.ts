@@ -1,11 +1,12 @@
 // Mounting a test's FUSE mirror (slow-mirror, fuse-mirror) and ending it on SIGTERM.
 import { execFileSync } from 'node:child_process';
-import { type FuseFs, mountSession } from '../../src/fuse/session.js';
+import type { FuseFs } from '../../src/fuse/fuse-fs.js';
+import { mountDevice } from '../../src/fuse/mount.js';
+import { startSession } from '../../src/fuse/session.js';
 
 /** Mounts `fs` at `mountpoint`, prints "ready", and unmounts and exits on SIGTERM. */
 export function serveMirror(name: string, mountpoint: string, fs: FuseFs, timeoutSeconds: number): void {
-  const session = mountSession(mountpoint, fs, {
-    allowOther: true,
+  const session = startSession(mountDevice(mountpoint, true), fs, {
     maxRead: 1 << 20,
     maxReadahead: 1 << 20,
     workers: 2,

@@ -1,0 +1,39 @@
+// What a filesystem served over FUSE implements (session.ts answers the kernel's requests with it).
+import type { SharedLayout } from '../io/shared-layout.js';
+import type { Attr, Dirent, Statfs } from './protocol.js';
+
+/** A request refused with an errno: the session answers it with that errno and logs nothing. */
+export class FuseError extends Error {
+  override name = 'FuseError';
+  constructor(readonly errno: number, message = `errno ${errno}`) {
+    super(message);
+  }
+}
+
+export interface OpenHandle {
+  readonly fh: number;
+  /**
+   * A descriptor whose bytes are exactly the virtual file's, from offset 0: the kernel may then
+   * read it itself (passthrough) and this handle's reads never reach read().
+   */
+  readonly wholeFileFd?: number;
+  /** The file's layout in shared memory: the request workers answer its cached reads themselves. */
+  readonly shared?: SharedLayout;
+}
+
+/** A read-only filesystem by inode number. Lookups are answered on the main thread, at once. */
+export interface FuseFs {
+  lookup(parent: number, name: string): Attr | undefined;
+  /** `fh` is set when the kernel asks through an open handle (fstat). */
+  getattr(ino: number, fh: number | undefined): Attr | undefined;
+  /** Entries of a directory, "." and ".." included; undefined when it is not a directory. */
+  list(ino: number): readonly Dirent[] | undefined;
+  /** Rejects with FuseError. */
+  open(ino: number, flags: number): Promise<OpenHandle>;
+  /** Fills `into` from `offset`; resolves the byte count (short only at end of file). */
+  read(fh: number, offset: number, size: number, into: Buffer): Promise<number>;
+  release(fh: number): void;
+  statfs(): Statfs;
+  /** lseek(2) SEEK_DATA / SEEK_HOLE on an open handle; rejects with FuseError (ENXIO past the data). */
+  lseek?(fh: number, offset: number, whence: number): Promise<number>;
+}

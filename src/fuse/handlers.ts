@@ -1,0 +1,203 @@
+// The opcode table: one uniform handler per opcode the session answers, with the bytes of its
+// request struct, checked in one place before it runs (like libfuse's fuse_ll_ops[] and
+// go-fuse's operationHandlers). docs/fuse-protocol.md §5 says how each opcode is answered.
+import { constants as osConstants } from 'node:os';
+import type { AttrsGiven } from './attrs-given.js';
+import type { Directories } from './directories.js';
+import { FuseError, type FuseFs } from './fuse-fs.js';
+import type { PassthroughIds } from './passthrough.js';
+import {
+  type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
+  decodeOpenFlags, decodeRead, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE,
+  FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
+  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
+} from './protocol.js';
+import type { ReadBuffers } from './read-buffers.js';
+import type { ReplyWriter } from './reply-writer.js';
+import type { SessionOptions } from './session-options.js';
+import type { WorkerPool } from './workers.js';
+
+const E = osConstants.errno;
+
+/** What a handler answers with: the session's parts (session.ts). */
+export interface OpContext {
+  readonly fs: FuseFs;
+  readonly o: SessionOptions;
+  readonly out: ReplyWriter;
+  readonly given: AttrsGiven;
+  readonly dirs: Directories;
+  readonly passthrough: PassthroughIds;
+  readonly workers: WorkerPool;
+  readonly buffers: ReadBuffers;
+  /** Answers when `work` settles: `reply` builds the answer, and a failure of either is the errno. */
+  later<T>(req: Request, work: () => Promise<T>, reply: (value: T) => void): void;
+  /** The kernel's INIT is answered. */
+  initialized(): void;
+}
+
+export interface OpHandler {
+  /** Bytes of the request struct the handler reads: a shorter body is answered EIO without running it. */
+  readonly inSize: number;
+  readonly struct: string;
+  /** Answers `req` exactly once (FORGET, BATCH_FORGET and INTERRUPT: never), or throws. */
+  readonly handle: (c: OpContext, req: Request) => void;
+}
+
+const PAGE_SIZE = 4096;
+/** Our max_write: the kernel's floor (fs/fuse/inode.c), since nothing is ever written. */
+const MAX_WRITE = PAGE_SIZE;
+/** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
+const PASSTHROUGH_STACK_DEPTH = 1;
+
+/**
+ * Kernel features to act as if missing, from SYNTHVHD_KERNEL_WITHOUT (a comma list; `passthrough`
+ * here): the tests' way to run the fallbacks of kernels older than this machine's.
+ */
+function withoutFeatures(): bigint {
+  return (process.env['SYNTHVHD_KERNEL_WITHOUT'] ?? '').split(',').includes('passthrough') ? Init.PASSTHROUGH : 0n;
+}
+
+function init(c: OpContext, req: Request): void {
+  const k = decodeInit(req.body);
+  if (k.major !== FUSE_KERNEL_VERSION) {
+    c.o.log(`/dev/fuse: the kernel speaks FUSE ${k.major}.${k.minor}, not ${FUSE_KERNEL_VERSION}.x`);
+    return c.out.status(req, E.EPROTO);
+  }
+  // DO_READDIRPLUS without READDIRPLUS_AUTO: every READDIR of a folder is a READDIRPLUS, also
+  // past its first request (AUTO asks plain READDIRs there until a lookup advises otherwise).
+  const want = Init.ASYNC_READ | Init.DO_READDIRPLUS | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.INIT_EXT | Init.PASSTHROUGH;
+  const flags = k.flags & want & ~withoutFeatures();
+  const passthrough = (c.passthrough.enabled = (flags & Init.PASSTHROUGH) !== 0n);
+  if (!passthrough) c.o.log(`the kernel has no FUSE passthrough (FUSE ${k.major}.${k.minor}; Linux 6.9 brought it): built disks are read through synthvhd`);
+  c.out.send(initReply(req, {
+    maxReadahead: c.o.maxReadahead,
+    flags,
+    maxBackground: c.o.maxBackground,
+    congestionThreshold: c.o.congestionThreshold,
+    maxWrite: MAX_WRITE,
+    maxPages: c.o.maxRead / PAGE_SIZE,
+    maxStackDepth: passthrough ? PASSTHROUGH_STACK_DEPTH : 0,
+  }));
+  c.initialized();
+}
+
+function lookup(c: OpContext, req: Request): void {
+  const attr = c.fs.lookup(req.nodeid, decodeName(req.body));
+  if (attr) c.given.given(attr.ino);
+  c.out.send(attr ? entryReply(req, attr, c.o.entrySeconds, c.o.attrSeconds) : negativeEntryReply(req, c.o.entrySeconds));
+}
+
+function getattr(c: OpContext, req: Request): void {
+  const attr = c.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
+  if (attr) c.given.given(req.nodeid);
+  if (attr) c.out.send(attrReply(req, attr, c.o.attrSeconds));
+  else c.out.status(req, E.ENOENT);
+}
+
+function open(c: OpContext, req: Request): void {
+  const ino = req.nodeid;
+  c.later(req, () => c.fs.open(ino, decodeOpenFlags(req.body)), (h) => {
+    const backingId = c.passthrough.opened(ino, h);
+    // Before the reply: the kernel can send a READ of this handle only after it has the reply.
+    if (backingId === 0 && h.shared) c.workers.publish(h.fh, h.shared);
+    // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
+    c.out.send(openReply(req, h.fh, backingId > 0 ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
+  });
+}
+
+/** The READs a request worker could not answer from memory or the page cache. */
+function read(c: OpContext, req: Request): void {
+  const { fh, offset, size } = decodeRead(req.body);
+  const data = c.buffers.take(size);
+  c.later(req, () => c.fs.read(fh, offset, size, data.subarray(0, size)), (n) => {
+    writeOutHeader(c.buffers.header, req, 0, n);
+    c.out.send([c.buffers.header, data.subarray(0, n)]);
+    c.buffers.give(data);
+  });
+}
+
+function release(c: OpContext, req: Request): void {
+  const fh = decodeFh(req.body);
+  c.workers.unpublish(fh);
+  c.fs.release(fh);
+  c.passthrough.released(fh);
+  c.out.status(req, 0);
+}
+
+function opendir(c: OpContext, req: Request): void {
+  const list = c.fs.list(req.nodeid);
+  if (!list) return c.out.status(req, E.ENOTDIR);
+  // The kernel keeps the listing (docs/fuse-protocol.md §5, OPENDIR); a rescan that changes the
+  // folder drops it (Notifier.invalidateDirectory).
+  c.out.send(openReply(req, c.dirs.opened({ ino: req.nodeid, list }), FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
+}
+
+function readdir(c: OpContext, req: Request): void {
+  const { fh, offset, size } = decodeRead(req.body);
+  const dir = c.dirs.get(fh);
+  if (dir) c.out.send(direntsReply(req, dir.list, offset, size));
+  else c.out.status(req, E.EBADF);
+}
+
+/** An entry's lookup for READDIRPLUS; none for `.` and `..` or a name that fails (its own LOOKUP then says why). */
+function entryOf(c: OpContext, dir: number, e: Dirent): Attr | undefined {
+  if (e.name === '.' || e.name === '..') return undefined;
+  try {
+    return c.fs.lookup(dir, e.name);
+  } catch (err) {
+    if (!(err instanceof FuseError)) c.o.log(`/dev/fuse: READDIRPLUS of ${e.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+function readdirplus(c: OpContext, req: Request): void {
+  const { fh, offset, size } = decodeRead(req.body);
+  const dir = c.dirs.get(fh);
+  if (!dir) return c.out.status(req, E.EBADF);
+  const plus = c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds);
+  c.out.send(direntsPlusReply(req, plus, offset, size, c.given.heldTest()));
+}
+
+function releasedir(c: OpContext, req: Request): void {
+  c.dirs.released(decodeFh(req.body));
+  c.out.status(req, 0);
+}
+
+function lseek(c: OpContext, req: Request): void {
+  const { fh, offset, whence } = decodeLseek(req.body);
+  const seek = c.fs.lseek?.bind(c.fs);
+  if (!seek) return c.out.status(req, E.ENOSYS);
+  c.later(req, () => seek(fh, offset, whence), (at) => c.out.send(lseekReply(req, at)));
+}
+
+/** No reply. Node ids are inode numbers, so nothing else to forget. */
+function forget(c: OpContext, req: Request): void {
+  for (const ino of decodeForgotten(req)) c.given.forget(ino);
+}
+
+const handler = (struct: string, inSize: number, handle: OpHandler['handle']): OpHandler => ({ struct, inSize, handle });
+const answer = (errno: number): OpHandler => handler('', 0, (c, req) => c.out.status(req, errno));
+
+/** ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...). */
+export const UNKNOWN_OP = answer(E.ENOSYS);
+
+export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
+  [Op.INIT, handler('fuse_init_in', INIT_IN_SIZE, init)],
+  [Op.LOOKUP, handler('name', 0, lookup)],
+  [Op.GETATTR, handler('fuse_getattr_in', GETATTR_IN_SIZE, getattr)],
+  [Op.OPEN, handler('fuse_open_in', OPEN_IN_SIZE, open)],
+  [Op.READ, handler('fuse_read_in', READ_IN_SIZE, read)],
+  [Op.RELEASE, handler('fuse_release_in', RELEASE_IN_SIZE, release)],
+  [Op.OPENDIR, handler('fuse_open_in', 0, opendir)],
+  [Op.READDIR, handler('fuse_read_in', READ_IN_SIZE, readdir)],
+  [Op.READDIRPLUS, handler('fuse_read_in', READ_IN_SIZE, readdirplus)],
+  [Op.RELEASEDIR, handler('fuse_release_in', RELEASE_IN_SIZE, releasedir)],
+  [Op.STATFS, handler('', 0, (c, req) => c.out.send(statfsReply(req, c.fs.statfs())))],
+  [Op.LSEEK, handler('fuse_lseek_in', LSEEK_IN_SIZE, lseek)],
+  [Op.FORGET, handler('', 0, forget)],
+  [Op.BATCH_FORGET, handler('fuse_batch_forget_in', BATCH_FORGET_IN_SIZE, forget)],
+  // No reply: reads are not cancelled.
+  [Op.INTERRUPT, handler('', 0, () => undefined)],
+  [Op.DESTROY, answer(0)],
+  ...[...WRITE_OPS].map((op): [number, OpHandler] => [op, answer(E.EROFS)]),
+]);

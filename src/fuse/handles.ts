@@ -1,0 +1,32 @@
+// Numbers for open handles (fuse_open_out.fh): the one allocator of both the session's directory
+// handles and the served filesystem's file handles.
+
+/** Open handles by number: never 0, never one still open, wrapping below 2^53. */
+export class Handles<T> {
+  private readonly open = new Map<number, T>();
+  private last = 0;
+
+  /** Keeps `value` under a new number. */
+  add(value: T): number {
+    do this.last = this.last >= Number.MAX_SAFE_INTEGER ? 1 : this.last + 1;
+    while (this.open.has(this.last));
+    this.open.set(this.last, value);
+    return this.last;
+  }
+
+  get(fh: number): T | undefined {
+    return this.open.get(fh);
+  }
+
+  delete(fh: number): void {
+    this.open.delete(fh);
+  }
+
+  values(): IterableIterator<T> {
+    return this.open.values();
+  }
+
+  clear(): void {
+    this.open.clear();
+  }
+}
