@@ -2,8 +2,8 @@
 // a `.raw` directly needs search permission on every one of them, not only read on the file.
 import { constants, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { hasAccessAcl } from '../io/posix-acl.js';
-import { POOLED, type StorageCalls } from '../urbackup/storage-calls.js';
+import { hasAccessAcl } from '../sys/posix-acl.js';
+import { POOLED, type StorageCalls } from '../sys/storage-calls.js';
 import type { Ownership, SourceAccess } from './virtual-file.js';
 
 /** Stands for a folder that cannot be stat'ed: only root may pass it. */

@@ -10,21 +10,14 @@ import { type MbrFile, MbrFileError, type PartitionedMbrFile, type Placed, parse
 import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import { ownershipOf, sameOwners } from './folder-access.js';
-import { POOLED_SCAN, type ScanCalls } from './scan-calls.js';
+import { type FileIdentity, identityOf, sameIdentity } from '../sys/file-identity.js';
+import { POOLED, type StorageCalls } from '../sys/storage-calls.js';
 import type { Ownership } from './virtual-file.js';
 
 /** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (docs/urbackup-raw-format.md §3.1). */
 const MBR_FILE_MAX: Bytes = 1024 * 1024;
 /** O_NONBLOCK keeps a FIFO from hanging us; O_NOFOLLOW refuses a symlinked file. */
 const OPEN_FLAGS = constants.O_NONBLOCK | constants.O_NOFOLLOW;
-
-/** What identifies a file's contents without reading it: device, inode, size, mtime. */
-export interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: Bytes;
-  readonly mtimeMs: number;
-}
 
 export interface IdentifiedSource extends SourceFile {
   readonly identity: FileIdentity;
@@ -45,21 +38,17 @@ interface Stated {
 }
 
 function stated(st: Stats, path: string): Stated {
-  return { identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }, owner: ownershipOf(st, path) };
+  return { identity: identityOf(st), owner: ownershipOf(st, path) };
 }
 
 export class ImageLoadError extends Error {
   override name = 'ImageLoadError';
 }
 
-function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
-}
-
-async function openRegular(path: string, calls: ScanCalls): Promise<Stated & { fd: number }> {
+async function openRegular(path: string, calls: StorageCalls): Promise<Stated & { fd: number }> {
   let fd: number;
   try {
-    fd = await calls.openReadOnly(path, OPEN_FLAGS);
+    fd = await calls.openReadOnlyFd(path, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ImageLoadError(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
@@ -76,7 +65,7 @@ async function openRegular(path: string, calls: ScanCalls): Promise<Stated & { f
 }
 
 /** Reads `length` bytes at `position` into `buf` (unzeroed: only the bytes read are used); fewer at the end of the file. */
-async function readAt(fd: number, length: number, position: number, calls: ScanCalls, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
+async function readAt(fd: number, length: number, position: number, calls: StorageCalls, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   let done = 0;
   while (done < length) {
     const bytesRead = await calls.read(fd, buf, done, length - done, position + done);
@@ -86,13 +75,13 @@ async function readAt(fd: number, length: number, position: number, calls: ScanC
   return buf.subarray(0, done);
 }
 
-async function readable(path: string, calls: ScanCalls): Promise<void> {
+async function readable(path: string, calls: StorageCalls): Promise<void> {
   await calls.access(path, constants.R_OK).catch((e: unknown) => {
     throw new ImageLoadError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
 }
 
-async function readHead(path: string, calls: ScanCalls): Promise<Buffer> {
+async function readHead(path: string, calls: StorageCalls): Promise<Buffer> {
   const { fd } = await openRegular(path, calls);
   try {
     return await readAt(fd, RAW_HEAD_BYTES, 0, calls);
@@ -101,7 +90,7 @@ async function readHead(path: string, calls: ScanCalls): Promise<Buffer> {
   }
 }
 
-async function statRegular(path: string, calls: ScanCalls): Promise<Stated> {
+async function statRegular(path: string, calls: StorageCalls): Promise<Stated> {
   const st = await calls.lstat(path).catch((e: unknown) => {
     throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
@@ -206,7 +195,7 @@ const SCRATCH_BYTES = 64 * 1024;
 const SCRATCH_KEPT = 32;
 const scratch: Buffer[] = [];
 
-async function readMbrFile(path: string, calls: ScanCalls): Promise<Stated & { mbr: MbrFile }> {
+async function readMbrFile(path: string, calls: StorageCalls): Promise<Stated & { mbr: MbrFile }> {
   const { fd, identity, owner } = await openRegular(path, calls);
   // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (docs/urbackup-raw-format.md §3.4): read just those.
   const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
@@ -231,7 +220,7 @@ export class ImageLoader {
   private readonly cache = new Map<string, { mbrId: FileIdentity; rawId: FileIdentity; loaded: LoadedImage }>();
 
   /** `rawStats`: the `.raw`'s lstat, when the caller just made one. */
-  async load(folder: ImageFolder, rawStats?: Stats, calls: ScanCalls = POOLED_SCAN): Promise<LoadedImage> {
+  async load(folder: ImageFolder, rawStats?: Stats, calls: StorageCalls = POOLED): Promise<LoadedImage> {
     const rawStat = (): Promise<Stated> => (rawStats?.isFile() ? Promise.resolve(stated(rawStats, folder.raw)) : statRegular(folder.raw, calls));
     const cached = this.cache.get(folder.raw);
     if (cached) {

@@ -3,9 +3,9 @@
 // scan's to report.
 import { closeSync, constants } from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { POSIX_FADV_WILLNEED, posixFadvise } from '../io/libc.js';
-import { openReadOnlyFdSync } from '../io/read-only-open.js';
-import { BLOCKING } from '../urbackup/storage-calls.js';
+import { POSIX_FADV_WILLNEED, posixFadvise } from '../sys/libc.js';
+import { openReadOnlyFdSync } from '../sys/read-only-open.js';
+import { BLOCKING } from '../sys/storage-calls.js';
 import { readClient } from '../urbackup/storage.js';
 import type { PrefetchData } from './scan-prefetch.js';
 

@@ -17,7 +17,7 @@ import { type BackupDisk, type DiskOptions, backupDisk, diskVersion } from './ba
 import { CONTAINER_KINDS, type ContainerKind, checkKind, kindFileName, kindLayout, kindRefusal, kindSize, sizeNeedsDataMaps } from './container-kind.js';
 import { AccessInterner, FolderReach } from './folder-access.js';
 import { ImageLoader, type LoadedImage } from './image-loader.js';
-import { BLOCKING_SCAN, POOLED_SCAN, type ScanCalls } from './scan-calls.js';
+import { BLOCKING, POOLED, type StorageCalls } from '../sys/storage-calls.js';
 import { prefetchClients } from './scan-prefetch.js';
 
 export type ContainerFormat = ContainerKind;
@@ -81,7 +81,7 @@ const LOAD_CONCURRENCY = 32;
 
 /** Loads images, at most LOAD_CONCURRENCY at a time, reporting the ones that cannot be read as warnings. */
 export async function loadImages(
-  images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>, calls: ScanCalls = POOLED_SCAN,
+  images: readonly ImageFolder[], loader: ImageLoader, warnings: string[], rawStats?: ReadonlyMap<string, Stats>, calls: StorageCalls = POOLED,
 ): Promise<LoadedImage[]> {
   const loaded: (LoadedImage | undefined)[] = new Array(images.length);
   let next = 0;
@@ -128,13 +128,13 @@ export async function disksOf(loaded: readonly LoadedImage[], opts: ScanOptions,
   return groupDisks(loaded, await readAssociations(opts, warnings), opts, warnings);
 }
 
-/** Scans a whole storage once (`list`), with blocking calls: nothing else waits meanwhile (scan-calls.ts). */
+/** Scans a whole storage once (`list`), with blocking calls: nothing else waits meanwhile (sys/storage-calls.ts). */
 export async function scanDisks(storage: string, loader: ImageLoader, opts: ScanOptions = {}): Promise<DiskScan> {
-  const found = await discoverStorage(storage, BLOCKING_SCAN);
+  const found = await discoverStorage(storage, BLOCKING);
   const warnings = [...found.warnings];
   const images = found.images.filter((i) => opts.showIncomplete || i.complete);
   loader.retain(new Set(images.map((i) => i.raw)));
-  const disks = await disksOf(await loadImages(images, loader, warnings, undefined, BLOCKING_SCAN), opts, warnings);
+  const disks = await disksOf(await loadImages(images, loader, warnings, undefined, BLOCKING), opts, warnings);
   return { disks, warnings };
 }
 
@@ -306,9 +306,9 @@ export class StorageCatalog implements Catalog {
   }
 
   async scan(changed?: ReadonlySet<string>, restat = false): Promise<CatalogScan> {
-    // The first scan blocks (scan-calls.ts): serve makes it before it mounts, when no request
+    // The first scan blocks (sys/storage-calls.ts): serve makes it before it mounts, when no request
     // can wait behind it. Later ones run beside requests and use the pool.
-    const calls = this.rootRead ? POOLED_SCAN : BLOCKING_SCAN;
+    const calls = this.rootRead ? POOLED : BLOCKING;
     // Told by the watcher, or (a pass without it) found by a stat: an unchanged folder costs one.
     const isStale = async (dir: string, stamp: number | undefined): Promise<boolean> =>
       changed ? changed.has(dir) : stamp === undefined || (await stat(dir).then((s) => s.mtimeMs, () => undefined)) !== stamp;
@@ -347,7 +347,7 @@ export class StorageCatalog implements Catalog {
     // folder's stats) is let go before the next: with all 50 clients of 10 000 backups read
     // first, a scan's heap grew to 121 MiB for 40 MiB kept.
     // A first scan meets cold caches: threads read ahead of it (scan-prefetch.ts).
-    const prefetch = calls === BLOCKING_SCAN && reread.size > 1 ? prefetchClients(this.storage, [...reread], this.opts.showIncomplete === true) : undefined;
+    const prefetch = calls === BLOCKING && reread.size > 1 ? prefetchClients(this.storage, [...reread], this.opts.showIncomplete === true) : undefined;
     try {
       for (const name of reread) {
         await this.reread(name, calls);
@@ -391,7 +391,7 @@ export class StorageCatalog implements Catalog {
     });
   }
 
-  private async reread(name: string, calls: ScanCalls): Promise<void> {
+  private async reread(name: string, calls: StorageCalls): Promise<void> {
     const t = Date.now();
     const found = await readClient(this.storage, name, calls);
     // An unreadable client folder: asked again after the read, which may have raced an unmount.
@@ -415,7 +415,7 @@ export class StorageCatalog implements Catalog {
   }
 
   /** Groups one client's images into disks (partners are always the same client's) and makes their files. */
-  private async group(c: ClientState, calls: ScanCalls): Promise<void> {
+  private async group(c: ClientState, calls: StorageCalls): Promise<void> {
     const warnings = [...c.discoveryWarnings];
     const images = c.images.filter((i) => this.opts.showIncomplete || i.complete);
     const disks = groupDisks(await loadImages(images, this.loader, warnings, this.rawStats, calls), this.associations, this.opts, warnings);

@@ -10,8 +10,8 @@
 // thread: 4 KiB reads of one fio job were 0.97x xmount with four readers and 1.40x with one
 // (medians of 15 side by side, backing file cached); four jobs need the others.
 import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { alignedBuffer } from '../io/aligned-buffer.js';
-import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../io/libc.js';
+import { alignedBuffer } from '../sys/aligned-buffer.js';
+import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
 import { IN_HEADER_SIZE, OUT_HEADER_SIZE, Op } from './protocol.js';

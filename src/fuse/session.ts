@@ -6,8 +6,8 @@
 import { closeSync, constants, openSync, write, writeSync, writevSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { BroadcastChannel, MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { alignedBuffer } from '../io/aligned-buffer.js';
-import { ioctl, lastErrno, mount as mountRaw } from '../io/libc.js';
+import { alignedBuffer } from '../sys/aligned-buffer.js';
+import { ioctl, lastErrno, mount as mountRaw } from '../sys/libc.js';
 import type { SharedLayout } from '../io/shared-layout.js';
 import {
   answerTo, type Attr, attrReply, BACKING_MAP_SIZE, decodeFh, decodeGetattrFh, decodeInit, decodeLseek, decodeName, decodeOpenFlags,

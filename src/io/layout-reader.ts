@@ -1,7 +1,7 @@
 import { read as fsRead } from 'node:fs';
-import { DIRECT_ALIGN, isAlignedAt } from './aligned-buffer.js';
-import { nothingCached, readCached } from './cached-read.js';
-import { readDone, whenReadable } from './read-gate.js';
+import { DIRECT_ALIGN, isAlignedAt } from '../sys/aligned-buffer.js';
+import { nothingCached, readCached } from '../sys/cached-read.js';
+import { readDone, whenReadable } from '../sys/read-gate.js';
 import { type Layout, type SourceFile, segmentIndexAt } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 

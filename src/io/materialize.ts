@@ -8,10 +8,10 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Layout, Segment } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 import { ShortReadError } from './layout-reader.js';
-import { fstatfs } from './libc.js';
-import { O_ACCMODE, openReadOnly } from './read-only-open.js';
-import { ReflinkError, cloneRange } from './reflink.js';
-import { dataRanges } from './sparse.js';
+import { fstatfs } from '../sys/libc.js';
+import { O_ACCMODE, openReadOnlyHandle } from '../sys/read-only-open.js';
+import { ReflinkError, cloneRange } from '../sys/reflink.js';
+import { dataRanges } from '../sys/sparse.js';
 
 export type ReflinkMode = 'auto' | 'always' | 'never';
 
@@ -67,7 +67,7 @@ async function assertReadOnly(fd: number, path: string): Promise<void> {
 }
 
 async function openSource(path: string): Promise<Source> {
-  const handle = await openReadOnly(path);
+  const handle = await openReadOnlyHandle(path);
   try {
     await assertReadOnly(handle.fd, path);
     return { path, handle, size: (await handle.stat()).size };

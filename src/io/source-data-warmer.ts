@@ -5,17 +5,18 @@
 // known. A map the thread has not sent yet is computed where it is needed, as before.
 import { Worker } from 'node:worker_threads';
 import { DataMap } from '../disk/present-blocks.js';
-import { type SourceIdentity, adoptSourceData, sourceDataKnown } from './source-data.js';
+import type { FileIdentity } from '../sys/file-identity.js';
+import { adoptSourceData, sourceDataKnown } from './source-data.js';
 
 export interface WarmSource {
   readonly path: string;
-  readonly identity: SourceIdentity;
+  readonly identity: FileIdentity;
 }
 
 /** One map as the thread sends it: its granule bits travel as a transferred buffer. */
 export interface WarmedMap {
   readonly path: string;
-  readonly identity: SourceIdentity;
+  readonly identity: FileIdentity;
   readonly bits: Uint8Array;
   readonly from: 'bitmap' | 'seek';
   readonly bitmapProblem?: string;

@@ -4,7 +4,7 @@ import { FdCache } from './fd-cache.js';
 import { VirtualFs } from './filesystem.js';
 import { ROOT_INO } from './namespace.js';
 import { type Mounted, mount } from '../fuse/mount.js';
-import { hasCachestat } from '../io/cached-read.js';
+import { hasCachestat } from '../sys/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
 import { warmSourceData } from '../io/source-data-warmer.js';
