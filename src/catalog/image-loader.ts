@@ -189,7 +189,7 @@ const twins = new MbrTwins();
 /**
  * Read buffers of `.raw.mbr` files, reused: the parse copies out what it keeps. A scan of
  * 10 000 backups read 344 MB of them; a 34 KiB allocation each left the process's heap
- * fragmented (serve's peak RSS). Loads run at most LOAD_CONCURRENCY at a time (storage-catalog.ts).
+ * fragmented (serve's peak RSS). Loads run at most LOAD_CONCURRENCY at a time (disk-scan.ts).
  */
 const SCRATCH_BYTES = 64 * 1024;
 const SCRATCH_KEPT = 32;

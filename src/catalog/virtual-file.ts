@@ -30,13 +30,13 @@ export interface VirtualFile {
   /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
   readonly name: string;
   /**
-   * Exact, constant st_size; may be computed when first read (a dynamic kind's maps its `.raw`
-   * files' data), then kept. Throws an Error naming the file it cannot read.
+   * Exact, constant st_size; may be computed on the first call (a dynamic kind's maps its `.raw`
+   * files' data: blocking I/O), then kept. Throws an Error naming the file it cannot read.
    */
-  readonly size: Bytes;
-  /** False while reading `size` would still do that work; absent means true. */
+  computeSize(): Bytes;
+  /** False while computeSize would still do that work; absent means true. */
   readonly sizeKnown?: boolean;
-  /** The backing files whose data maps reading `size` would still compute (none once known). */
+  /** The backing files whose data maps computeSize would still compute (none once known). */
   readonly sizeSources?: readonly (SourceFile & { readonly identity: FileIdentity })[];
   /** Backup time, shown as st_mtime. */
   readonly mtime: Date;

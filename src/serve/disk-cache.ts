@@ -81,7 +81,7 @@ export class DiskCache {
   }
 
   private async wanted(file: VirtualFile): Promise<{ dest: string; want: Sidecar }> {
-    return { dest: this.pathOf(file.key), want: { key: file.key, size: file.size, sources: await stampsOf(file), complete: true } };
+    return { dest: this.pathOf(file.key), want: { key: file.key, size: file.computeSize(), sources: await stampsOf(file), complete: true } };
   }
 
   private async isBuilt(dest: string, want: Sidecar): Promise<boolean> {

@@ -166,7 +166,7 @@ export class VirtualFs implements FuseFs {
   /** A file's size; one that cannot be computed (a dynamic kind whose `.raw` cannot be mapped) fails its stat with EIO, logged once. */
   private sizeOf(file: VirtualFile): number {
     try {
-      return file.size;
+      return file.computeSize();
     } catch (e) {
       if (!this.loggedOpen.has(file.key)) {
         this.loggedOpen.add(file.key);

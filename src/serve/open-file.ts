@@ -101,7 +101,7 @@ export class FileOpener {
   async open(file: VirtualFile): Promise<OpenFile> {
     if (this.cache && (await this.wantsReflink(file))) {
       const built = await this.cache.ready(file);
-      if (built) return openLayout(file, wholeFile(built, file.size), this.fds, true);
+      if (built) return openLayout(file, wholeFile(built, file.computeSize()), this.fds, true);
       this.buildInBackground(this.cache, file);
     }
     return openLayout(file, file.layout(), this.fds);
