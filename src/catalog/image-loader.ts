@@ -6,8 +6,8 @@ import { crc32 } from 'node:zlib';
 import type { PartitionImage } from '../disk/assemble.js';
 import type { SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
-import { type MbrFile, MbrFileError, type PartitionedMbrFile, type Placed, parseMbrFile } from '../urbackup/mbr-file.js';
-import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
+import { type MbrFile, type PartitionedMbrFile, type Placed, parseMbrFile } from '../urbackup/mbr-file.js';
+import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import { ownershipOf, sameOwners } from './folder-access.js';
 import { type FileIdentity, identityOf, sameIdentity } from '../sys/file-identity.js';
@@ -41,17 +41,13 @@ function stated(st: Stats, path: string): Stated {
   return { identity: identityOf(st), owner: ownershipOf(st, path) };
 }
 
-export class ImageLoadError extends Error {
-  override name = 'ImageLoadError';
-}
-
 async function openRegular(path: string, calls: StorageCalls): Promise<Stated & { fd: number }> {
   let fd: number;
   try {
     fd = await calls.openReadOnlyFd(path, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageLoadError(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
+    throw new Error(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
   }
   const st = await calls.fstat(fd).catch(async (e: unknown) => {
     await calls.close(fd);
@@ -59,7 +55,7 @@ async function openRegular(path: string, calls: StorageCalls): Promise<Stated & 
   });
   if (!st.isFile()) {
     await calls.close(fd);
-    throw new ImageLoadError(`${path}: not a regular file`);
+    throw new Error(`${path}: not a regular file`);
   }
   return { fd, ...stated(st, path) };
 }
@@ -77,7 +73,7 @@ async function readAt(fd: number, length: number, position: number, calls: Stora
 
 async function readable(path: string, calls: StorageCalls): Promise<void> {
   await calls.access(path, constants.R_OK).catch((e: unknown) => {
-    throw new ImageLoadError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new Error(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
 }
 
@@ -92,9 +88,9 @@ async function readHead(path: string, calls: StorageCalls): Promise<Buffer> {
 
 async function statRegular(path: string, calls: StorageCalls): Promise<Stated> {
   const st = await calls.lstat(path).catch((e: unknown) => {
-    throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new Error(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
-  if (!st.isFile()) throw new ImageLoadError(`${path}: not a regular file`);
+  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
   return stated(st, path);
 }
 
@@ -203,12 +199,9 @@ async function readMbrFile(path: string, calls: StorageCalls): Promise<Stated & 
   try {
     const buf = await readAt(fd, len, 0, calls, own?.subarray(0, len));
     if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
-      throw new ImageLoadError(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
+      throw new Error(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
     }
     return { mbr: twins.parse(buf, path), identity, owner };
-  } catch (e) {
-    if (e instanceof MbrFileError) throw new ImageLoadError(e.message);
-    throw e;
   } finally {
     if (own && scratch.length < SCRATCH_KEPT) scratch.push(own);
     await calls.close(fd);
@@ -237,23 +230,18 @@ export class ImageLoader {
     this.cache.delete(folder.raw);
     // The `.raw` is not opened (only a head over 2 TiB is read): access(2) says whether it could be.
     const [{ mbr, identity: mbrId, owner: mbrOwner }, { identity: rawId, owner: rawOwner }] = await Promise.all([readMbrFile(folder.mbrPath, calls), rawStat(), readable(folder.raw, calls)]);
-    try {
-      const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
-      const owners = [mbrOwner, rawOwner];
-      let loaded: LoadedImage;
-      if (mbr.kind === 'whole-disk') {
-        loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr, owners };
-      } else {
-        // Only a `.raw` over 2 TiB is read (its head may hold a synthetic GPT); the others are only stat'ed.
-        const head = mayHaveSyntheticGpt(rawId.size) ? await readHead(folder.raw, calls) : undefined;
-        loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) }, owners };
-      }
-      this.cache.set(folder.raw, { mbrId, rawId, loaded });
-      return loaded;
-    } catch (e) {
-      if (e instanceof RawFileError) throw new ImageLoadError(e.message);
-      throw e;
+    const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
+    const owners = [mbrOwner, rawOwner];
+    let loaded: LoadedImage;
+    if (mbr.kind === 'whole-disk') {
+      loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr, owners };
+    } else {
+      // Only a `.raw` over 2 TiB is read (its head may hold a synthetic GPT); the others are only stat'ed.
+      const head = mayHaveSyntheticGpt(rawId.size) ? await readHead(folder.raw, calls) : undefined;
+      loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) }, owners };
     }
+    this.cache.set(folder.raw, { mbrId, rawId, loaded });
+    return loaded;
   }
 
   /** Drops entries of images no longer present. */

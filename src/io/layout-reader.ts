@@ -23,11 +23,9 @@ export type FdProvider = (source: SourceFile) => BackingFd | Promise<BackingFd>;
  */
 export const DIRECT_MIN = 128 * 1024;
 
-export class ShortReadError extends Error {
-  override name = 'ShortReadError';
-  constructor(readonly path: string, readonly offset: Bytes, readonly wanted: Bytes, readonly got: Bytes) {
-    super(`${path}: short read at byte ${offset} (wanted ${wanted}, got ${got}): the file shrank or is truncated`);
-  }
+/** The error of a read that ended before its segment did. */
+export function shortReadError(path: string, offset: Bytes, wanted: Bytes, got: Bytes): Error {
+  return new Error(`${path}: short read at byte ${offset} (wanted ${wanted}, got ${got}): the file shrank or is truncated`);
 }
 
 /** A settled promise, shared: a read served from the page cache allocates none. */
@@ -45,7 +43,7 @@ function readFrom(fd: number, buf: Buffer, off: number, len: number, pos: number
     const step = (): void => {
       fsRead(fd, buf, off + done, len - done, pos + done, (err, n) => {
         if (err) return finish(err);
-        if (n === 0) return finish(new ShortReadError(path, pos, len, done));
+        if (n === 0) return finish(shortReadError(path, pos, len, done));
         done += n;
         if (done < len) step();
         else finish();

@@ -130,12 +130,9 @@ export interface Errno {
   readonly text: string;
 }
 
-/** A failed system call other than a clone (those throw ReflinkError). */
-export class SyscallError extends Error {
-  override name = 'SyscallError';
-  constructor(what: string, readonly error: Errno) {
-    super(`${what} failed: ${error.code} (${error.text})`);
-  }
+/** The error of a failed system call other than a clone (those throw ReflinkError). */
+export function syscallError(what: string, error: Errno): Error {
+  return new Error(`${what} failed: ${error.code} (${error.text})`);
 }
 
 // Later names win, so 95 reads EOPNOTSUPP rather than its alias ENOTSUP.
@@ -160,12 +157,12 @@ function toInfo(s: Record<string, unknown>): StatFsInfo {
 
 export function statfs(path: string): StatFsInfo {
   const out: Record<string, unknown> = {};
-  if (statfsRaw(path, out) !== 0) throw new SyscallError(`statfs ${path}`, lastErrno());
+  if (statfsRaw(path, out) !== 0) throw syscallError(`statfs ${path}`, lastErrno());
   return toInfo(out);
 }
 
 export function fstatfs(fd: number): StatFsInfo {
   const out: Record<string, unknown> = {};
-  if (fstatfsRaw(fd, out) !== 0) throw new SyscallError(`fstatfs fd ${fd}`, lastErrno());
+  if (fstatfsRaw(fd, out) !== 0) throw syscallError(`fstatfs fd ${fd}`, lastErrno());
   return toInfo(out);
 }
