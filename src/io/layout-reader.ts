@@ -17,9 +17,8 @@ export type FdProvider = (source: SourceFile) => BackingFd | Promise<BackingFd>;
 /**
  * Uncached parts at least this large are read O_DIRECT: a sequential reader's readahead. The
  * page cache of the .raw would only hold a second copy of what the virtual file's own cache
- * keeps, and filling it costs the CPU that the FUSE round trip needs (on a 2-core machine a
- * buffered cold read of a btrfs file took 3 times the CPU of an O_DIRECT one). Small random
- * reads stay buffered, where readahead and sharing between the .vhd and .vhdx help.
+ * keeps, and filling it costs the CPU that the FUSE round trip needs (docs/architecture.md §6).
+ * Small random reads stay buffered, where readahead and sharing between the .vhd and .vhdx help.
  */
 export const DIRECT_MIN = 128 * 1024;
 

@@ -1,8 +1,7 @@
 // The filesystem calls a scan of the storage makes (its opens always read-only-open.ts's), in two kinds. Pooled: libuv's thread pool,
 // so a storage slow to answer holds up only the scan, not the requests beside it. Blocking: for a
 // scan that nothing else waits on (serve's first, before it mounts; `list`), because a call then
-// costs far less: 10 000 lstats took 0.20-0.31 s blocking against 0.63-0.96 s pooled on this
-// 2-core VM (CPU 0.08 s against 0.25-0.48 s), and a first scan makes eight per backup.
+// costs far less (docs/architecture.md §5, §6).
 import { type Dirent, type Stats, accessSync, close, closeSync, fstat, fstatSync, lstatSync, read, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -22,8 +21,8 @@ export interface StorageCalls {
   openReadOnlyFd(path: string, extra: number): Promise<number>;
 }
 
-// Plain descriptors and callbacks, not FileHandles: a FileHandle per file cost twice the time
-// (and garbage) of the calls themselves in a scan of 10 000 images.
+// Plain descriptors and callbacks, not FileHandles: a FileHandle per file costs more time and
+// garbage than the calls themselves (docs/architecture.md §6).
 const fstatP = promisify(fstat);
 const readP = promisify(read);
 const closeP = promisify(close);
