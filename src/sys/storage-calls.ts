@@ -1,7 +1,7 @@
-// The filesystem calls a scan of the storage makes (its opens always read-only-open.ts's), in two kinds. Pooled: libuv's thread pool,
-// so a storage slow to answer holds up only the scan, not the requests beside it. Blocking: for a
-// scan that nothing else waits on (serve's first, before it mounts; `list`), because a call then
-// costs far less (docs/architecture.md §5, §6).
+// The filesystem calls a scan of the storage makes, its opens always read-only-open.ts's, in two
+// kinds. Pooled: libuv's thread pool, so a storage slow to answer holds up only the scan, not the
+// requests beside it. Blocking: for a scan that nothing else waits on (serve's first, before it
+// mounts; `list`), because a call then costs far less (docs/architecture.md §5, §6).
 import { type Dirent, type Stats, accessSync, close, closeSync, fstat, fstatSync, lstatSync, read, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
