@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
 /** The pipeline, first stage first. */
-const STAGES = ['base', 'partition-table', 'urbackup', 'disk', 'filesystem', 'container', 'io', 'catalog', 'fuse', 'serve', 'samba', 'doctor', 'cli'];
+const STAGES = ['base', 'sys', 'partition-table', 'urbackup', 'disk', 'filesystem', 'container', 'io', 'catalog', 'fuse', 'serve', 'samba', 'doctor', 'cli'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

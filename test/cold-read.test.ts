@@ -8,7 +8,7 @@ import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { syscall } from '../src/io/libc.js';
+import { syscall } from '../src/sys/libc.js';
 import { synthvhd } from './helpers/cli.js';
 import { buildDisk, MiB } from './helpers/disk-builder.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';

@@ -8,8 +8,8 @@ import { type Layout, paint } from '../src/disk/layout.js';
 import type { Bytes } from '../src/base/units.js';
 import { readLayout } from '../src/io/layout-reader.js';
 import { AbortError, type MaterializeResult, materialize } from '../src/io/materialize.js';
-import { ReflinkError, canReflink, fsTypeName } from '../src/io/reflink.js';
-import { dataRanges } from '../src/io/sparse.js';
+import { ReflinkError, canReflink, fsTypeName } from '../src/sys/reflink.js';
+import { dataRanges } from '../src/sys/sparse.js';
 import { type LoopFs, type LoopFsType, makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
 

@@ -22,7 +22,7 @@ import { writeImageBackup } from './helpers/urbackup-storage.js';
 const DISK_MIB = 32 * 1024 * 1024;
 const DISKS = 24;
 const MiB = 1024 * 1024;
-/** The layout cache's bound (storage-catalog.ts); unbounded, the 24 layouts would hold 192 MiB. */
+/** The layout cache's bound (catalog/container-file.ts); unbounded, the 24 layouts would hold 192 MiB. */
 const LAYOUT_CACHE_BYTES = 64 * MiB;
 
 let fs: LoopFs | undefined;
@@ -67,7 +67,7 @@ test('opening every 32 TiB disk of a storage once keeps the catalog within its l
   };
   const start = await settled();
   // What an open does with a file: build (or take from the cache) its layout, read, let it go.
-  for (const f of files) t.is(f.layout().size, f.size);
+  for (const f of files) t.is(f.layout().size, f.computeSize());
   const grown = (await settled()) - start;
   t.true(grown <= LAYOUT_CACHE_BYTES, `layouts kept ${(grown / MiB).toFixed(0)} MiB after opening ${DISKS} disks`);
   t.true(grown >= LAYOUT_CACHE_BYTES / 2, `the cache keeps recent layouts (${(grown / MiB).toFixed(0)} MiB)`);
@@ -89,10 +89,10 @@ test('a scan maps no .raw: a dynamic file\'s size is computed on its first stat,
   t.is(dynamic!.sizeKnown, false, 'so does the dynamic VHD\'s');
   // The .raw gone (UrBackup deleting the backup) after the scan: only what the scan did not compute is missed.
   await rename(img.raw, `${img.raw}.gone`);
-  t.is(vhd!.size, 10 * MiB + 512);
-  t.throws(() => vhdx!.size, { message: new RegExp(`${img.raw.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot map its data \\(ENOENT\\)`) });
+  t.is(vhd!.computeSize(), 10 * MiB + 512);
+  t.throws(() => vhdx!.computeSize(), { message: new RegExp(`${img.raw.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot map its data \\(ENOENT\\)`) });
   await rename(`${img.raw}.gone`, img.raw);
-  t.true(dynamic!.size > 0);
+  t.true(dynamic!.computeSize() > 0);
   t.true(dynamic!.sizeKnown !== false, 'kept once computed');
 });
 
@@ -111,7 +111,7 @@ test('a thread maps the .raw files of the dynamic disks ahead of their first sta
   for (const img of imgs) await rename(img.raw, `${img.raw}.gone`);
   try {
     for (const f of files) {
-      t.true(f.size > 0);
+      t.true(f.computeSize() > 0);
       t.deepEqual(f.sizeSources, [], `${f.name}: its size is known`);
     }
   } finally {

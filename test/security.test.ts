@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import { ReadOnlyViolation, readOnlyFlags } from '../src/io/read-only-open.js';
+import { ReadOnlyViolation, readOnlyFlags } from '../src/sys/read-only-open.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';

@@ -8,6 +8,7 @@ import { nameBasedId } from '../base/guid.js';
 import type { AssociationSource } from '../disk/partners.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import type { IdentifiedSource, LoadedImage } from './image-loader.js';
+import { identityKey } from '../sys/file-identity.js';
 import type { Ownership } from './virtual-file.js';
 
 export interface BackupDisk {
@@ -56,8 +57,8 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
 
 /**
  * The disk's id in its container, stable and distinct per backup (README "Identity and
- * --unique-ids"). Made when a layout is, not per disk of a scan: a listing needs none, and
- * 10 000 of them, a SHA-256 and two Buffers each, were 0.04 s of every start (CPU profile).
+ * --unique-ids"). Made when a layout is, not per disk of a scan: a listing needs none
+ * (docs/architecture.md §6).
  */
 export function diskId(b: Pick<BackupDisk, 'client' | 'folder'>): Buffer {
   return nameBasedId(`synthvhd:${b.client}/${b.folder}`);
@@ -80,6 +81,6 @@ function uniqueMbr(path: string, mbr: PartitionedMbrFile, seed: string): Partiti
  * replaced file has another inode or mtime). Equal versions give equal bytes.
  */
 export function diskVersion(b: BackupDisk): string {
-  const parts = [...b.images.map((i) => i.dir), ...b.sources.map(({ identity: i }) => `${i.dev}:${i.ino}:${i.size}:${i.mtimeMs}`)];
+  const parts = [...b.images.map((i) => i.dir), ...b.sources.map(({ identity }) => identityKey(identity))];
   return hash('sha256', parts.join('\0'), 'base64url').slice(0, 22);
 }

@@ -6,25 +6,18 @@ import { crc32 } from 'node:zlib';
 import type { PartitionImage } from '../disk/assemble.js';
 import type { SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
-import { type MbrFile, MbrFileError, type PartitionedMbrFile, type Placed, parseMbrFile } from '../urbackup/mbr-file.js';
-import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, RawFileError, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
+import { type MbrFile, type PartitionedMbrFile, type Placed, parseMbrFile } from '../urbackup/mbr-file.js';
+import { RAW_HEAD_BYTES, RAW_VOLUME_OFFSET, mayHaveSyntheticGpt, volumeLength, wholeDiskLength } from '../urbackup/raw-file.js';
 import type { ImageFolder } from '../urbackup/storage.js';
 import { ownershipOf, sameOwners } from './folder-access.js';
-import { POOLED_SCAN, type ScanCalls } from './scan-calls.js';
+import { type FileIdentity, identityOf, sameIdentity } from '../sys/file-identity.js';
+import { POOLED, type StorageCalls } from '../sys/storage-calls.js';
 import type { Ownership } from './virtual-file.js';
 
 /** A v0/v1 `.raw.mbr` is well under 1 MiB; CRData caps any buffer at 100 MiB (docs/urbackup-raw-format.md §3.1). */
 const MBR_FILE_MAX: Bytes = 1024 * 1024;
 /** O_NONBLOCK keeps a FIFO from hanging us; O_NOFOLLOW refuses a symlinked file. */
 const OPEN_FLAGS = constants.O_NONBLOCK | constants.O_NOFOLLOW;
-
-/** What identifies a file's contents without reading it: device, inode, size, mtime. */
-export interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: Bytes;
-  readonly mtimeMs: number;
-}
 
 export interface IdentifiedSource extends SourceFile {
   readonly identity: FileIdentity;
@@ -45,24 +38,16 @@ interface Stated {
 }
 
 function stated(st: Stats, path: string): Stated {
-  return { identity: { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }, owner: ownershipOf(st, path) };
+  return { identity: identityOf(st), owner: ownershipOf(st, path) };
 }
 
-export class ImageLoadError extends Error {
-  override name = 'ImageLoadError';
-}
-
-function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
-}
-
-async function openRegular(path: string, calls: ScanCalls): Promise<Stated & { fd: number }> {
+async function openRegular(path: string, calls: StorageCalls): Promise<Stated & { fd: number }> {
   let fd: number;
   try {
-    fd = await calls.openReadOnly(path, OPEN_FLAGS);
+    fd = await calls.openReadOnlyFd(path, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageLoadError(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
+    throw new Error(`${path}: cannot open (${code === 'ELOOP' ? 'is a symbolic link; refused' : code ?? e})`);
   }
   const st = await calls.fstat(fd).catch(async (e: unknown) => {
     await calls.close(fd);
@@ -70,13 +55,13 @@ async function openRegular(path: string, calls: ScanCalls): Promise<Stated & { f
   });
   if (!st.isFile()) {
     await calls.close(fd);
-    throw new ImageLoadError(`${path}: not a regular file`);
+    throw new Error(`${path}: not a regular file`);
   }
   return { fd, ...stated(st, path) };
 }
 
 /** Reads `length` bytes at `position` into `buf` (unzeroed: only the bytes read are used); fewer at the end of the file. */
-async function readAt(fd: number, length: number, position: number, calls: ScanCalls, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
+async function readAt(fd: number, length: number, position: number, calls: StorageCalls, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   let done = 0;
   while (done < length) {
     const bytesRead = await calls.read(fd, buf, done, length - done, position + done);
@@ -86,13 +71,13 @@ async function readAt(fd: number, length: number, position: number, calls: ScanC
   return buf.subarray(0, done);
 }
 
-async function readable(path: string, calls: ScanCalls): Promise<void> {
+async function readable(path: string, calls: StorageCalls): Promise<void> {
   await calls.access(path, constants.R_OK).catch((e: unknown) => {
-    throw new ImageLoadError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new Error(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
 }
 
-async function readHead(path: string, calls: ScanCalls): Promise<Buffer> {
+async function readHead(path: string, calls: StorageCalls): Promise<Buffer> {
   const { fd } = await openRegular(path, calls);
   try {
     return await readAt(fd, RAW_HEAD_BYTES, 0, calls);
@@ -101,11 +86,11 @@ async function readHead(path: string, calls: ScanCalls): Promise<Buffer> {
   }
 }
 
-async function statRegular(path: string, calls: ScanCalls): Promise<Stated> {
+async function statRegular(path: string, calls: StorageCalls): Promise<Stated> {
   const st = await calls.lstat(path).catch((e: unknown) => {
-    throw new ImageLoadError(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new Error(`${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? e})`);
   });
-  if (!st.isFile()) throw new ImageLoadError(`${path}: not a regular file`);
+  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
   return stated(st, path);
 }
 
@@ -160,8 +145,8 @@ const bytes = new ByteInterner();
  * file's own. Errors are not kept: they name their file.
  *
  * Before the hash, the bytes are compared with the last few files parsed: a scan reads a
- * client's backups in order, and each is mostly its predecessor's twin. 10 000 SHA-256s of
- * 34 KiB took 0.27-0.33 s of a 4 s start; a comparison that matches costs a seventh of one.
+ * client's backups in order, and each is mostly its predecessor's twin: a comparison that
+ * matches costs far less than a hash (docs/architecture.md §6).
  */
 class MbrTwins {
   private readonly byHash = new Map<string, WeakRef<MbrFile>>();
@@ -200,13 +185,13 @@ const twins = new MbrTwins();
 /**
  * Read buffers of `.raw.mbr` files, reused: the parse copies out what it keeps. A scan of
  * 10 000 backups read 344 MB of them; a 34 KiB allocation each left the process's heap
- * fragmented (serve's peak RSS). Loads run at most LOAD_CONCURRENCY at a time (storage-catalog.ts).
+ * fragmented (serve's peak RSS). Loads run at most LOAD_CONCURRENCY at a time (disk-scan.ts).
  */
 const SCRATCH_BYTES = 64 * 1024;
 const SCRATCH_KEPT = 32;
 const scratch: Buffer[] = [];
 
-async function readMbrFile(path: string, calls: ScanCalls): Promise<Stated & { mbr: MbrFile }> {
+async function readMbrFile(path: string, calls: StorageCalls): Promise<Stated & { mbr: MbrFile }> {
   const { fd, identity, owner } = await openRegular(path, calls);
   // A whole-disk `.mbr` carries a ZIP of any size after its two bytes (docs/urbackup-raw-format.md §3.4): read just those.
   const len = identity.size > MBR_FILE_MAX ? 2 : identity.size;
@@ -214,12 +199,9 @@ async function readMbrFile(path: string, calls: ScanCalls): Promise<Stated & { m
   try {
     const buf = await readAt(fd, len, 0, calls, own?.subarray(0, len));
     if (identity.size > MBR_FILE_MAX && buf[1] !== 100) {
-      throw new ImageLoadError(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
+      throw new Error(`${path}: ${identity.size} bytes is far too large for a .raw.mbr (corrupt?)`);
     }
     return { mbr: twins.parse(buf, path), identity, owner };
-  } catch (e) {
-    if (e instanceof MbrFileError) throw new ImageLoadError(e.message);
-    throw e;
   } finally {
     if (own && scratch.length < SCRATCH_KEPT) scratch.push(own);
     await calls.close(fd);
@@ -231,7 +213,7 @@ export class ImageLoader {
   private readonly cache = new Map<string, { mbrId: FileIdentity; rawId: FileIdentity; loaded: LoadedImage }>();
 
   /** `rawStats`: the `.raw`'s lstat, when the caller just made one. */
-  async load(folder: ImageFolder, rawStats?: Stats, calls: ScanCalls = POOLED_SCAN): Promise<LoadedImage> {
+  async load(folder: ImageFolder, rawStats?: Stats, calls: StorageCalls = POOLED): Promise<LoadedImage> {
     const rawStat = (): Promise<Stated> => (rawStats?.isFile() ? Promise.resolve(stated(rawStats, folder.raw)) : statRegular(folder.raw, calls));
     const cached = this.cache.get(folder.raw);
     if (cached) {
@@ -248,23 +230,18 @@ export class ImageLoader {
     this.cache.delete(folder.raw);
     // The `.raw` is not opened (only a head over 2 TiB is read): access(2) says whether it could be.
     const [{ mbr, identity: mbrId, owner: mbrOwner }, { identity: rawId, owner: rawOwner }] = await Promise.all([readMbrFile(folder.mbrPath, calls), rawStat(), readable(folder.raw, calls)]);
-    try {
-      const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
-      const owners = [mbrOwner, rawOwner];
-      let loaded: LoadedImage;
-      if (mbr.kind === 'whole-disk') {
-        loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr, owners };
-      } else {
-        // Only a `.raw` over 2 TiB is read (its head may hold a synthetic GPT); the others are only stat'ed.
-        const head = mayHaveSyntheticGpt(rawId.size) ? await readHead(folder.raw, calls) : undefined;
-        loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) }, owners };
-      }
-      this.cache.set(folder.raw, { mbrId, rawId, loaded });
-      return loaded;
-    } catch (e) {
-      if (e instanceof RawFileError) throw new ImageLoadError(e.message);
-      throw e;
+    const raw: IdentifiedSource = { path: folder.raw, identity: rawId };
+    const owners = [mbrOwner, rawOwner];
+    let loaded: LoadedImage;
+    if (mbr.kind === 'whole-disk') {
+      loaded = { kind: 'whole-disk', folder, raw, diskLength: wholeDiskLength(folder.raw, rawId.size), mbr, owners };
+    } else {
+      // Only a `.raw` over 2 TiB is read (its head may hold a synthetic GPT); the others are only stat'ed.
+      const head = mayHaveSyntheticGpt(rawId.size) ? await readHead(folder.raw, calls) : undefined;
+      loaded = { kind: 'partition', folder, image: { mbr, mbrPath: folder.mbrPath, raw, volumeOffset: RAW_VOLUME_OFFSET, volumeLength: volumeLength(folder.raw, rawId.size, head) }, owners };
     }
+    this.cache.set(folder.raw, { mbrId, rawId, loaded });
+    return loaded;
   }
 
   /** Drops entries of images no longer present. */

@@ -1,15 +1,12 @@
 // Warms the kernel's caches for a cold first scan: threads that read the client folders ahead of
 // the scan, making the same calls (readClient, then each `.raw.mbr`) while it works through the
 // ones before. The scan itself stays on its own blocking calls and uses nothing they found: a
-// prefetcher that lags, fails or is missing costs only the time it would have saved. Measured on
-// 10 000 backups after drop_caches: the scan alone took 3.6-3.8 s cold and 1.7 s warm.
+// prefetcher that lags, fails or is missing costs only the time it would have saved
+// (docs/architecture.md §5, §6).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-/**
- * Threads that read ahead, leaving the scan a core: on this 2-core VM one took the start of
- * 10 000 backups from 4.5-4.8 s to 3.4-3.5 s, two to 3.7-3.9 s, four to 4.0-4.2 s.
- */
+/** Threads that read ahead, leaving the scan a core (docs/architecture.md §6). */
 const PREFETCH_THREADS = Math.min(4, Math.max(1, availableParallelism() - 1));
 
 export interface PrefetchData {

@@ -1,7 +1,7 @@
 // What the FUSE filesystem shows: one virtual disk file per backup, produced by a Catalog.
 import type { Layout, SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
-import type { SourceIdentity } from '../io/source-data.js';
+import type { FileIdentity } from '../sys/file-identity.js';
 
 /** Owner, group and st_mode (type bits included) of a file or folder in the storage. */
 export interface Ownership {
@@ -30,14 +30,14 @@ export interface VirtualFile {
   /** File name inside `dir`, e.g. 230520-0143_Image_C.vhdx. */
   readonly name: string;
   /**
-   * Exact, constant st_size; may be computed when first read (a dynamic kind's maps its `.raw`
-   * files' data), then kept. Throws an Error naming the file it cannot read.
+   * Exact, constant st_size; may be computed on the first call (a dynamic kind's maps its `.raw`
+   * files' data: blocking I/O), then kept. Throws an Error naming the file it cannot read.
    */
-  readonly size: Bytes;
-  /** False while reading `size` would still do that work; absent means true. */
+  computeSize(): Bytes;
+  /** False while computeSize would still do that work; absent means true. */
   readonly sizeKnown?: boolean;
-  /** The backing files whose data maps reading `size` would still compute (none once known). */
-  readonly sizeSources?: readonly (SourceFile & { readonly identity: SourceIdentity })[];
+  /** The backing files whose data maps computeSize would still compute (none once known). */
+  readonly sizeSources?: readonly (SourceFile & { readonly identity: FileIdentity })[];
   /** Backup time, shown as st_mtime. */
   readonly mtime: Date;
   /** Stable identity across scans and restarts, e.g. "client1/230520-0143_Image_C.vhdx". */

@@ -2,7 +2,7 @@
 import { extname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION } from './database-option.js';
-import { containerLayout } from '../catalog/storage-catalog.js';
+import { containerLayout } from '../catalog/container-file.js';
 import { CONTAINER_KINDS, type ContainerKind, bitmapNotes, isVhdKind, kindPresentBlocks, kindRefusal } from '../catalog/container-kind.js';
 import { materialize, type ReflinkMode } from '../io/materialize.js';
 import { UsageError } from './errors.js';

@@ -1,7 +1,7 @@
 // The stable JSON shape of a disk in `list --json` and `inspect --json` (docs/json-output.md §2).
 import { type BackupDisk, diskId } from '../catalog/backup-disk.js';
-import { CONTAINER_FORMATS, containerSize, formatsFor } from '../catalog/storage-catalog.js';
-import { bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
+import { containerSize, formatsFor } from '../catalog/container-file.js';
+import { CONTAINER_KINDS, bitmapNotes, kindFileName, kindPresentBlocks } from '../catalog/container-kind.js';
 import { guidToString } from '../partition-table/gpt.js';
 
 export function diskJson(b: BackupDisk) {
@@ -14,7 +14,7 @@ export function diskJson(b: BackupDisk) {
     sectorSize: b.disk.sectorSize,
     diskSize: b.disk.layout.size,
     identity: b.disk.identity,
-    files: formatsFor(b, CONTAINER_FORMATS).map((f) => {
+    files: formatsFor(b, CONTAINER_KINDS).map((f) => {
       const present = kindPresentBlocks(b, f);
       return {
         name: kindFileName(b.folder, f),

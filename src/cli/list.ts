@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { ImageLoader } from '../catalog/image-loader.js';
-import { scanDisks } from '../catalog/storage-catalog.js';
+import { scanDisks } from '../catalog/disk-scan.js';
 import { diskJson } from './disk-json.js';
 import { formatBytes as humanBytes } from './progress-bar.js';
 

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { BackupDisk } from '../catalog/backup-disk.js';
 import { ImageLoader } from '../catalog/image-loader.js';
-import { disksOf, loadImages } from '../catalog/storage-catalog.js';
+import { disksOf, loadImages } from '../catalog/disk-scan.js';
 import { folderKey, isPartnerLetter } from '../disk/partners.js';
 import { discoverClient, type ImageFolder, readImageFolder } from '../urbackup/storage.js';
 import { databaseFor } from './database-option.js';

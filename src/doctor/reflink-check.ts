@@ -2,7 +2,7 @@
 // The storage is only ever read: the probe clone goes into the cache folder.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canReflink, fsTypeName } from '../io/reflink.js';
+import { canReflink, fsTypeName } from '../sys/reflink.js';
 import { type Finding, fail, ok, warn } from './finding.js';
 
 /** Filesystems with FICLONERANGE between files (docs/development.md §7, reflink mode). */

@@ -3,7 +3,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { lastErrno, mount as mountRaw, umount2 } from '../io/libc.js';
+import { lastErrno, mount as mountRaw, umount2 } from '../sys/libc.js';
 import type { FuseFs } from './fuse-fs.js';
 import type { Notifier } from './notifier.js';
 import { startSession } from './session.js';

@@ -1,6 +1,6 @@
 // Kernel passthrough (Linux 6.9, fs/fuse/iomode.c): backing ids for files the kernel reads
 // itself, and which handles of each inode read how (docs/fuse-protocol.md §5).
-import { ioctl, lastErrno } from '../io/libc.js';
+import { ioctl, lastErrno } from '../sys/libc.js';
 import type { OpenHandle } from './fuse-fs.js';
 import { BACKING_MAP_SIZE } from './protocol.js';
 

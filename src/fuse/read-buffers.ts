@@ -1,6 +1,6 @@
 // The main thread's buffers for READ replies, reused: a 1 MiB allocation per request would
 // dominate a read (docs/fuse-protocol.md §6).
-import { alignedBuffer } from '../io/aligned-buffer.js';
+import { alignedBuffer } from '../sys/aligned-buffer.js';
 import { OUT_HEADER_SIZE } from './protocol.js';
 
 /** Reply buffers kept for reuse: as many as the readahead requests usually in flight. */

@@ -9,8 +9,8 @@
 // (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request would wake a
 // different thread (docs/fuse-protocol.md §6); several jobs need the others.
 import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { alignedBuffer } from '../io/aligned-buffer.js';
-import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../io/libc.js';
+import { alignedBuffer } from '../sys/aligned-buffer.js';
+import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
 import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, writeOkHeaderFor } from './protocol.js';

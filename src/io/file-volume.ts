@@ -4,7 +4,7 @@ import { read as readCb, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Bytes } from '../base/units.js';
 import type { Volume } from '../filesystem/volume-fs.js';
-import { openReadOnlyFd } from './read-only-open.js';
+import { openReadOnlyFd } from '../sys/read-only-open.js';
 
 const pread = promisify(readCb);
 const closeFd = promisify(closeCb);

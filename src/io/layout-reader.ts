@@ -1,7 +1,7 @@
 import { read as fsRead } from 'node:fs';
-import { DIRECT_ALIGN, isAlignedAt } from './aligned-buffer.js';
-import { nothingCached, readCached } from './cached-read.js';
-import { readDone, whenReadable } from './read-gate.js';
+import { DIRECT_ALIGN, isAlignedAt } from '../sys/aligned-buffer.js';
+import { nothingCached, readCached } from '../sys/cached-read.js';
+import { readDone, whenReadable } from '../sys/read-gate.js';
 import { type Layout, type SourceFile, segmentIndexAt } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 
@@ -17,17 +17,14 @@ export type FdProvider = (source: SourceFile) => BackingFd | Promise<BackingFd>;
 /**
  * Uncached parts at least this large are read O_DIRECT: a sequential reader's readahead. The
  * page cache of the .raw would only hold a second copy of what the virtual file's own cache
- * keeps, and filling it costs the CPU that the FUSE round trip needs (on a 2-core machine a
- * buffered cold read of a btrfs file took 3 times the CPU of an O_DIRECT one). Small random
- * reads stay buffered, where readahead and sharing between the .vhd and .vhdx help.
+ * keeps, and filling it costs the CPU that the FUSE round trip needs (docs/architecture.md §6).
+ * Small random reads stay buffered, where readahead and sharing between the .vhd and .vhdx help.
  */
 export const DIRECT_MIN = 128 * 1024;
 
-export class ShortReadError extends Error {
-  override name = 'ShortReadError';
-  constructor(readonly path: string, readonly offset: Bytes, readonly wanted: Bytes, readonly got: Bytes) {
-    super(`${path}: short read at byte ${offset} (wanted ${wanted}, got ${got}): the file shrank or is truncated`);
-  }
+/** The error of a read that ended before its segment did. */
+export function shortReadError(path: string, offset: Bytes, wanted: Bytes, got: Bytes): Error {
+  return new Error(`${path}: short read at byte ${offset} (wanted ${wanted}, got ${got}): the file shrank or is truncated`);
 }
 
 /** A settled promise, shared: a read served from the page cache allocates none. */
@@ -45,7 +42,7 @@ function readFrom(fd: number, buf: Buffer, off: number, len: number, pos: number
     const step = (): void => {
       fsRead(fd, buf, off + done, len - done, pos + done, (err, n) => {
         if (err) return finish(err);
-        if (n === 0) return finish(new ShortReadError(path, pos, len, done));
+        if (n === 0) return finish(shortReadError(path, pos, len, done));
         done += n;
         if (done < len) step();
         else finish();

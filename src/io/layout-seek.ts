@@ -3,7 +3,7 @@
 // and `tar -S` skip the zeros of a fixed disk instead of reading them.
 import type { Bytes } from '../base/units.js';
 import { type Layout, segmentIndexAt, type SourceFile } from '../disk/layout.js';
-import { SEEK_DATA, SEEK_HOLE, seek } from './sparse.js';
+import { SEEK_DATA, SEEK_HOLE, seek } from '../sys/sparse.js';
 
 /**
  * The first offset at or after `offset` that holds data (SEEK_DATA) or is a hole (SEEK_HOLE; the

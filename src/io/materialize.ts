@@ -7,11 +7,11 @@ import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Layout, Segment } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
-import { ShortReadError } from './layout-reader.js';
-import { fstatfs } from './libc.js';
-import { O_ACCMODE, openReadOnly } from './read-only-open.js';
-import { ReflinkError, cloneRange } from './reflink.js';
-import { dataRanges } from './sparse.js';
+import { shortReadError } from './layout-reader.js';
+import { fstatfs } from '../sys/libc.js';
+import { O_ACCMODE, openReadOnlyHandle } from '../sys/read-only-open.js';
+import { ReflinkError, cloneRange } from '../sys/reflink.js';
+import { dataRanges } from '../sys/sparse.js';
 
 export type ReflinkMode = 'auto' | 'always' | 'never';
 
@@ -67,7 +67,7 @@ async function assertReadOnly(fd: number, path: string): Promise<void> {
 }
 
 async function openSource(path: string): Promise<Source> {
-  const handle = await openReadOnly(path);
+  const handle = await openReadOnlyHandle(path);
   try {
     await assertReadOnly(handle.fd, path);
     return { path, handle, size: (await handle.stat()).size };
@@ -80,7 +80,7 @@ async function openSource(path: string): Promise<Source> {
 async function readFull(src: Source, buf: Buffer, length: Bytes, pos: Bytes): Promise<void> {
   for (let done = 0; done < length; ) {
     const { bytesRead } = await src.handle.read(buf, done, length - done, pos + done);
-    if (bytesRead === 0) throw new ShortReadError(src.path, pos, length, done);
+    if (bytesRead === 0) throw shortReadError(src.path, pos, length, done);
     done += bytesRead;
   }
 }
@@ -164,7 +164,7 @@ class Job {
   private async fileSegment(seg: Extract<Segment, { kind: 'file' }>): Promise<void> {
     const src = await this.source(seg.source.path);
     if (seg.offset + seg.length > src.size) {
-      throw new ShortReadError(src.path, seg.offset, seg.length, Math.max(0, src.size - seg.offset));
+      throw shortReadError(src.path, seg.offset, seg.length, Math.max(0, src.size - seg.offset));
     }
     const bs = this.blockSize;
     const head = Math.min(seg.length, (bs - (seg.offset % bs)) % bs);

@@ -5,7 +5,7 @@
 // storage can never hold a worker.
 import type { Bytes } from '../base/units.js';
 import { type Layout, type SourceFile } from '../disk/layout.js';
-import { nothingCached, readCached } from './cached-read.js';
+import { nothingCached, readCached } from '../sys/cached-read.js';
 import { DIRECT_MIN } from './layout-reader.js';
 
 /** What the table says a segment is. */

@@ -1,21 +1,21 @@
 // Computes the data maps of backing files on a thread after serve mounts, so that the first
 // listing finds the sizes of the dynamic disks known (their size follows the `.raw` files' data,
-// source-data.ts). On the main thread each map is a few cold lseek(2)s and a `.raw.bitmap` probe:
-// the first `ls -lR` after the start of 10 000 backups took 1.2-1.5 s against 0.4 s with the maps
-// known. A map the thread has not sent yet is computed where it is needed, as before.
+// source-data.ts; docs/architecture.md §5, §6). A map the thread has not sent yet is computed
+// where it is needed, as before.
 import { Worker } from 'node:worker_threads';
 import { DataMap } from '../disk/present-blocks.js';
-import { type SourceIdentity, adoptSourceData, sourceDataKnown } from './source-data.js';
+import type { FileIdentity } from '../sys/file-identity.js';
+import { adoptSourceData, sourceDataKnown } from './source-data.js';
 
 export interface WarmSource {
   readonly path: string;
-  readonly identity: SourceIdentity;
+  readonly identity: FileIdentity;
 }
 
 /** One map as the thread sends it: its granule bits travel as a transferred buffer. */
 export interface WarmedMap {
   readonly path: string;
-  readonly identity: SourceIdentity;
+  readonly identity: FileIdentity;
   readonly bits: Uint8Array;
   readonly from: 'bitmap' | 'seek';
   readonly bitmapProblem?: string;

@@ -1,22 +1,15 @@
 // Where a `.raw` holds data that a restore writes back (docs/urbackup-raw-format.md §4.2, §6.1): its
 // `.raw.bitmap` where that is present and consistent with the file, else SEEK_DATA/SEEK_HOLE.
 // Computed on first use and kept while the file's identity is unchanged (backups never change).
-import { closeSync, constants, fstatSync, readSync } from 'node:fs';
+import { closeSync, constants } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../base/units.js';
 import { DATA_GRANULE, DataMap } from '../disk/present-blocks.js';
-import { RAW_BITMAP_BLOCK, rawBitmapAny, rawBitmapMismatch, rawBitmapPath } from '../urbackup/raw-bitmap.js';
-import { closeRaw } from './libc.js';
-import { openReadOnlyFdSync, probeReadOnlyFdSync } from './read-only-open.js';
-import { dataRanges } from './sparse.js';
-
-/** What identifies a file's contents without reading it. */
-export interface SourceIdentity {
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: Bytes;
-  readonly mtimeMs: number;
-}
+import { type FileIdentity, identityKey } from '../sys/file-identity.js';
+import { openReadOnlyFdSync } from '../sys/read-only-open.js';
+import { dataRanges } from '../sys/sparse.js';
+import { narrowByRawBitmap } from '../urbackup/raw-bitmap.js';
+import { readRawBitmap } from '../urbackup/raw-bitmap-file.js';
 
 /** A data map and where it came from. */
 export interface SourceData {
@@ -33,47 +26,14 @@ const cache = new LRUCache<string, SourceData>({ maxSize: CACHE_BYTES, sizeCalcu
 
 const OPEN_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-function readWhole(fd: number, length: Bytes): Buffer {
-  const buf = Buffer.alloc(length);
-  for (let done = 0; done < length; ) {
-    const n = readSync(fd, buf, done, length - done, done);
-    if (n === 0) return buf.subarray(0, done);
-    done += n;
-  }
-  return buf;
-}
-
-/** The sidecar bitmap, or why it cannot be used; undefined when there is none. */
-function readBitmap(raw: string, rawSize: Bytes): Uint8Array | string | undefined {
-  const fd = probeReadOnlyFdSync(rawBitmapPath(raw), OPEN_FLAGS);
-  if (typeof fd !== 'number') return fd.code === 'ENOENT' ? undefined : `cannot open (${fd.code})`;
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return 'not a regular file';
-    const bitmap = readWhole(fd, st.size);
-    return rawBitmapMismatch(bitmap, rawSize) ?? bitmap;
-  } finally {
-    closeRaw(fd);
-  }
-}
-
 /**
- * The data the filesystem reports, narrowed by the bitmap. UrBackup sets a block's bit on every
- * write and clears it only after punching or zero-filling the block (docs/urbackup-raw-format.md §4.2), so data with
- * its bit clear means a stale bitmap: then it is not used. A filesystem that reports no hole at
- * all (no hole support, or zeros written instead of punched) leaves the bitmap to decide. Nothing
- * is read from the `.raw` itself: this runs on the first stat, also of a slow storage.
+ * The data the filesystem reports, narrowed by the bitmap where it can be trusted
+ * (urbackup/raw-bitmap.ts). Nothing is read from the `.raw` itself: this runs on the first stat,
+ * also of a slow storage.
  */
 function narrow(seek: DataMap, holeFree: boolean, bitmap: Uint8Array): DataMap | string {
   const map = new DataMap(seek.size);
-  const perGranule = DATA_GRANULE / RAW_BITMAP_BLOCK;
-  for (const [from, to] of seek.granules.runs()) {
-    for (let g = from; g < to; g++) {
-      if (rawBitmapAny(bitmap, g * perGranule, (g + 1) * perGranule)) map.granules.set(g);
-      else if (!holeFree) return `the .raw holds data at ${g * DATA_GRANULE} where its bits are clear (stale?)`;
-    }
-  }
-  return map;
+  return narrowByRawBitmap(seek.granules, map.granules, DATA_GRANULE, holeFree, bitmap) ?? map;
 }
 
 /** The data map of `path`, of `size` bytes, computed now and not kept (sourceData keeps them). */
@@ -86,7 +46,7 @@ export function computeSourceData(path: string, size: Bytes): SourceData {
       seek.addRange(a, b);
       if (a > 0 || b < size) holeFree = false;
     }
-    const bitmap = readBitmap(path, size);
+    const bitmap = readRawBitmap(path, size, OPEN_FLAGS);
     if (bitmap === undefined) return { map: seek, from: 'seek' };
     if (typeof bitmap === 'string') return { map: seek, from: 'seek', bitmapProblem: bitmap };
     const narrowed = narrow(seek, holeFree, bitmap);
@@ -96,21 +56,21 @@ export function computeSourceData(path: string, size: Bytes): SourceData {
   }
 }
 
-const keyOf = (path: string, id: SourceIdentity): string => `${id.dev}:${id.ino}:${id.size}:${id.mtimeMs}:${path}`;
+const keyOf = (path: string, id: FileIdentity): string => `${identityKey(id)}:${path}`;
 
 /** Whether the map of this file, as it is now, is known without computing it. */
-export function sourceDataKnown(path: string, id: SourceIdentity): boolean {
+export function sourceDataKnown(path: string, id: FileIdentity): boolean {
   return cache.has(keyOf(path, id));
 }
 
 /** Keeps a map computed elsewhere (source-data-warmer.ts) as if sourceData had computed it. */
-export function adoptSourceData(path: string, id: SourceIdentity, d: SourceData): void {
+export function adoptSourceData(path: string, id: FileIdentity, d: SourceData): void {
   const key = keyOf(path, id);
   if (!cache.has(key)) cache.set(key, d);
 }
 
 /** The data map of a backing file, cached by its identity. Throws an Error naming the file. */
-export function sourceData(path: string, id: SourceIdentity): SourceData {
+export function sourceData(path: string, id: FileIdentity): SourceData {
   const key = keyOf(path, id);
   let d = cache.get(key);
   if (!d) {

@@ -2,19 +2,14 @@
 import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { materialize } from '../io/materialize.js';
+import { type FileIdentity, identityOf } from '../sys/file-identity.js';
 import type { FdCache } from './fd-cache.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 
 /** Sidecar next to each cache file: which sources, in which state, it was built from. */
 const SIDECAR_SUFFIX = '.sources.json';
 
-interface SourceStamp {
-  readonly path: string;
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-}
+type SourceStamp = { readonly path: string } & FileIdentity;
 
 interface Sidecar {
   readonly key: string;
@@ -28,7 +23,7 @@ async function stampsOf(file: VirtualFile): Promise<SourceStamp[]> {
   return Promise.all(
     file.sources.map(async ({ path }) => {
       const s = await stat(path);
-      return { path, dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+      return { path, ...identityOf(s) };
     }),
   );
 }
@@ -86,7 +81,7 @@ export class DiskCache {
   }
 
   private async wanted(file: VirtualFile): Promise<{ dest: string; want: Sidecar }> {
-    return { dest: this.pathOf(file.key), want: { key: file.key, size: file.size, sources: await stampsOf(file), complete: true } };
+    return { dest: this.pathOf(file.key), want: { key: file.key, size: file.computeSize(), sources: await stampsOf(file), complete: true } };
   }
 
   private async isBuilt(dest: string, want: Sidecar): Promise<boolean> {

@@ -1,7 +1,7 @@
 // Read-only descriptors of backing files, shared between open handles and kept for reuse.
 import { close, constants } from 'node:fs';
 import { LRUCache } from 'lru-cache';
-import { openReadOnlyFd } from '../io/read-only-open.js';
+import { openReadOnlyFdNoAtime } from '../sys/read-only-open.js';
 
 /** Descriptors shared by every handle that reads the same path. */
 export interface FdLease {
@@ -29,19 +29,9 @@ function closeEntry(entry: FdLease): void {
   if (entry.direct !== undefined) closeQuietly(entry.direct);
 }
 
-/** Opens without updating atime (backup storage is never written); O_NOATIME needs ownership. */
-async function openReadOnly(path: string, extra = 0): Promise<number> {
-  try {
-    return await openReadOnlyFd(path, constants.O_NOATIME | extra);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return await openReadOnlyFd(path, extra);
-  }
-}
-
 /** O_DIRECT where the filesystem takes it (btrfs, XFS, ext4; not tmpfs or overlayfs). */
 function openDirect(path: string): Promise<number | undefined> {
-  return openReadOnly(path, constants.O_DIRECT).catch(() => undefined);
+  return openReadOnlyFdNoAtime(path, constants.O_DIRECT).catch(() => undefined);
 }
 
 /**
@@ -68,7 +58,7 @@ export class FdCache {
       cached.refs++;
       return cached;
     }
-    const fd = await openReadOnly(path);
+    const fd = await openReadOnlyFdNoAtime(path);
     const entry: Entry = { path, fd, direct: await openDirect(path), refs: 1, evicted: false };
     this.lru.set(path, entry);
     return entry;

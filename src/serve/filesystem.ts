@@ -2,7 +2,7 @@
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
-import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
+import { SEEK_DATA, SEEK_HOLE } from '../sys/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
 import { FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
@@ -158,7 +158,7 @@ export class VirtualFs implements FuseFs {
   /** A file's size; one that cannot be computed (a dynamic kind whose `.raw` cannot be mapped) fails its stat with EIO, logged once. */
   private sizeOf(file: VirtualFile): number {
     try {
-      return file.size;
+      return file.computeSize();
     } catch (e) {
       if (!this.loggedOpen.has(file.key)) {
         this.loggedOpen.add(file.key);

@@ -310,7 +310,7 @@ export class Namespace {
         files += 1 + d.files.size;
         for (const { file } of d.files.values()) {
           if (file.sizeKnown === false) complete = false;
-          else bytes += file.size;
+          else bytes += file.computeSize();
         }
       }
       if (!complete) return { bytes, files };

@@ -6,8 +6,8 @@ import { sourcesOf } from '../disk/layout.js';
 import { type BackingFd, readLayout } from '../io/layout-reader.js';
 import { seekLayout } from '../io/layout-seek.js';
 import { type SharedLayout, shareLayout } from '../io/shared-layout.js';
-import type { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
-import { canReflink } from '../io/reflink.js';
+import type { SEEK_DATA, SEEK_HOLE } from '../sys/sparse.js';
+import { canReflink } from '../sys/reflink.js';
 import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
@@ -101,7 +101,7 @@ export class FileOpener {
   async open(file: VirtualFile): Promise<OpenFile> {
     if (this.cache && (await this.wantsReflink(file))) {
       const built = await this.cache.ready(file);
-      if (built) return openLayout(file, wholeFile(built, file.size), this.fds, true);
+      if (built) return openLayout(file, wholeFile(built, file.computeSize()), this.fds, true);
       this.buildInBackground(this.cache, file);
     }
     return openLayout(file, file.layout(), this.fds);

@@ -5,7 +5,7 @@ import { VirtualFs } from './filesystem.js';
 import { invalidateKernel } from './kernel-invalidations.js';
 import { mount } from '../fuse/mount.js';
 import type { Notifier } from '../fuse/notifier.js';
-import { hasCachestat } from '../io/cached-read.js';
+import { hasCachestat } from '../sys/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
 import { warmSourceData } from '../io/source-data-warmer.js';

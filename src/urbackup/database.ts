@@ -19,10 +19,6 @@ const QUERY = `SELECT m.path AS main, p.path AS partner
   WHERE p.complete = 1
   ORDER BY p.backuptime DESC`;
 
-export class DatabaseError extends Error {
-  override name = 'DatabaseError';
-}
-
 /**
  * `<client>/<folder>` of an image path as the database stores it (`<storage>/<client>/<folder>/<file>.raw`):
  * the storage may have been mounted elsewhere when the row was written, so only the last parts count.
@@ -66,7 +62,7 @@ export class AssociationDatabase {
   async read(): Promise<Associations> {
     const s = `${await stamp(this.path)}/${await stamp(`${this.path}-wal`)}`;
     if (this.cached?.stamp === s) return this.cached.value;
-    if (s.startsWith('-/')) throw new DatabaseError(`${this.path}: no such database`);
+    if (s.startsWith('-/')) throw new Error(`${this.path}: no such database`);
     const dir = await mkdtemp(join(tmpdir(), 'synthvhd-db-'));
     try {
       const copy = join(dir, 'backup_server.db');
@@ -79,7 +75,7 @@ export class AssociationDatabase {
         ({ stdout } = await execFileP('sqlite3', ['-json', copy, QUERY], { maxBuffer: 256 << 20 }));
       } catch (e) {
         const err = e as NodeJS.ErrnoException & { stderr?: string };
-        throw new DatabaseError(
+        throw new Error(
           err.code === 'ENOENT' ? `${this.path}: the sqlite3 command is needed to read UrBackup's database (apt-get install sqlite3)` : `${this.path}: cannot read assoc_images (${(err.stderr ?? err.message).trim()})`,
         );
       }

@@ -1,5 +1,6 @@
 // The `.raw.bitmap` sidecar: which 4 KiB blocks of the `.raw` UrBackup's restore sends back
 // (docs/urbackup-raw-format.md §4.2, §6.1).
+import type { Bitset } from '../base/bitset.js';
 import type { Bytes } from '../base/units.js';
 
 /** One bit per 4096-byte block of the `.raw`, the synthetic header included (docs/urbackup-raw-format.md §4.2). */
@@ -35,4 +36,22 @@ export function rawBitmapAny(bitmap: Uint8Array, from: number, to: number): bool
     }
   }
   return false;
+}
+
+/**
+ * Sets in `into` the granules (of `granuleBytes`, a multiple of the block) of `seek` that have a
+ * bit set, or says why the bitmap is not to be trusted. UrBackup sets a block's bit on every write
+ * and clears it only after punching or zero-filling the block (docs/urbackup-raw-format.md §4.2),
+ * so data with its bit clear means a stale bitmap. A filesystem that reports no hole at all
+ * (`holeFree`: no hole support, or zeros written instead of punched) leaves the bitmap to decide.
+ */
+export function narrowByRawBitmap(seek: Bitset, into: Bitset, granuleBytes: Bytes, holeFree: boolean, bitmap: Uint8Array): string | undefined {
+  const perGranule = granuleBytes / RAW_BITMAP_BLOCK;
+  for (const [from, to] of seek.runs()) {
+    for (let g = from; g < to; g++) {
+      if (rawBitmapAny(bitmap, g * perGranule, (g + 1) * perGranule)) into.set(g);
+      else if (!holeFree) return `the .raw holds data at ${g * granuleBytes} where its bits are clear (stale?)`;
+    }
+  }
+  return undefined;
 }

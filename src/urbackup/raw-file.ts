@@ -14,13 +14,6 @@ const SYNTH_FIRST_LBA = 1024n;
 /** Bytes of the `.raw` head needed to recognise the synthetic GPT. */
 export const RAW_HEAD_BYTES = SYNTH_ENTRY_OFFSET + 128;
 
-export class RawFileError extends Error {
-  override name = 'RawFileError';
-  constructor(readonly path: string, reason: string) {
-    super(`${path}: ${reason}`);
-  }
-}
-
 /** True when the file is large enough that a [2.5.x] synthetic GPT may be present. */
 export function mayHaveSyntheticGpt(rawSize: Bytes): boolean {
   return rawSize > TWO_TIB;
@@ -34,7 +27,7 @@ export function mayHaveSyntheticGpt(rawSize: Bytes): boolean {
  */
 export function volumeLength(path: string, rawSize: Bytes, head?: Buffer): Bytes {
   if (rawSize < RAW_VOLUME_OFFSET) {
-    throw new RawFileError(path, `.raw is ${rawSize} bytes, shorter than the 512 KiB header every image has (truncated?)`);
+    throw new Error(`${path}: .raw is ${rawSize} bytes, shorter than the 512 KiB header every image has (truncated?)`);
   }
   if (head && head.length >= RAW_HEAD_BYTES && head.toString('latin1', 512, 520) === GPT_SIGNATURE) {
     const e = head.subarray(SYNTH_ENTRY_OFFSET, SYNTH_ENTRY_OFFSET + 128);
@@ -42,7 +35,7 @@ export function volumeLength(path: string, rawSize: Bytes, head?: Buffer): Bytes
     if (name === SYNTH_ENTRY_NAME && e.readBigUInt64LE(32) === SYNTH_FIRST_LBA) {
       const end = Number(e.readBigUInt64LE(40)) * 512;
       if (end > RAW_VOLUME_OFFSET && end <= rawSize) return end - RAW_VOLUME_OFFSET;
-      throw new RawFileError(path, `synthetic GPT gives a volume end of ${end} bytes, outside the ${rawSize}-byte file`);
+      throw new Error(`${path}: synthetic GPT gives a volume end of ${end} bytes, outside the ${rawSize}-byte file`);
     }
   }
   return rawSize - RAW_VOLUME_OFFSET;
@@ -51,7 +44,7 @@ export function volumeLength(path: string, rawSize: Bytes, head?: Buffer): Bytes
 /** A whole-disk (v100) image holds the disk from byte 0, followed by 512 KiB of zeros (§2.4). */
 export function wholeDiskLength(path: string, rawSize: Bytes): Bytes {
   if (rawSize <= RAW_VOLUME_OFFSET) {
-    throw new RawFileError(path, `whole-disk .raw is ${rawSize} bytes, too short to hold a disk`);
+    throw new Error(`${path}: whole-disk .raw is ${rawSize} bytes, too short to hold a disk`);
   }
   return rawSize - RAW_VOLUME_OFFSET;
 }

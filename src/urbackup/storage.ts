@@ -1,6 +1,6 @@
 // Finding image backups in an UrBackup storage folder (docs/urbackup-raw-format.md §1; the bare § numbers below are its sections).
 import type { Dirent, Stats } from 'node:fs';
-import { POOLED, type StorageCalls } from './storage-calls.js';
+import { POOLED, type StorageCalls } from '../sys/storage-calls.js';
 import { basename, dirname, join } from 'node:path';
 
 /** `<YYMMDD-HHMM>_Image_<letter>` (§1.1). */

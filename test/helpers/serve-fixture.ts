@@ -45,7 +45,7 @@ function virtualFile(spec: FileSpec): VirtualFile {
   return {
     dir: spec.dir,
     name: spec.name,
-    size: spec.size,
+    computeSize: () => spec.size,
     mtime: new Date(spec.mtime),
     key: `${spec.dir}/${spec.name}`,
     version: createHash('sha256').update(JSON.stringify([spec.size, spec.pieces])).digest('hex'),

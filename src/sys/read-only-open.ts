@@ -23,7 +23,7 @@ export function readOnlyFlags(path: string, extra = 0): number {
 }
 
 /** A FileHandle opened read-only. */
-export function openReadOnly(path: string, extra = 0): Promise<FileHandle> {
+export function openReadOnlyHandle(path: string, extra = 0): Promise<FileHandle> {
   return open(path, readOnlyFlags(path, extra));
 }
 
@@ -34,6 +34,16 @@ export function openReadOnlyFd(path: string, extra = 0): Promise<number> {
   return openFd(path, readOnlyFlags(path, extra));
 }
 
+/** openReadOnlyFd without updating atime where it may (O_NOATIME needs ownership: EPERM retries without it). */
+export async function openReadOnlyFdNoAtime(path: string, extra = 0): Promise<number> {
+  try {
+    return await openReadOnlyFd(path, constants.O_NOATIME | extra);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    return await openReadOnlyFd(path, extra);
+  }
+}
+
 /** A plain descriptor opened read-only, synchronously (for the short reads of a data map). */
 export function openReadOnlyFdSync(path: string, extra = 0): number {
   return openSync(path, readOnlyFlags(path, extra));
@@ -41,7 +51,7 @@ export function openReadOnlyFdSync(path: string, extra = 0): number {
 
 /**
  * openReadOnlyFdSync for a file that may well be absent (a `.raw.bitmap`): the descriptor, or
- * the errno of the failure instead of an exception. Close it with closeRaw (io/libc.ts).
+ * the errno of the failure instead of an exception. Close it with closeRaw (libc.ts).
  */
 export function probeReadOnlyFdSync(path: string, extra = 0): number | Errno {
   const fd = openRaw(path, readOnlyFlags(path, extra) | O_CLOEXEC);

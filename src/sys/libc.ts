@@ -50,7 +50,7 @@ export const preadv2 = libc.func('int64_t preadv2(int fd, void *iov, int iovcnt,
 /** sizeof(struct iovec) on 64-bit Linux: a pointer and a size_t. */
 export const IOVEC_SIZE = 16;
 
-/** Buffer addresses as two 32-bit halves, asked once per buffer: BigInt arithmetic on every call took 4 us of a 4 KiB read's worker time. */
+/** Buffer addresses as two 32-bit halves, asked once per buffer: BigInt arithmetic per call is costly (docs/architecture.md §6). */
 const addresses = new WeakMap<Buffer, readonly [number, number]>();
 
 /** Writes the struct iovec for `len` bytes (below 4 GiB) of `buf` from `off` into `iov` at `at`. */
@@ -76,7 +76,7 @@ export const readRaw = libc.func('int64_t read(int fd, void *buf, size_t count)'
 
 /**
  * open(2) without the exception fs.openSync throws: -1 and lastErrno() on failure. For probes
- * of files that are mostly absent: 10 000 thrown ENOENTs took 0.38 s of a first `ls -lR`.
+ * of files that are mostly absent, whose thrown ENOENTs are costly (docs/architecture.md §5, Sizes).
  * Variadic in C (the mode of O_CREAT, never passed here).
  */
 export const openRaw = libc.func('int open(const char *path, int flags, ...)') as (path: string, flags: number) => number;
@@ -130,17 +130,14 @@ export interface Errno {
   readonly text: string;
 }
 
-/** A failed system call other than a clone (those throw ReflinkError). */
-export class SyscallError extends Error {
-  override name = 'SyscallError';
-  constructor(what: string, readonly error: Errno) {
-    super(`${what} failed: ${error.code} (${error.text})`);
-  }
+/** The error of a failed system call other than a clone (those throw ReflinkError). */
+export function syscallError(what: string, error: Errno): Error {
+  return new Error(`${what} failed: ${error.code} (${error.text})`);
 }
 
 // Later names win, so 95 reads EOPNOTSUPP rather than its alias ENOTSUP.
 const errnoNames = new Map<number, string>(Object.entries(koffi.os.errno).map(([name, n]) => [n, name]));
-/** Built on first use and kept: getSystemErrorMap() makes a new map on every call (27 µs each, 10 000 per first `ls -lR`). */
+/** Built on first use and kept: getSystemErrorMap() makes a new map on every call (docs/architecture.md §6). */
 let systemErrors: Map<number, [string, string]> | undefined;
 
 /** The errno value the last libc call on this thread left behind. */
@@ -160,12 +157,12 @@ function toInfo(s: Record<string, unknown>): StatFsInfo {
 
 export function statfs(path: string): StatFsInfo {
   const out: Record<string, unknown> = {};
-  if (statfsRaw(path, out) !== 0) throw new SyscallError(`statfs ${path}`, lastErrno());
+  if (statfsRaw(path, out) !== 0) throw syscallError(`statfs ${path}`, lastErrno());
   return toInfo(out);
 }
 
 export function fstatfs(fd: number): StatFsInfo {
   const out: Record<string, unknown> = {};
-  if (fstatfsRaw(fd, out) !== 0) throw new SyscallError(`fstatfs fd ${fd}`, lastErrno());
+  if (fstatfsRaw(fd, out) !== 0) throw syscallError(`fstatfs fd ${fd}`, lastErrno());
   return toInfo(out);
 }

@@ -4,7 +4,7 @@ import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bytes } from '../base/units.js';
 import { type Errno, fileCloneRangePtr, fstatfs, ioctl, lastErrno, statfs } from './libc.js';
-import { openReadOnly } from './read-only-open.js';
+import { openReadOnlyHandle } from './read-only-open.js';
 
 /** FICLONERANGE = _IOW(0x94, 13, struct file_clone_range), <linux/fs.h>. */
 const FICLONERANGE = 0x4020940d;
@@ -64,7 +64,7 @@ function cloneFile(srcFd: number, destFd: number): void {
  * into a scratch file in destDir and removes it. srcFile is only ever opened read-only.
  */
 export async function canReflink(srcFile: string, destDir: string): Promise<boolean> {
-  const src = await openReadOnly(srcFile);
+  const src = await openReadOnlyHandle(srcFile);
   try {
     const size = (await src.stat()).size;
     const probe = join(destDir, `.synthvhd-reflink-probe-${process.pid}-${randomBytes(4).toString('hex')}`);

@@ -1,6 +1,6 @@
 // Where a file holds data, so that copies keep its holes (lseek(2) SEEK_DATA / SEEK_HOLE).
 import type { Bytes } from '../base/units.js';
-import { SyscallError, lastErrno, lseek } from './libc.js';
+import { syscallError, lastErrno, lseek } from './libc.js';
 
 /** lseek whence SEEK_DATA, <unistd.h>: next offset at or after the given one that holds data. */
 export const SEEK_DATA = 3;
@@ -14,7 +14,7 @@ export function seek(fd: number, offset: Bytes, whence: number): Bytes | undefin
   const err = lastErrno();
   // lseek(2): SEEK_DATA at or after the last data in the file.
   if (err.code === 'ENXIO') return undefined;
-  throw new SyscallError(`lseek fd ${fd} to ${offset} (${whence === SEEK_DATA ? 'SEEK_DATA' : 'SEEK_HOLE'})`, err);
+  throw syscallError(`lseek fd ${fd} to ${offset} (${whence === SEEK_DATA ? 'SEEK_DATA' : 'SEEK_HOLE'})`, err);
 }
 
 /**

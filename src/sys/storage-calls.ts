@@ -1,11 +1,11 @@
-// The filesystem calls a scan of the storage makes, in two kinds. Pooled: libuv's thread pool,
-// so a storage slow to answer holds up only the scan, not the requests beside it. Blocking: for a
-// scan that nothing else waits on (serve's first, before it mounts; `list`), because a call then
-// costs far less: 10 000 lstats took 0.20-0.31 s blocking against 0.63-0.96 s pooled on this
-// 2-core VM (CPU 0.08 s against 0.25-0.48 s), and a first scan makes eight per backup.
+// The filesystem calls a scan of the storage makes, its opens always read-only-open.ts's, in two
+// kinds. Pooled: libuv's thread pool, so a storage slow to answer holds up only the scan, not the
+// requests beside it. Blocking: for a scan that nothing else waits on (serve's first, before it
+// mounts; `list`), because a call then costs far less (docs/architecture.md §5, §6).
 import { type Dirent, type Stats, accessSync, close, closeSync, fstat, fstatSync, lstatSync, read, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { openReadOnlyFd, openReadOnlyFdSync } from './read-only-open.js';
 
 export interface StorageCalls {
   stat(path: string): Promise<Stats>;
@@ -17,10 +17,12 @@ export interface StorageCalls {
   fstat(fd: number): Promise<Stats>;
   read(fd: number, into: Buffer, offset: number, length: number, position: number): Promise<number>;
   close(fd: number): Promise<void>;
+  /** A read-only descriptor (read-only-open.ts), `extra` flags added: storage files are opened only so. */
+  openReadOnlyFd(path: string, extra: number): Promise<number>;
 }
 
-// Plain descriptors and callbacks, not FileHandles: a FileHandle per file cost twice the time
-// (and garbage) of the calls themselves in a scan of 10 000 images.
+// Plain descriptors and callbacks, not FileHandles: a FileHandle per file costs more time and
+// garbage than the calls themselves (docs/architecture.md §6).
 const fstatP = promisify(fstat);
 const readP = promisify(read);
 const closeP = promisify(close);
@@ -35,6 +37,7 @@ export const POOLED: StorageCalls = {
   fstat: (fd) => fstatP(fd),
   read: async (fd, into, offset, length, position) => (await readP(fd, into, offset, length, position)).bytesRead,
   close: (fd) => closeP(fd),
+  openReadOnlyFd: (p, extra) => openReadOnlyFd(p, extra),
 };
 
 /** The result of a blocking call as a settled promise, so that one scan's code serves both kinds. */
@@ -56,4 +59,5 @@ export const BLOCKING: StorageCalls = {
   fstat: (fd) => settled(() => fstatSync(fd)),
   read: (fd, into, offset, length, position) => settled(() => readSync(fd, into, offset, length, position)),
   close: (fd) => settled(() => closeSync(fd)),
+  openReadOnlyFd: (p, extra) => settled(() => openReadOnlyFdSync(p, extra)),
 };
