@@ -1,0 +1,49 @@
+// Mapping pairs: the data runs of a non-resident attribute (docs/filesystems-ntfs.md §5).
+import { check } from './format-error.js';
+
+/** `length` clusters from virtual cluster `vcn`; at logical cluster `lcn`, or sparse (null). */
+export interface Run {
+  readonly vcn: number;
+  readonly length: number;
+  readonly lcn: number | null;
+}
+
+/** A little-endian integer of `size` (≤ 8) bytes, signed or not, that must be a safe integer. */
+function readInt(b: Buffer, at: number, size: number, signed: boolean): number {
+  let v = 0n;
+  for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[at + i]!);
+  if (signed && size > 0 && b[at + size - 1]! & 0x80) v -= 1n << BigInt(8 * size);
+  check(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER), `data run field ${v} is too large`);
+  return Number(v);
+}
+
+/**
+ * The runs of the mapping pairs in `b` from `at`, for VCNs [startVcn, lastVcn]; every run
+ * inside the volume's `totalClusters`, lengths positive, the VCNs exactly covered.
+ */
+export function decodeRuns(b: Buffer, at: number, startVcn: number, lastVcn: number, totalClusters: number): Run[] {
+  const runs: Run[] = [];
+  let vcn = startVcn;
+  let lcn = 0;
+  let pos = at;
+  while (pos < b.length && b[pos] !== 0) {
+    const lengthSize = b[pos]! & 0x0f;
+    const offsetSize = b[pos]! >> 4;
+    check(lengthSize >= 1 && lengthSize <= 8 && offsetSize <= 8, `data run header 0x${b[pos]!.toString(16)} at ${pos}`);
+    check(pos + 1 + lengthSize + offsetSize <= b.length, `data run at ${pos} runs past its attribute`);
+    const length = readInt(b, pos + 1, lengthSize, true);
+    check(length > 0 && vcn + length <= lastVcn + 1, `data run of ${length} clusters at VCN ${vcn} is outside VCNs ${startVcn}-${lastVcn}`);
+    if (offsetSize === 0) {
+      runs.push({ vcn, length, lcn: null });
+    } else {
+      lcn += readInt(b, pos + 1 + lengthSize, offsetSize, true);
+      check(lcn >= 0 && lcn + length <= totalClusters, `data run at LCN ${lcn} of ${length} clusters lies outside the volume's ${totalClusters} clusters`);
+      runs.push({ vcn, length, lcn });
+    }
+    vcn += length;
+    pos += 1 + lengthSize + offsetSize;
+  }
+  check(pos < b.length, 'data runs have no end marker');
+  check(vcn === lastVcn + 1 || (runs.length === 0 && lastVcn === startVcn - 1), `data runs end at VCN ${vcn}, not after last VCN ${lastVcn}`);
+  return runs;
+}

@@ -1,0 +1,92 @@
+// A file as the sum of its MFT records: the base record and, through $ATTRIBUTE_LIST, the
+// extension records that hold the rest of its attributes (docs/filesystems-ntfs.md §6).
+import type { Bytes } from '../../base/units.js';
+import type { Volume } from '../volume-fs.js';
+import { parseAttributeList } from './attribute-list.js';
+import { joinExtents, type Stream } from './attribute-runs.js';
+import { parseFileName, type FileName } from './file-name.js';
+import { check } from './format-error.js';
+import type { Mft } from './mft.js';
+import { AttrType, RECORD_IS_DIRECTORY, type Attribute, type MftRecord } from './mft-record.js';
+import { parseStandardInformation, type StandardInformation } from './standard-information.js';
+import { readStream } from './stream-read.js';
+
+/** A bound on an attribute list ($ATTRIBUTE_LIST is at most 256 KiB in practice) and on what we read of a value. */
+const MAX_LIST_BYTES: Bytes = 1024 * 1024;
+/** [MS-FSCC] §2.1.2: a reparse point holds at most 16 KiB of data. */
+const MAX_REPARSE_BYTES: Bytes = 16 * 1024 + 8;
+
+export interface Inode {
+  readonly record: number;
+  readonly sequence: number;
+  readonly linkCount: number;
+  readonly isDirectory: boolean;
+  readonly attributes: readonly Attribute[];
+  readonly info: StandardInformation;
+  readonly names: readonly FileName[];
+}
+
+export interface Geometry {
+  readonly volume: Volume;
+  readonly mft: Mft;
+  readonly clusterSize: Bytes;
+}
+
+export function attributesOf(inode: { readonly attributes: readonly Attribute[] }, type: number, name: string): Attribute[] {
+  return inode.attributes.filter((a) => a.type === type && a.name === name);
+}
+
+/** One non-resident attribute's extents joined; undefined when it is resident or absent. */
+export function streamOf(attrs: readonly Attribute[], clusterSize: Bytes): Stream | undefined {
+  const extents = attrs.flatMap((a) => (a.nonResident ? [a.nonResident] : []));
+  if (extents.length === 0) return undefined;
+  check(extents.length === attrs.length, 'attribute is both resident and non-resident');
+  return joinExtents(extents, clusterSize);
+}
+
+/** The whole value of an attribute (resident, or non-resident up to `max` bytes). */
+export async function valueOf(g: Geometry, attrs: readonly Attribute[], max: Bytes, what: string): Promise<Buffer | undefined> {
+  if (attrs.length === 0) return undefined;
+  if (attrs.length === 1 && attrs[0]!.value) return attrs[0]!.value;
+  const s = streamOf(attrs, g.clusterSize)!;
+  check(s.dataSize <= max, `${what} of ${s.dataSize} bytes is over ${max}`);
+  return readStream(g.volume, s, g.clusterSize, 0, s.dataSize);
+}
+
+/** The attributes of record `n` and of its extension records. */
+async function allAttributes(g: Geometry, n: number, base: MftRecord): Promise<Attribute[]> {
+  const list = await valueOf(g, attributesOf(base, AttrType.attributeList, ''), MAX_LIST_BYTES, '$ATTRIBUTE_LIST');
+  if (!list) return [...base.attributes];
+  const records = [...new Set(parseAttributeList(list).map((e) => e.record.record))].filter((r) => r !== n);
+  const out = [...base.attributes];
+  // The list's size bounds the number of extension records.
+  const extensions = await Promise.all(records.map((r) => g.mft.record(r)));
+  for (const [i, ext] of extensions.entries()) {
+    check(ext.base.record === n, `extension record ${records[i]} belongs to record ${ext.base.record}`);
+    out.push(...ext.attributes);
+  }
+  return out;
+}
+
+export async function loadInode(g: Geometry, n: number): Promise<Inode> {
+  const base = await g.mft.record(n);
+  check(base.base.record === 0, `record ${n} is an extension record of ${base.base.record}`);
+  const attributes = await allAttributes(g, n, base);
+  const si = attributesOf({ attributes }, AttrType.standardInformation, '')[0]?.value;
+  check(si !== undefined, 'no resident $STANDARD_INFORMATION');
+  const names = attributes.filter((a) => a.type === AttrType.fileName && a.value).map((a) => parseFileName(a.value!));
+  return {
+    record: n,
+    sequence: base.sequence,
+    linkCount: base.linkCount,
+    isDirectory: (base.flags & RECORD_IS_DIRECTORY) !== 0,
+    attributes,
+    info: parseStandardInformation(si),
+    names,
+  };
+}
+
+/** The reparse point's bytes, or undefined when the file has none. */
+export function reparseOf(g: Geometry, inode: Inode): Promise<Buffer | undefined> {
+  return valueOf(g, attributesOf(inode, AttrType.reparsePoint, ''), MAX_REPARSE_BYTES, '$REPARSE_POINT');
+}

@@ -1,0 +1,142 @@
+// One MFT record (FILE) and its attribute headers (docs/filesystems-ntfs.md §3-4). Pure: the
+// record's bytes, with fixups applied, in; its attributes out.
+import type { Bytes } from '../../base/units.js';
+import { decodeRuns, type Run } from './data-runs.js';
+import { check } from './format-error.js';
+
+/** §3 FILE record header fields. */
+const SEQUENCE_FIELD = 0x10;
+const LINK_COUNT_FIELD = 0x12;
+const FIRST_ATTRIBUTE_FIELD = 0x14;
+const FLAGS_FIELD = 0x16;
+const BYTES_IN_USE_FIELD = 0x18;
+const BASE_RECORD_FIELD = 0x20;
+export const RECORD_IN_USE = 0x0001;
+export const RECORD_IS_DIRECTORY = 0x0002;
+/** §4: the type that ends the attribute list of a record. */
+const END_OF_ATTRIBUTES = 0xffffffff;
+/** §4 attribute header flags. */
+export const ATTR_COMPRESSED = 0x0001;
+export const ATTR_ENCRYPTED = 0x4000;
+export const ATTR_SPARSE = 0x8000;
+const RESIDENT_HEADER = 0x18;
+const NON_RESIDENT_HEADER = 0x40;
+
+/** §4 attribute types. */
+export const AttrType = {
+  standardInformation: 0x10,
+  attributeList: 0x20,
+  fileName: 0x30,
+  data: 0x80,
+  indexRoot: 0x90,
+  indexAllocation: 0xa0,
+  bitmap: 0xb0,
+  reparsePoint: 0xc0,
+  loggedUtilityStream: 0x100,
+} as const;
+
+export interface NonResident {
+  readonly startVcn: number;
+  readonly lastVcn: number;
+  /** log2 of the compression unit in clusters; 0 when not compressed. */
+  readonly compressionUnit: number;
+  readonly allocatedSize: Bytes;
+  readonly dataSize: Bytes;
+  readonly initializedSize: Bytes;
+  readonly runs: readonly Run[];
+}
+
+export interface Attribute {
+  readonly type: number;
+  readonly name: string;
+  readonly flags: number;
+  readonly id: number;
+  /** The value of a resident attribute; undefined for a non-resident one. */
+  readonly value?: Buffer;
+  readonly nonResident?: NonResident;
+}
+
+/** An MFT reference: the record number (low 48 bits) and its sequence number (high 16). */
+export interface FileRef {
+  readonly record: number;
+  readonly sequence: number;
+}
+
+export function readRef(b: Buffer, at: number): FileRef {
+  return { record: b.readUIntLE(at, 6), sequence: b.readUInt16LE(at + 6) };
+}
+
+export interface MftRecord {
+  readonly sequence: number;
+  readonly linkCount: number;
+  readonly flags: number;
+  /** The base record of an extension record; record 0 for a base record. */
+  readonly base: FileRef;
+  readonly attributes: readonly Attribute[];
+}
+
+/** A signed 64-bit field that must be a safe integer. */
+function safeI64(b: Buffer, at: number, what: string): number {
+  const v = b.readBigInt64LE(at);
+  check(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER), `${what} ${v} is out of range`);
+  return Number(v);
+}
+
+function parseNonResident(b: Buffer, at: number, length: number, totalClusters: number): NonResident {
+  check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
+  const startVcn = safeI64(b, at + 0x10, 'start VCN');
+  const lastVcn = safeI64(b, at + 0x18, 'last VCN');
+  const runsOffset = b.readUInt16LE(at + 0x20);
+  const compressionUnit = b.readUInt16LE(at + 0x22);
+  const allocatedSize = safeI64(b, at + 0x28, 'allocated size');
+  const dataSize = safeI64(b, at + 0x30, 'data size');
+  const initializedSize = safeI64(b, at + 0x38, 'initialized size');
+  check(startVcn >= 0 && lastVcn >= startVcn - 1, `VCNs ${startVcn}-${lastVcn}`);
+  check(dataSize >= 0 && initializedSize >= 0 && allocatedSize >= 0, 'negative attribute size');
+  check(compressionUnit <= 16, `compression unit 2^${compressionUnit} clusters`);
+  check(runsOffset >= NON_RESIDENT_HEADER && runsOffset < length, `mapping pairs at ${runsOffset} of a ${length}-byte attribute`);
+  const runs = decodeRuns(b.subarray(at, at + length), runsOffset, startVcn, lastVcn, totalClusters);
+  return { startVcn, lastVcn, compressionUnit, allocatedSize, dataSize, initializedSize, runs };
+}
+
+function parseAttribute(b: Buffer, at: number, length: number, totalClusters: number): Attribute {
+  const type = b.readUInt32LE(at);
+  const nameLength = b[at + 9]!;
+  const nameOffset = b.readUInt16LE(at + 10);
+  check(nameLength === 0 || nameOffset + 2 * nameLength <= length, `attribute 0x${type.toString(16)}'s name runs past it`);
+  const name = b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
+  const flags = b.readUInt16LE(at + 12);
+  const id = b.readUInt16LE(at + 14);
+  if (b[at + 8] !== 0) return { type, name, flags, id, nonResident: parseNonResident(b, at, length, totalClusters) };
+  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
+  const valueLength = b.readUInt32LE(at + 0x10);
+  const valueOffset = b.readUInt16LE(at + 0x14);
+  check(valueOffset + valueLength <= length, `attribute 0x${type.toString(16)}'s value runs past it`);
+  return { type, name, flags, id, value: b.subarray(at + valueOffset, at + valueOffset + valueLength) };
+}
+
+/** The header and attributes of a FILE record whose fixups were applied. */
+export function parseMftRecord(b: Buffer, totalClusters: number): MftRecord {
+  const bytesInUse = b.readUInt32LE(BYTES_IN_USE_FIELD);
+  check(bytesInUse <= b.length, `${bytesInUse} bytes in use in a ${b.length}-byte record`);
+  const attributes: Attribute[] = [];
+  let at = b.readUInt16LE(FIRST_ATTRIBUTE_FIELD);
+  check(at % 8 === 0 && at >= 0x30, `first attribute at ${at}`);
+  // Each attribute takes at least 16 bytes, so the record's size bounds the loop.
+  for (;;) {
+    check(at + 4 <= bytesInUse, 'attributes run past the bytes in use without an end marker');
+    if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) break;
+    check(at + 16 <= bytesInUse, `attribute at ${at} runs past the bytes in use`);
+    const length = b.readUInt32LE(at + 4);
+    check(length >= 16 && length % 8 === 0 && at + length <= bytesInUse, `attribute at ${at} has length ${length}`);
+    attributes.push(parseAttribute(b, at, length, totalClusters));
+    at += length;
+  }
+  return {
+    sequence: b.readUInt16LE(SEQUENCE_FIELD),
+    linkCount: b.readUInt16LE(LINK_COUNT_FIELD),
+    flags: b.readUInt16LE(FLAGS_FIELD),
+    base: readRef(b, BASE_RECORD_FIELD),
+    attributes,
+  };
+}

@@ -1,0 +1,267 @@
+// An NTFS volume as a VolumeFileSystem (issue 22; docs/filesystems-ntfs.md): folders from their
+// $I30 indexes, files' bytes as Layouts of the volume's runs or decoded LZNT1, every structure
+// read on demand into bounded caches and checked before use.
+import { LRUCache } from 'lru-cache';
+import type { Bytes } from '../../base/units.js';
+import type { Layout } from '../../disk/layout.js';
+import { CorruptVolumeError, UnsupportedDataError, type DirEntry, type FileData, type FsNode, type NodeType, type Volume, type VolumeFileSystem } from '../volume-fs.js';
+import { attributesOf, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
+import { compressedStream } from './compressed-stream.js';
+import { readDirectoryIndex } from './directory-index.js';
+import { NAMESPACE_DOS } from './file-name.js';
+import { NtfsFormatError } from './format-error.js';
+import type { IndexEntry } from './index-node.js';
+import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType } from './mft-record.js';
+import { openMft } from './open-mft.js';
+import { parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
+import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
+import { streamLayout, type Backing } from './stream-layout.js';
+import { makeUpcase, UPCASE_BYTES } from './upcase.js';
+
+/** §3: the root folder's and $UpCase's record numbers; records below 24 are the metafiles and reserved. */
+const ROOT_RECORD = 5;
+const UPCASE_RECORD = 10;
+const FIRST_USER_RECORD = 24;
+/** Bounds on memory per volume: parsed records, and folder entries kept for lookups. */
+const CACHED_INODES = 8192;
+const CACHED_DIR_ENTRIES = 400_000;
+/** A bound on a folder's depth when its path is computed (for a link's target). */
+const MAX_DEPTH = 1024;
+/** §11: the only compression NTFS writes: LZNT1 in units of 16 clusters of at most 4 KiB. */
+const LZNT1_UNIT = 4;
+const MAX_COMPRESSED_CLUSTER: Bytes = 4096;
+/** Children whose records are read at once while listing. */
+const LIST_BATCH = 64;
+
+export { looksLikeNtfs } from './boot-sector.js';
+
+interface Folder {
+  readonly entries: readonly IndexEntry[];
+  readonly byName: ReadonlyMap<string, IndexEntry>;
+}
+
+/** One entry of a listing or lookup, or nothing when the entry is left out (a link out of the volume). */
+type Child = DirEntry | undefined;
+
+export class NtfsFileSystem implements VolumeFileSystem {
+  readonly type = 'ntfs' as const;
+  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES });
+  private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES, sizeCalculation: () => 1 });
+  private readonly backing: Backing;
+
+  constructor(
+    private readonly volume: Volume,
+    private readonly g: Geometry,
+    private readonly indexBlockSize: Bytes,
+    private readonly upcase: (name: string) => string,
+    private readonly letter: string,
+  ) {
+    this.backing = { source: volume.source, sourceOffset: volume.sourceOffset, clusterSize: g.clusterSize };
+  }
+
+  /** Runs `f`, turning a format error into a CorruptVolumeError that names the record. */
+  private async guard<T>(record: number, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof NtfsFormatError) throw new CorruptVolumeError(this.volume, `MFT record ${record}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private inode(n: number): Promise<Inode> {
+    let p = this.inodes.get(n);
+    if (!p) {
+      p = this.guard(n, () => loadInode(this.g, n));
+      p.catch(() => this.inodes.delete(n));
+      this.inodes.set(n, p);
+    }
+    return p;
+  }
+
+  async root(): Promise<FsNode> {
+    const node = await this.node(await this.inode(ROOT_RECORD), []);
+    if (node?.type !== 'dir') throw new CorruptVolumeError(this.volume, `MFT record ${ROOT_RECORD}, the root, is not a folder`);
+    return node;
+  }
+
+  /** The FsNode of an inode; undefined for a link that points out of the volume. */
+  private async node(inode: Inode, folderParts: readonly string[] | undefined): Promise<FsNode | undefined> {
+    const info = inode.info;
+    const base = { id: inode.record, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
+    const link = await this.linkText(inode, folderParts);
+    if (link === null) return undefined;
+    if (link !== undefined) return { ...base, type: 'symlink' as NodeType, size: Buffer.byteLength(link) };
+    if (inode.isDirectory) {
+      const allocation = streamOf(attributesOf(inode, AttrType.indexAllocation, '$I30'), this.g.clusterSize);
+      return { ...base, type: 'dir', size: allocation?.dataSize ?? 0 };
+    }
+    return { ...base, type: 'file', size: this.sizeOf(inode, '') };
+  }
+
+  private sizeOf(inode: Inode, stream: string): Bytes {
+    const attrs = attributesOf(inode, AttrType.data, stream);
+    return attrs[0]?.value?.length ?? streamOf(attrs, this.g.clusterSize)?.dataSize ?? 0;
+  }
+
+  /**
+   * A junction's or symlink's target relative to its folder (`folderParts`, or the folder of its
+   * first long name); null when it points out of the volume; undefined when it is no link.
+   */
+  private async linkText(inode: Inode, folderParts: readonly string[] | undefined): Promise<string | null | undefined> {
+    const reparse = await this.guard(inode.record, () => reparseOf(this.g, inode));
+    if (!reparse) return undefined;
+    const t = await this.guard(inode.record, async () => parseLinkTarget(reparse));
+    if (t === undefined) return undefined;
+    const parts = folderParts ?? (await this.pathOf(inode))?.slice(0, -1);
+    if (parts === undefined) return null;
+    return relativeLinkPath(t, this.letter, parts, (a, b) => this.upcase(a) === this.upcase(b)) ?? null;
+  }
+
+  /** Names from the root to `inode` by first long names; undefined when it has no path to the root. */
+  private async pathOf(inode: Inode): Promise<string[] | undefined> {
+    const parts: string[] = [];
+    let at = inode;
+    for (let depth = 0; depth < MAX_DEPTH; depth++) {
+      if (at.record === ROOT_RECORD) return parts;
+      const name = at.names.find((n) => n.namespace !== NAMESPACE_DOS);
+      if (!name) return undefined;
+      parts.unshift(name.name);
+      at = await this.inode(name.parent.record);
+    }
+    return undefined;
+  }
+
+  /** The path of a folder being listed or looked in, for the targets of the links in it. */
+  private async folderParts(dir: FsNode): Promise<string[] | undefined> {
+    return this.guard(dir.id, async () => this.pathOf(await this.inode(dir.id)));
+  }
+
+  private folder(dir: FsNode): Promise<Folder> {
+    let p = this.folders.get(dir.id);
+    if (!p) {
+      p = this.guard(dir.id, async () => {
+        const inode = await this.inode(dir.id);
+        if (!inode.isDirectory) throw new NtfsFormatError('is not a folder');
+        const byName = new Map<string, IndexEntry>();
+        const entries: IndexEntry[] = [];
+        for (const e of await readDirectoryIndex(this.g, inode, this.indexBlockSize)) {
+          if (e.key.namespace === NAMESPACE_DOS || e.file.record < FIRST_USER_RECORD) continue;
+          const key = this.upcase(e.key.name);
+          if (byName.has(key)) continue;
+          byName.set(key, e);
+          entries.push(e);
+        }
+        return { entries, byName };
+      });
+      p.catch(() => this.folders.delete(dir.id));
+      this.folders.set(dir.id, p, { size: 1 });
+    }
+    return p;
+  }
+
+  private async child(e: IndexEntry, folderParts: readonly string[] | undefined): Promise<Child> {
+    const inode = await this.inode(e.file.record);
+    if (inode.sequence !== e.file.sequence) {
+      throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${inode.sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
+    }
+    const node = await this.node(inode, folderParts);
+    return node && { name: e.key.name, node };
+  }
+
+  /** Every entry once; an entry whose record is corrupt is left out (a lookup of it fails). */
+  async list(dir: FsNode): Promise<readonly DirEntry[]> {
+    const folder = await this.folder(dir);
+    const parts = await this.folderParts(dir);
+    const out: DirEntry[] = [];
+    for (let i = 0; i < folder.entries.length; i += LIST_BATCH) {
+      const batch = folder.entries.slice(i, i + LIST_BATCH).map((e) => this.child(e, parts).catch(skipCorrupt));
+      for (const c of await Promise.all(batch)) if (c) out.push(c);
+    }
+    return out;
+  }
+
+  async lookup(dir: FsNode, name: string): Promise<DirEntry | undefined> {
+    const e = (await this.folder(dir)).byName.get(this.upcase(name));
+    if (!e) return undefined;
+    return this.child(e, await this.folderParts(dir));
+  }
+
+  async readlink(link: FsNode): Promise<string> {
+    const text = await this.linkText(await this.inode(link.id), undefined);
+    if (typeof text !== 'string') throw new CorruptVolumeError(this.volume, `MFT record ${link.id} is not a link inside the volume`);
+    return text;
+  }
+
+  async data(file: FsNode): Promise<FileData> {
+    const inode = await this.inode(file.id);
+    if (inode.isDirectory) throw new Error(`${this.volume.name}: MFT record ${file.id} is a folder, not a file`);
+    const reparse = await this.guard(file.id, () => reparseOf(this.g, inode));
+    if (reparse) {
+      const tag = await this.guard(file.id, async () => reparseTag(reparse));
+      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} has reparse tag 0x${tag.toString(16)}, whose data this reader does not decode`);
+    }
+    return (await this.streamData(file, ''))!;
+  }
+
+  /** A named $DATA stream (an alternate data stream; '' is the file's own data); undefined when absent. */
+  async streamData(file: FsNode, name: string): Promise<FileData | undefined> {
+    const inode = await this.inode(file.id);
+    const attrs = attributesOf(inode, AttrType.data, name);
+    const encrypted = (inode.info.dosAttributes & FILE_ATTRIBUTE_ENCRYPTED) !== 0 || attrs.some((a) => a.flags & ATTR_ENCRYPTED) || attributesOf(inode, AttrType.loggedUtilityStream, '$EFS').length > 0;
+    if (encrypted) throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} is encrypted (EFS)`);
+    if (attrs.length === 0) {
+      if (name === '') throw new CorruptVolumeError(this.volume, `MFT record ${file.id} has no $DATA`);
+      return undefined;
+    }
+    return this.guard(file.id, async () => this.fileData(file.id, attrs));
+  }
+
+  private fileData(record: number, attrs: ReturnType<typeof attributesOf>): FileData {
+    const value = attrs.length === 1 ? attrs[0]!.value : undefined;
+    if (value) return { kind: 'layout', layout: residentLayout(value) };
+    const stream = streamOf(attrs, this.g.clusterSize)!;
+    if (stream.compressionUnit === 0 || !(attrs[0]!.flags & ATTR_COMPRESSED)) return { kind: 'layout', layout: streamLayout(stream, this.backing) };
+    if (stream.compressionUnit !== LZNT1_UNIT || this.g.clusterSize > MAX_COMPRESSED_CLUSTER) {
+      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${record} is compressed in units of 2^${stream.compressionUnit} clusters of ${this.g.clusterSize} bytes`);
+    }
+    const decoded = compressedStream(this.g.volume, stream, this.g.clusterSize);
+    return { kind: 'decoded', size: decoded.size, read: (pos, length) => this.guard(record, () => decoded.read(pos, length)) };
+  }
+
+  /** The bytes of the file's reparse point (its tag first), or undefined when it has none. */
+  async reparseData(file: FsNode): Promise<Buffer | undefined> {
+    const inode = await this.inode(file.id);
+    return this.guard(file.id, () => reparseOf(this.g, inode));
+  }
+}
+
+function residentLayout(value: Buffer): Layout {
+  return { size: value.length, segments: value.length > 0 ? [{ kind: 'bytes', start: 0, length: value.length, data: Buffer.from(value) }] : [] };
+}
+
+function skipCorrupt(e: unknown): undefined {
+  if (e instanceof CorruptVolumeError) return undefined;
+  throw e;
+}
+
+export interface NtfsOptions {
+  /** The volume's drive letter on the machine backed up (UrBackup's image letter): links to it stay inside. Default C. */
+  readonly letter?: string;
+}
+
+/** The NTFS filesystem on `volume`; rejects a volume that is not NTFS or whose core structures are corrupt. */
+export async function openNtfs(volume: Volume, options: NtfsOptions = {}): Promise<NtfsFileSystem> {
+  const { g, boot } = await openMft(volume);
+  return new NtfsFileSystem(volume, g, boot.indexBlockSize, makeUpcase(await readUpcase(g)), options.letter ?? 'C');
+}
+
+/** $UpCase's table, or undefined when it cannot be read whole (names then fold with toUpperCase, §12). */
+async function readUpcase(g: Geometry): Promise<Buffer | undefined> {
+  try {
+    return await valueOf(g, attributesOf(await loadInode(g, UPCASE_RECORD), AttrType.data, ''), UPCASE_BYTES, '$UpCase');
+  } catch (e) {
+    if (e instanceof NtfsFormatError) return undefined;
+    throw e;
+  }
+}
