@@ -78,3 +78,15 @@ export function wofCompressedData(data: Buffer, algorithm: number, level = 0): B
   }
   return Buffer.concat([table, ...chunks]);
 }
+
+/** A whole `$REPARSE_POINT` value of WOF's FILE provider with `algorithm` (docs/filesystems-wof.md §1). */
+export function wofReparsePoint(algorithm: number): Buffer {
+  const b = Buffer.alloc(8 + 16);
+  b.writeUInt32LE(0x80000017, 0); // IO_REPARSE_TAG_WOF
+  b.writeUInt16LE(16, 4); // ReparseDataLength
+  b.writeUInt32LE(1, 8); // WOF_EXTERNAL_INFO.Version
+  b.writeUInt32LE(2, 12); // WOF_EXTERNAL_INFO.Provider: WOF_PROVIDER_FILE
+  b.writeUInt32LE(1, 16); // FILE_PROVIDER_EXTERNAL_INFO_V1.Version
+  b.writeUInt32LE(algorithm, 20); // FILE_PROVIDER_EXTERNAL_INFO_V1.Algorithm
+  return b;
+}
