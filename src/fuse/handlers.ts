@@ -179,9 +179,9 @@ const handler = (struct: string, inSize: number, handle: OpHandler['handle']): O
 const answer = (errno: number): OpHandler => handler('', 0, (c, req) => c.out.status(req, errno));
 
 /** ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...). */
-export const UNKNOWN_OP = answer(E.ENOSYS);
+const UNKNOWN_OP = answer(E.ENOSYS);
 
-export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
+const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.INIT, handler('fuse_init_in', INIT_IN_SIZE, init)],
   [Op.LOOKUP, handler('name', 0, lookup)],
   [Op.GETATTR, handler('fuse_getattr_in', GETATTR_IN_SIZE, getattr)],
@@ -201,3 +201,10 @@ export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.DESTROY, answer(0)],
   ...[...WRITE_OPS].map((op): [number, OpHandler] => [op, answer(E.EROFS)]),
 ]);
+
+/** The handler of `req` (ENOSYS for an opcode not in the table); throws when its body is shorter than the handler's struct. */
+export function handlerOf(req: Request): OpHandler {
+  const h = OP_HANDLERS.get(req.opcode) ?? UNKNOWN_OP;
+  if (req.body.length < h.inSize) throw new Error(`${h.struct}: ${req.body.length} bytes, need ${h.inSize}`);
+  return h;
+}
