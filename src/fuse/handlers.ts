@@ -10,7 +10,7 @@ import {
   type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
   decodeOpenFlags, decodeRead, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE,
   FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
-  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
+  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -107,7 +107,10 @@ function open(c: OpContext, req: Request): void {
 
 /** The READs a request worker could not answer from memory or the page cache. */
 function read(c: OpContext, req: Request): void {
-  const { fh, offset, size } = decodeRead(req.body);
+  // The fields one by one: no object per READ.
+  const fh = readInFh(req.body, 0);
+  const offset = readInOffset(req.body, 0);
+  const size = readInSize(req.body, 0);
   const data = c.buffers.take(size);
   c.later(req, () => c.fs.read(fh, offset, size, data.subarray(0, size)), (n) => {
     writeOutHeader(c.buffers.header, req, 0, n);
