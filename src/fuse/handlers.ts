@@ -10,7 +10,7 @@ import {
   type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
   decodeOpenFlags, decodeRead, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE,
   FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
-  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
+  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -107,7 +107,10 @@ function open(c: OpContext, req: Request): void {
 
 /** The READs a request worker could not answer from memory or the page cache. */
 function read(c: OpContext, req: Request): void {
-  const { fh, offset, size } = decodeRead(req.body);
+  // The fields one by one: no object per READ.
+  const fh = readInFh(req.body, 0);
+  const offset = readInOffset(req.body, 0);
+  const size = readInSize(req.body, 0);
   const data = c.buffers.take(size);
   c.later(req, () => c.fs.read(fh, offset, size, data.subarray(0, size)), (n) => {
     writeOutHeader(c.buffers.header, req, 0, n);
@@ -179,9 +182,9 @@ const handler = (struct: string, inSize: number, handle: OpHandler['handle']): O
 const answer = (errno: number): OpHandler => handler('', 0, (c, req) => c.out.status(req, errno));
 
 /** ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...). */
-export const UNKNOWN_OP = answer(E.ENOSYS);
+const UNKNOWN_OP = answer(E.ENOSYS);
 
-export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
+const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.INIT, handler('fuse_init_in', INIT_IN_SIZE, init)],
   [Op.LOOKUP, handler('name', 0, lookup)],
   [Op.GETATTR, handler('fuse_getattr_in', GETATTR_IN_SIZE, getattr)],
@@ -201,3 +204,10 @@ export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.DESTROY, answer(0)],
   ...[...WRITE_OPS].map((op): [number, OpHandler] => [op, answer(E.EROFS)]),
 ]);
+
+/** The handler of `req` (ENOSYS for an opcode not in the table); throws when its body is shorter than the handler's struct. */
+export function handlerOf(req: Request): OpHandler {
+  const h = OP_HANDLERS.get(req.opcode) ?? UNKNOWN_OP;
+  if (req.body.length < h.inSize) throw new Error(`${h.struct}: ${req.body.length} bytes, need ${h.inSize}`);
+  return h;
+}

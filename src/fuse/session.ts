@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { AttrsGiven } from './attrs-given.js';
 import { Directories } from './directories.js';
 import { FuseError, type FuseFs } from './fuse-fs.js';
-import { type OpContext, OP_HANDLERS, UNKNOWN_OP } from './handlers.js';
+import { handlerOf, type OpContext } from './handlers.js';
 import { newNotifier, type Notifier } from './notifier.js';
 import { PassthroughIds } from './passthrough.js';
 import { answerTo, decodeRequest, NO_REPLY_OPS, type Request } from './protocol.js';
@@ -65,9 +65,7 @@ class Connection implements OpContext {
       return;
     }
     try {
-      const h = OP_HANDLERS.get(req.opcode) ?? UNKNOWN_OP;
-      if (req.body.length < h.inSize) throw new Error(`${h.struct}: ${req.body.length} bytes, need ${h.inSize}`);
-      h.handle(this, req);
+      handlerOf(req).handle(this, req);
     } catch (e) {
       this.fail(req, e);
     }
