@@ -63,11 +63,16 @@ function newCodes(): Codes {
   };
 }
 
+/** Scratch of the decoder, reused: decoding is synchronous. */
+const codes = newCodes();
+
 /** Decompresses one LZX chunk of `outSize` (1..32768) bytes; CorruptDataError if it does not decode. */
 export function decompressLzx(input: Uint8Array, outSize: number): Buffer {
   if (!(outSize >= 1 && outSize <= LZX_WINDOW_SIZE)) throw new RangeError(`decompressLzx: a chunk of ${outSize} bytes`);
   const out = Buffer.allocUnsafe(outSize);
-  const codes = newCodes();
+  // Every length starts at 0 in a chunk: the base of the first block's deltas.
+  codes.mainLens.fill(0);
+  codes.lenLens.fill(0);
   const recent = [1, 1, 1];
   const br = new BitReader(input, 0, input.length);
   let outPos = 0;

@@ -23,11 +23,13 @@ const TABLE_ENTRIES = 2566;
 /** Bits held before a match's offset bits and escape bytes, as MS-XCA's 32-bit window keeps. */
 const MATCH_LOOKAHEAD_BITS = 16;
 
+/** Scratch of the decoder, reused: decoding is synchronous and every chunk rebuilds the code. */
+const code = new HuffmanCode(NUM_SYMBOLS, TABLE_BITS, MAX_CODEWORD_LENGTH, TABLE_ENTRIES);
+const lens = new Uint8Array(NUM_SYMBOLS);
+
 /** Decompresses one XPRESS Huffman stream of `outSize` bytes; CorruptDataError if it does not decode. */
 export function decompressXpressHuffman(input: Uint8Array, outSize: number): Buffer {
   const out = Buffer.allocUnsafe(outSize);
-  const code = new HuffmanCode(NUM_SYMBOLS, TABLE_BITS, MAX_CODEWORD_LENGTH, TABLE_ENTRIES);
-  const lens = new Uint8Array(NUM_SYMBOLS);
   let inPos = 0;
   let outPos = 0;
   while (outPos < outSize) {
