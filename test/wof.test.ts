@@ -154,3 +154,47 @@ test('a corrupt offset table or chunk is CorruptVolumeError naming the file; oth
     if (what === 'chunk that does not decode') t.true((await d.read(4096, 4096)).equals(data.subarray(4096, 8192)), 'the next chunk');
   }
 });
+
+test('fuzz: mutated streams read the right length or reject with CorruptVolumeError, quickly', async (t) => {
+  const files = WOF_CHUNKS.map(({ algorithm, chunkSize }) => {
+    const data = fileOf(6 * chunkSize + 5);
+    return { algorithm, size: data.length, stream: wofCompressedData(data, algorithm) };
+  });
+  let slowest = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.nat({ max: files.length - 1 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.nat({ max: 100000 }),
+      async (f, flips, p, length) => {
+        const { algorithm, size, stream } = files[f]!;
+        const m = Buffer.from(stream);
+        // Half the flips land in the offset table, where they do the most harm.
+        for (const [at, v] of flips) m[at % 2 === 0 ? (at >> 1) % Math.min(m.length, 64) : at % m.length] = v;
+        const d = fileData(memoryStream(m), size, algorithm);
+        if (d.kind !== 'decoded') return false;
+        const pos = p % size;
+        const t0 = performance.now();
+        try {
+          if ((await d.read(pos, length)).length !== Math.min(length, size - pos)) return false;
+        } catch (e) {
+          if (!(e instanceof CorruptVolumeError)) throw e;
+        }
+        slowest = Math.max(slowest, performance.now() - t0);
+        return true;
+      },
+    ),
+    { seed: 5, numRuns: 1500 },
+  );
+  t.true(slowest < 1000, `slowest read ${slowest.toFixed(1)} ms`);
+});
+
+test('a stream read that comes back short is CorruptVolumeError, not shifted bytes', async (t) => {
+  const data = fileOf(3 * 4096);
+  const full = memoryStream(wofCompressedData(data, 0));
+  const short: WofStream = { size: full.size, read: async (pos, length) => (await full.read(pos, length)).subarray(0, Math.max(0, length - 1)) };
+  const d = fileData(short, data.length, 0);
+  if (d.kind !== 'decoded') return t.fail();
+  await t.throwsAsync(d.read(0, data.length), { instanceOf: CorruptVolumeError });
+});

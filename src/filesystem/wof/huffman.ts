@@ -1,5 +1,5 @@
 // Canonical prefix codes as XPRESS Huffman and LZX send them: only each symbol's codeword
-// length, codewords assigned in order of (length, symbol) (MS-XCA §2.1.4.1; docs/filesystems-wof.md
+// length, codewords assigned in order of (length, symbol) (MS-XCA §2.1; docs/filesystems-wof.md
 // §3.2). Decoded through a root table indexed by `tableBits` bits whose entries are a symbol or a
 // pointer to a subtable for the longer codewords, as wimlib's decompress_common.c does.
 import type { BitReader } from './bit-reader.js';

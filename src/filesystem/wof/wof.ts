@@ -107,7 +107,7 @@ class WofReader {
   /** Reads the offsets and the compressed bytes of chunks [first, last] and decodes them. */
   private async loadRun(first: number, last: number): Promise<Buffer[]> {
     const bounds = await this.chunkBounds(first, last);
-    const data = await this.stream.read(this.tableBytes + bounds[0]!, bounds[bounds.length - 1]! - bounds[0]!);
+    const data = await this.readStream(this.tableBytes + bounds[0]!, bounds[bounds.length - 1]! - bounds[0]!);
     const out: Buffer[] = [];
     for (let i = first; i <= last; i++) {
       const stored = data.subarray(bounds[i - first]! - bounds[0]!, bounds[i - first + 1]! - bounds[0]!);
@@ -122,7 +122,7 @@ class WofReader {
     if (dataBytes < 0) throw this.corrupt(`a stream of ${this.stream.size} bytes holds no offset table of ${this.tableBytes}`);
     const lo = Math.max(first - 1, 0);
     const hi = Math.min(last + 1, this.numChunks - 1);
-    const table = hi > lo ? await this.stream.read(lo * this.entryBytes, (hi - lo) * this.entryBytes) : Buffer.alloc(0);
+    const table = hi > lo ? await this.readStream(lo * this.entryBytes, (hi - lo) * this.entryBytes) : Buffer.alloc(0);
     const entry = (i: number) => (this.entryBytes === 8 ? Number(table.readBigUInt64LE((i - lo) * 8)) : table.readUInt32LE((i - lo) * 4));
     const bounds: number[] = [];
     for (let i = first; i <= last + 1; i++) bounds.push(i === 0 ? 0 : i === this.numChunks ? dataBytes : entry(i - 1));
@@ -133,6 +133,13 @@ class WofReader {
       }
     }
     return bounds;
+  }
+
+  /** A read of the stream that must return every byte asked: a short one would shift every chunk. */
+  private async readStream(pos: Bytes, length: number): Promise<Buffer> {
+    const b = await this.stream.read(pos, length);
+    if (b.length !== length) throw this.corrupt(`a read of ${length} bytes at ${pos} returned ${b.length}`);
+    return b;
   }
 
   private decode(i: number, stored: Buffer): Buffer {

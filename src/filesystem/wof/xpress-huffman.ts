@@ -5,11 +5,11 @@ import { CorruptDataError } from './corrupt-data.js';
 import { HuffmanCode } from './huffman.js';
 import { lzCopy } from './lz-copy.js';
 
-/** MS-XCA §2.1.4.1: 256 literals and 256 match symbols, codewords of at most 15 bits. */
+/** MS-XCA §2.1: 256 literals and 256 match symbols, codewords of at most 15 bits. */
 const NUM_SYMBOLS = 512;
 const MAX_CODEWORD_LENGTH = 15;
 const NUM_LITERALS = 256;
-/** The code lengths: 512 four-bit values, two to a byte, low nibble first (MS-XCA §2.1.4.1). */
+/** The code lengths: 512 four-bit values, two to a byte, low nibble first (MS-XCA §2.1). */
 const TABLE_BYTES = NUM_SYMBOLS / 2;
 /** Every 65536 output bytes a new table starts (MS-XCA §2.2.4). */
 export const XPRESS_BLOCK_SIZE = 65536;
