@@ -1,8 +1,8 @@
 // Makes a WOF-compressed file the way Windows 10's compact.exe stores one
-// (docs/filesystems-wof.md §1-2), on an NTFS volume mounted by ntfs-3g with `-o streams_interface=xattr`: the chunks made
-// by wimlib in the named stream WofCompressedData (the xattr user.WofCompressedData), the WOF
-// reparse point (the xattr system.ntfs_reparse_data), and the unnamed stream left at the
-// uncompressed size as sparse zeros.
+// (docs/filesystems-wof.md §1-2), on an NTFS volume mounted by ntfs-3g with
+// `-o streams_interface=xattr`: the chunks made by wimlib in the named stream WofCompressedData
+// (the xattr user.WofCompressedData), the WOF reparse point (the xattr system.ntfs_reparse_data),
+// and the unnamed stream left at the uncompressed size as sparse zeros.
 import koffi from 'koffi';
 import { truncate, writeFile } from 'node:fs/promises';
 import { wofCompressedData, wofReparsePoint } from './wimlib.js';
