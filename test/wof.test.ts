@@ -103,6 +103,17 @@ test('small sequential reads decode each chunk once (the cache), with two stream
   for (let pos = 0; pos < data.length; pos += 4096) parts.push(await d.read(pos, 4096));
   t.true(Buffer.concat(parts).equals(data));
   t.is(stream.reads, 4 * 2);
+  // Concurrent reads of one chunk share its load.
+  const again = memoryStream(wofCompressedData(data, 1));
+  const d2 = fileData(again, data.length, 1);
+  if (d2.kind !== 'decoded') return t.fail();
+  const both = await Promise.all([d2.read(0, 100), d2.read(200, 100), d2.read(32000, 100)]);
+  t.true(both[2].equals(data.subarray(32000, 32100)));
+  t.is(again.reads, 2);
+});
+
+test('an uncompressed size that is no byte count is CorruptVolumeError', (t) => {
+  for (const size of [-1, 2 ** 60, Number.NaN]) t.throws(() => fileData(memoryStream(Buffer.alloc(0)), size, 0), { instanceOf: CorruptVolumeError }, String(size));
 });
 
 test('chunk offset tables of 8-byte entries for files over 4 GiB', async (t) => {

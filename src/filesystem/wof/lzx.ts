@@ -1,6 +1,6 @@
 // The LZX decompressor of WIM and WOF: a 32 KiB window that is the whole chunk, no state across
 // chunks, verbatim, aligned-offset and uncompressed blocks, and the E8 call translation
-// (docs/filesystems-wof.md §3.4; MS-PATCH §2 describes LZX itself; wimlib's lzx_decompress.c).
+// (docs/filesystems-wof.md §3.4; [MS-PATCH] describes LZX itself; wimlib's lzx_decompress.c).
 import { BitReader } from './bit-reader.js';
 import { CorruptDataError } from './corrupt-data.js';
 import { HuffmanCode } from './huffman.js';

@@ -39,6 +39,10 @@ const MAX_CHUNKS_PER_LOAD = 64;
 
 /** A FileData of kind `decoded` for a file of `uncompressedSize` bytes compressed with `algorithm`. */
 export function wofFileData(stream: WofStream, uncompressedSize: Bytes, algorithm: WofAlgorithm, where: WofFileContext): FileData {
+  // The size comes from the volume ($DATA's data size): hostile like the rest.
+  if (!(Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0)) {
+    throw new CorruptVolumeError(where.volume, `${where.file}: WofCompressedData: an uncompressed size of ${uncompressedSize}`);
+  }
   const reader = new WofReader(stream, uncompressedSize, ALGORITHMS[algorithm], where);
   return { kind: 'decoded', size: uncompressedSize, read: (pos, length) => reader.read(pos, length) };
 }
@@ -56,7 +60,6 @@ class WofReader {
     private readonly algorithm: (typeof ALGORITHMS)[WofAlgorithm],
     private readonly where: WofFileContext,
   ) {
-    if (!(Number.isSafeInteger(size) && size >= 0)) throw new RangeError(`${where.file}: uncompressed size ${size}`);
     this.chunkSize = algorithm.chunkSize;
     this.numChunks = Math.ceil(size / this.chunkSize);
     this.entryBytes = size > LARGE_FILE_SIZE ? 8 : 4;
