@@ -77,9 +77,13 @@ class WofReader {
     const first = Math.floor(pos / this.chunkSize);
     const last = Math.floor((end - 1) / this.chunkSize);
     const chunks = await Promise.all(this.load(first, last));
-    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    const from = pos - first * this.chunkSize;
-    return whole.subarray(from, from + (end - pos));
+    // A copy of the range, so no caller can change a cached chunk.
+    const out = Buffer.allocUnsafe(end - pos);
+    for (const [k, chunk] of chunks.entries()) {
+      const chunkStart = (first + k) * this.chunkSize;
+      chunk.copy(out, Math.max(0, chunkStart - pos), Math.max(0, pos - chunkStart), Math.min(chunk.length, end - chunkStart));
+    }
+    return out;
   }
 
   /** The chunks of [first, last]: cached, or loaded in runs of consecutive uncached chunks. */
@@ -147,7 +151,8 @@ class WofReader {
 
   private decode(i: number, stored: Buffer): Buffer {
     const length = this.chunkLength(i);
-    if (stored.length === length) return stored;
+    // A copy: a view would keep the whole run's compressed bytes alive in the cache.
+    if (stored.length === length) return Buffer.from(stored);
     try {
       return this.algorithm.decode(stored, length);
     } catch (e) {
