@@ -209,3 +209,19 @@ test('a stream read that comes back short is CorruptVolumeError, not shifted byt
   if (d.kind !== 'decoded') return t.fail();
   await t.throwsAsync(d.read(0, data.length), { instanceOf: CorruptVolumeError });
 });
+
+test('fuzz: mutated reparse points parse to an algorithm or throw UnsupportedDataError', (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...ALGORITHMS), fc.array(fc.tuple(fc.nat({ max: 23 }), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat({ max: 30 }), (a, flips, cut) => {
+      const b = wofReparsePoint(a);
+      for (const [at, v] of flips) b[at] = v;
+      try {
+        return ALGORITHMS.includes(parseWofReparse(b.subarray(0, cut), 'f'));
+      } catch (e) {
+        return e instanceof UnsupportedDataError;
+      }
+    }),
+    { seed: 6, numRuns: 2000 },
+  );
+  t.pass();
+});
