@@ -107,7 +107,7 @@ function readUncompressedBlock(br: BitReader, recent: number[], out: Buffer, at:
     recent[i] = br.readU32();
     if (recent[i] === 0) throw new CorruptDataError('an uncompressed block with a recent offset of 0');
   }
-  for (let i = 0; i < size; i++) out[at + i] = br.readByte();
+  out.set(br.readBytes(size), at);
   if (size & 1) br.readByte();
 }
 
