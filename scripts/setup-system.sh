@@ -15,6 +15,7 @@ declare -A need=(
   [/usr/lib/grub/i386-pc/boot.img]=grub-pc-bin [/usr/lib/grub/x86_64-efi/kernel.img]=grub-efi-amd64-bin
   [/usr/share/OVMF/OVMF_CODE_4M.fd]=ovmf [/usr/share/seabios/bios-256k.bin]=seabios
   [setfattr]=attr [pdbedit]=samba [setfacl]=acl [/usr/lib/x86_64-linux-gnu/libwim.so.15]=libwim15
+  [/usr/lib/python3/dist-packages/pyfsntfs.cpython-311-x86_64-linux-gnu.so]=python3-libfsntfs
   [dpkg-deb]=dpkg [debootstrap]=debootstrap [lintian]=lintian [busybox]=busybox-static [cpio]=cpio
 )
 missing=()

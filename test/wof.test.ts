@@ -103,6 +103,17 @@ test('small sequential reads decode each chunk once (the cache), with two stream
   for (let pos = 0; pos < data.length; pos += 4096) parts.push(await d.read(pos, 4096));
   t.true(Buffer.concat(parts).equals(data));
   t.is(stream.reads, 4 * 2);
+  // Concurrent reads of one chunk share its load.
+  const again = memoryStream(wofCompressedData(data, 1));
+  const d2 = fileData(again, data.length, 1);
+  if (d2.kind !== 'decoded') return t.fail();
+  const both = await Promise.all([d2.read(0, 100), d2.read(200, 100), d2.read(32000, 100)]);
+  t.true(both[2].equals(data.subarray(32000, 32100)));
+  t.is(again.reads, 2);
+});
+
+test('an uncompressed size that is no byte count is CorruptVolumeError', (t) => {
+  for (const size of [-1, 2 ** 60, Number.NaN]) t.throws(() => fileData(memoryStream(Buffer.alloc(0)), size, 0), { instanceOf: CorruptVolumeError }, String(size));
 });
 
 test('chunk offset tables of 8-byte entries for files over 4 GiB', async (t) => {
@@ -153,4 +164,64 @@ test('a corrupt offset table or chunk is CorruptVolumeError naming the file; oth
     t.regex(e!.message, /^\/storage\/c\/Image_C\.raw: \/Windows\/notepad\.exe: WofCompressedData: /, what);
     if (what === 'chunk that does not decode') t.true((await d.read(4096, 4096)).equals(data.subarray(4096, 8192)), 'the next chunk');
   }
+});
+
+test('fuzz: mutated streams read the right length or reject with CorruptVolumeError, quickly', async (t) => {
+  const files = WOF_CHUNKS.map(({ algorithm, chunkSize }) => {
+    const data = fileOf(6 * chunkSize + 5);
+    return { algorithm, size: data.length, stream: wofCompressedData(data, algorithm) };
+  });
+  let slowest = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.nat({ max: files.length - 1 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.nat({ max: 100000 }),
+      async (f, flips, p, length) => {
+        const { algorithm, size, stream } = files[f]!;
+        const m = Buffer.from(stream);
+        // Half the flips land in the offset table, where they do the most harm.
+        for (const [at, v] of flips) m[at % 2 === 0 ? (at >> 1) % Math.min(m.length, 64) : at % m.length] = v;
+        const d = fileData(memoryStream(m), size, algorithm);
+        if (d.kind !== 'decoded') return false;
+        const pos = p % size;
+        const t0 = performance.now();
+        try {
+          if ((await d.read(pos, length)).length !== Math.min(length, size - pos)) return false;
+        } catch (e) {
+          if (!(e instanceof CorruptVolumeError)) throw e;
+        }
+        slowest = Math.max(slowest, performance.now() - t0);
+        return true;
+      },
+    ),
+    { seed: 5, numRuns: 1500 },
+  );
+  t.true(slowest < 1000, `slowest read ${slowest.toFixed(1)} ms`);
+});
+
+test('a stream read that comes back short is CorruptVolumeError, not shifted bytes', async (t) => {
+  const data = fileOf(3 * 4096);
+  const full = memoryStream(wofCompressedData(data, 0));
+  const short: WofStream = { size: full.size, read: async (pos, length) => (await full.read(pos, length)).subarray(0, Math.max(0, length - 1)) };
+  const d = fileData(short, data.length, 0);
+  if (d.kind !== 'decoded') return t.fail();
+  await t.throwsAsync(d.read(0, data.length), { instanceOf: CorruptVolumeError });
+});
+
+test('fuzz: mutated reparse points parse to an algorithm or throw UnsupportedDataError', (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...ALGORITHMS), fc.array(fc.tuple(fc.nat({ max: 23 }), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat({ max: 30 }), (a, flips, cut) => {
+      const b = wofReparsePoint(a);
+      for (const [at, v] of flips) b[at] = v;
+      try {
+        return ALGORITHMS.includes(parseWofReparse(b.subarray(0, cut), 'f'));
+      } catch (e) {
+        return e instanceof UnsupportedDataError;
+      }
+    }),
+    { seed: 6, numRuns: 2000 },
+  );
+  t.pass();
 });

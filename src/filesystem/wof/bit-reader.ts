@@ -55,6 +55,13 @@ export class BitReader {
     return this.data[this.pos++]!;
   }
 
+  /** The next n whole bytes (a view of the input). */
+  readBytes(n: number): Uint8Array {
+    if (this.end - this.pos < n) throw new CorruptDataError(`${n} bytes past the end of the bitstream`);
+    this.pos += n;
+    return this.data.subarray(this.pos - n, this.pos);
+  }
+
   readU16(): number {
     return this.readByte() | (this.readByte() << 8);
   }

@@ -1,7 +1,8 @@
 // Canonical prefix codes as XPRESS Huffman and LZX send them: only each symbol's codeword
-// length, codewords assigned in order of (length, symbol) (MS-XCA §2.1.4.1; docs/filesystems-wof.md
-// §3.2). Decoded through a root table indexed by `tableBits` bits whose entries are a symbol or a
-// pointer to a subtable for the longer codewords, as wimlib's decompress_common.c does.
+// length, codewords assigned in order of (length, symbol) (MS-XCA §2.1;
+// docs/filesystems-wof.md §3.2). Decoded through a root table indexed by `tableBits` bits whose
+// entries are a symbol or a pointer to a subtable for the longer codewords, as wimlib's
+// decompress_common.c does.
 import type { BitReader } from './bit-reader.js';
 import { CorruptDataError } from './corrupt-data.js';
 

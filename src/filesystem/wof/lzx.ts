@@ -1,6 +1,6 @@
 // The LZX decompressor of WIM and WOF: a 32 KiB window that is the whole chunk, no state across
 // chunks, verbatim, aligned-offset and uncompressed blocks, and the E8 call translation
-// (docs/filesystems-wof.md §3.4; MS-PATCH §2 describes LZX itself; wimlib's lzx_decompress.c).
+// (docs/filesystems-wof.md §3.4; [MS-PATCH] describes LZX itself; wimlib's lzx_decompress.c).
 import { BitReader } from './bit-reader.js';
 import { CorruptDataError } from './corrupt-data.js';
 import { HuffmanCode } from './huffman.js';
@@ -63,11 +63,16 @@ function newCodes(): Codes {
   };
 }
 
+/** Scratch of the decoder, reused: decoding is synchronous. */
+const codes = newCodes();
+
 /** Decompresses one LZX chunk of `outSize` (1..32768) bytes; CorruptDataError if it does not decode. */
 export function decompressLzx(input: Uint8Array, outSize: number): Buffer {
   if (!(outSize >= 1 && outSize <= LZX_WINDOW_SIZE)) throw new RangeError(`decompressLzx: a chunk of ${outSize} bytes`);
   const out = Buffer.allocUnsafe(outSize);
-  const codes = newCodes();
+  // Every length starts at 0 in a chunk: the base of the first block's deltas.
+  codes.mainLens.fill(0);
+  codes.lenLens.fill(0);
   const recent = [1, 1, 1];
   const br = new BitReader(input, 0, input.length);
   let outPos = 0;
@@ -102,7 +107,7 @@ function readUncompressedBlock(br: BitReader, recent: number[], out: Buffer, at:
     recent[i] = br.readU32();
     if (recent[i] === 0) throw new CorruptDataError('an uncompressed block with a recent offset of 0');
   }
-  for (let i = 0; i < size; i++) out[at + i] = br.readByte();
+  out.set(br.readBytes(size), at);
   if (size & 1) br.readByte();
 }
 

@@ -39,6 +39,10 @@ const MAX_CHUNKS_PER_LOAD = 64;
 
 /** A FileData of kind `decoded` for a file of `uncompressedSize` bytes compressed with `algorithm`. */
 export function wofFileData(stream: WofStream, uncompressedSize: Bytes, algorithm: WofAlgorithm, where: WofFileContext): FileData {
+  // The size comes from the volume ($DATA's data size): hostile like the rest.
+  if (!(Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0)) {
+    throw new CorruptVolumeError(where.volume, `${where.file}: WofCompressedData: an uncompressed size of ${uncompressedSize}`);
+  }
   const reader = new WofReader(stream, uncompressedSize, ALGORITHMS[algorithm], where);
   return { kind: 'decoded', size: uncompressedSize, read: (pos, length) => reader.read(pos, length) };
 }
@@ -56,7 +60,6 @@ class WofReader {
     private readonly algorithm: (typeof ALGORITHMS)[WofAlgorithm],
     private readonly where: WofFileContext,
   ) {
-    if (!(Number.isSafeInteger(size) && size >= 0)) throw new RangeError(`${where.file}: uncompressed size ${size}`);
     this.chunkSize = algorithm.chunkSize;
     this.numChunks = Math.ceil(size / this.chunkSize);
     this.entryBytes = size > LARGE_FILE_SIZE ? 8 : 4;
@@ -74,9 +77,13 @@ class WofReader {
     const first = Math.floor(pos / this.chunkSize);
     const last = Math.floor((end - 1) / this.chunkSize);
     const chunks = await Promise.all(this.load(first, last));
-    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    const from = pos - first * this.chunkSize;
-    return whole.subarray(from, from + (end - pos));
+    // A copy of the range, so no caller can change a cached chunk.
+    const out = Buffer.allocUnsafe(end - pos);
+    for (const [k, chunk] of chunks.entries()) {
+      const chunkStart = (first + k) * this.chunkSize;
+      chunk.copy(out, Math.max(0, chunkStart - pos), Math.max(0, pos - chunkStart), Math.min(chunk.length, end - chunkStart));
+    }
+    return out;
   }
 
   /** The chunks of [first, last]: cached, or loaded in runs of consecutive uncached chunks. */
@@ -107,7 +114,7 @@ class WofReader {
   /** Reads the offsets and the compressed bytes of chunks [first, last] and decodes them. */
   private async loadRun(first: number, last: number): Promise<Buffer[]> {
     const bounds = await this.chunkBounds(first, last);
-    const data = await this.stream.read(this.tableBytes + bounds[0]!, bounds[bounds.length - 1]! - bounds[0]!);
+    const data = await this.readStream(this.tableBytes + bounds[0]!, bounds[bounds.length - 1]! - bounds[0]!);
     const out: Buffer[] = [];
     for (let i = first; i <= last; i++) {
       const stored = data.subarray(bounds[i - first]! - bounds[0]!, bounds[i - first + 1]! - bounds[0]!);
@@ -122,7 +129,7 @@ class WofReader {
     if (dataBytes < 0) throw this.corrupt(`a stream of ${this.stream.size} bytes holds no offset table of ${this.tableBytes}`);
     const lo = Math.max(first - 1, 0);
     const hi = Math.min(last + 1, this.numChunks - 1);
-    const table = hi > lo ? await this.stream.read(lo * this.entryBytes, (hi - lo) * this.entryBytes) : Buffer.alloc(0);
+    const table = hi > lo ? await this.readStream(lo * this.entryBytes, (hi - lo) * this.entryBytes) : Buffer.alloc(0);
     const entry = (i: number) => (this.entryBytes === 8 ? Number(table.readBigUInt64LE((i - lo) * 8)) : table.readUInt32LE((i - lo) * 4));
     const bounds: number[] = [];
     for (let i = first; i <= last + 1; i++) bounds.push(i === 0 ? 0 : i === this.numChunks ? dataBytes : entry(i - 1));
@@ -135,9 +142,17 @@ class WofReader {
     return bounds;
   }
 
+  /** A read of the stream that must return every byte asked: a short one would shift every chunk. */
+  private async readStream(pos: Bytes, length: number): Promise<Buffer> {
+    const b = await this.stream.read(pos, length);
+    if (b.length !== length) throw this.corrupt(`a read of ${length} bytes at ${pos} returned ${b.length}`);
+    return b;
+  }
+
   private decode(i: number, stored: Buffer): Buffer {
     const length = this.chunkLength(i);
-    if (stored.length === length) return stored;
+    // A copy: a view would keep the whole run's compressed bytes alive in the cache.
+    if (stored.length === length) return Buffer.from(stored);
     try {
       return this.algorithm.decode(stored, length);
     } catch (e) {

@@ -5,11 +5,11 @@ import { CorruptDataError } from './corrupt-data.js';
 import { HuffmanCode } from './huffman.js';
 import { lzCopy } from './lz-copy.js';
 
-/** MS-XCA §2.1.4.1: 256 literals and 256 match symbols, codewords of at most 15 bits. */
+/** MS-XCA §2.1: 256 literals and 256 match symbols, codewords of at most 15 bits. */
 const NUM_SYMBOLS = 512;
 const MAX_CODEWORD_LENGTH = 15;
 const NUM_LITERALS = 256;
-/** The code lengths: 512 four-bit values, two to a byte, low nibble first (MS-XCA §2.1.4.1). */
+/** The code lengths: 512 four-bit values, two to a byte, low nibble first (MS-XCA §2.1). */
 const TABLE_BYTES = NUM_SYMBOLS / 2;
 /** Every 65536 output bytes a new table starts (MS-XCA §2.2.4). */
 export const XPRESS_BLOCK_SIZE = 65536;
@@ -23,11 +23,13 @@ const TABLE_ENTRIES = 2566;
 /** Bits held before a match's offset bits and escape bytes, as MS-XCA's 32-bit window keeps. */
 const MATCH_LOOKAHEAD_BITS = 16;
 
+/** Scratch of the decoder, reused: decoding is synchronous and every chunk rebuilds the code. */
+const code = new HuffmanCode(NUM_SYMBOLS, TABLE_BITS, MAX_CODEWORD_LENGTH, TABLE_ENTRIES);
+const lens = new Uint8Array(NUM_SYMBOLS);
+
 /** Decompresses one XPRESS Huffman stream of `outSize` bytes; CorruptDataError if it does not decode. */
 export function decompressXpressHuffman(input: Uint8Array, outSize: number): Buffer {
   const out = Buffer.allocUnsafe(outSize);
-  const code = new HuffmanCode(NUM_SYMBOLS, TABLE_BITS, MAX_CODEWORD_LENGTH, TABLE_ENTRIES);
-  const lens = new Uint8Array(NUM_SYMBOLS);
   let inPos = 0;
   let outPos = 0;
   while (outPos < outSize) {
