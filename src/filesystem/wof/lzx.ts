@@ -49,7 +49,7 @@ interface Codes {
   readonly preLens: Uint8Array;
 }
 
-/** Root table bits and zlib's `enough` entries per code (main: 656 symbols bound 496). */
+/** Root table bits and zlib's `enough` entries per code (the main code's: the bound for 656 symbols, which covers its 496). */
 function newCodes(): Codes {
   return {
     main: new HuffmanCode(NUM_MAIN_SYMBOLS, 11, 16, 2726),
