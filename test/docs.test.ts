@@ -124,9 +124,9 @@ test('every relative link of the README and docs/ reaches a file, and every #anc
 test('the README starts with the demo and test commands for a fresh Debian 12, and the CI runs that test command', (t) => {
   const readme = readFileSync(README, 'utf8');
   const firstScreens = readme.split('\n').slice(0, 60).join('\n');
-  t.regex(firstScreens, /^npm run demo\b/m);
-  t.regex(firstScreens, /^npm test\b/m);
+  t.regex(firstScreens, /^scripts\/run demo\b/m);
+  t.regex(firstScreens, /^scripts\/run test\b/m);
   t.regex(firstScreens, /attach vdisk readonly/, 'how to attach a backup from Windows is near the top');
   const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
-  t.regex(ci, /^npm test$/m, '.ci/run runs the README test command');
+  t.regex(ci, /^scripts\/run test$/m, '.ci/run runs the README test command');
 });
