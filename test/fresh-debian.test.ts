@@ -8,7 +8,8 @@ import { TEST_CACHE } from './helpers/debian-cache.js';
 import { bookwormMinbase, copyTree, inChroot } from './helpers/debian-root.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const APT_ARCHIVES = join(TEST_CACHE, 'apt-archives');
+/** Its own apt download cache: package.test's chroots lock theirs while they install. */
+const APT_ARCHIVES = join(TEST_CACHE, 'apt-archives-fresh-debian');
 
 test('scripts/run brings Node.js ≥ 20 and npm to a clean bookworm minbase', async (t) => {
   t.timeout(20 * 60_000);
