@@ -104,7 +104,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     log,
   });
   await queue.first();
-  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther }, log);
+  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: true }, log);
   s.notifier = mounted.notifier;
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
   // The sizes of the dynamic disks, ahead of the first listing (io/source-data-warmer.ts).
