@@ -32,7 +32,7 @@ test('a sequential read reaches the server as 1 MiB requests: INIT asks for the 
     release: () => undefined,
     statfs: () => ({ blocks: 0, files: 1, bsize: 4096, namelen: 255 }),
   };
-  const m = await mount(join(dir, 'mnt'), fs, { allowOther: false }, (line) => t.log(line));
+  const m = await mount(join(dir, 'mnt'), fs, { allowOther: false, readOnly: true }, (line) => t.log(line));
   try {
     await promisify(execFile)('dd', [`if=${join(dir, 'mnt', 'f')}`, 'of=/dev/null', 'bs=4M', 'status=none']);
   } finally {
@@ -72,7 +72,7 @@ test('READDIRPLUS: a listing brings every entry\'s attributes, so stat(2) of the
     statfs: () => ({ blocks: 0, files: 1, bsize: 4096, namelen: 255 }),
   };
   const mnt = join(dir, 'mnt');
-  const m = await mount(mnt, fs, { allowOther: false }, (line) => t.log(line));
+  const m = await mount(mnt, fs, { allowOther: false, readOnly: true }, (line) => t.log(line));
   try {
     const listed = await readdir(mnt);
     t.deepEqual(listed.sort(), [...names].sort());

@@ -19,19 +19,42 @@ export interface OpenHandle {
   readonly wholeFileFd?: number;
   /** The file's layout in shared memory: the request workers answer its cached reads themselves. */
   readonly shared?: SharedLayout;
+  /**
+   * Reads and writes of this handle go to the filesystem, never through the inode's page cache
+   * (FOPEN_DIRECT_IO): a writer's private bytes (docs/overlays.md §3).
+   */
+  readonly direct?: boolean;
 }
 
-/** A read-only filesystem by inode number. Lookups are answered on the main thread, at once. */
+/** A SETATTR: the fuse_setattr_in fields this filesystem looks at. */
+export interface AttrChange {
+  /** fuse_setattr_in.valid (Fattr bits). */
+  readonly valid: number;
+  /** Set when the change comes through an open handle (ftruncate). */
+  readonly fh: number | undefined;
+  readonly size: number;
+}
+
+/**
+ * A filesystem by inode number whose tree never changes through FUSE; files may be opened for
+ * writing into private views. Lookups are answered on the main thread, at once.
+ */
 export interface FuseFs {
   lookup(parent: number, name: string): Attr | undefined;
   /** `fh` is set when the kernel asks through an open handle (fstat). */
   getattr(ino: number, fh: number | undefined): Attr | undefined;
   /** Entries of a directory, "." and ".." included; undefined when it is not a directory. */
   list(ino: number): readonly Dirent[] | undefined;
-  /** Rejects with FuseError. */
-  open(ino: number, flags: number): Promise<OpenHandle>;
+  /** `uid`: the caller's. Rejects with FuseError. */
+  open(ino: number, flags: number, uid: number): Promise<OpenHandle>;
   /** Fills `into` from `offset`; resolves the byte count (short only at end of file). */
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number>;
+  /** Writes `data` at `offset` through a handle opened for writing; resolves the byte count. Rejects with FuseError. Without it: EROFS. */
+  write?(fh: number, offset: number, data: Buffer): Promise<number>;
+  /** Changes what a SETATTR asks; resolves the attributes after it. Rejects with FuseError. Without it: EROFS. */
+  setattr?(ino: number, change: AttrChange): Promise<Attr>;
+  /** Whether `ino`'s attributes differ by caller now, so a READDIRPLUS must not give them (Attr.uncached). */
+  uncached?(ino: number): boolean;
   release(fh: number): void;
   statfs(): Statfs;
   /** lseek(2) SEEK_DATA / SEEK_HOLE on an open handle; rejects with FuseError (ENXIO past the data). */

@@ -8,9 +8,10 @@ import { FuseError, type FuseFs } from './fuse-fs.js';
 import type { PassthroughIds } from './passthrough.js';
 import {
   type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
-  decodeOpenFlags, decodeRead, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE,
-  FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
-  negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
+  decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
+  FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE,
+  lseekReply, MAX_WRITE, negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE,
+  statfsReply, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -44,8 +45,6 @@ export interface OpHandler {
 }
 
 const PAGE_SIZE = 4096;
-/** Our max_write: the kernel's floor (fs/fuse/inode.c), since nothing is ever written. */
-const MAX_WRITE = PAGE_SIZE;
 /** Filesystems allowed under a passthrough file: the backing files sit on a plain filesystem. */
 const PASSTHROUGH_STACK_DEPTH = 1;
 
@@ -81,28 +80,46 @@ function init(c: OpContext, req: Request): void {
   c.initialized();
 }
 
+/** How long the kernel may keep `attr`: none for attributes that differ by caller (docs/overlays.md §3). */
+function attrSecondsOf(c: OpContext, attr: Attr): number {
+  if (attr.uncached) return 0;
+  c.given.given(attr.ino);
+  return c.o.attrSeconds;
+}
+
 function lookup(c: OpContext, req: Request): void {
   const attr = c.fs.lookup(req.nodeid, decodeName(req.body));
-  if (attr) c.given.given(attr.ino);
-  c.out.send(attr ? entryReply(req, attr, c.o.entrySeconds, c.o.attrSeconds) : negativeEntryReply(req, c.o.entrySeconds));
+  c.out.send(attr ? entryReply(req, attr, c.o.entrySeconds, attrSecondsOf(c, attr)) : negativeEntryReply(req, c.o.entrySeconds));
 }
 
 function getattr(c: OpContext, req: Request): void {
   const attr = c.fs.getattr(req.nodeid, decodeGetattrFh(req.body));
-  if (attr) c.given.given(req.nodeid);
-  if (attr) c.out.send(attrReply(req, attr, c.o.attrSeconds));
+  if (attr) c.out.send(attrReply(req, attr, attrSecondsOf(c, attr)));
   else c.out.status(req, E.ENOENT);
 }
 
 function open(c: OpContext, req: Request): void {
   const ino = req.nodeid;
-  c.later(req, () => c.fs.open(ino, decodeOpenFlags(req.body)), (h) => {
+  c.later(req, () => c.fs.open(ino, decodeOpenFlags(req.body), req.uid), (h) => {
+    // A writer's handle stays out of the inode's page cache, which holds the pristine bytes for
+    // everyone else, and out of passthrough (fs/fuse/iomode.c: direct I/O handles are neutral).
+    if (h.direct) return c.passthrough.inPassthrough(ino) ? refuseWriter(c, req, h.fh) : c.out.send(openReply(req, h.fh, FOPEN_DIRECT_IO));
     const backingId = c.passthrough.opened(ino, h);
     // Before the reply: the kernel can send a READ of this handle only after it has the reply.
     if (backingId === 0 && h.shared) c.workers.publish(h.fh, h.shared);
     // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
     c.out.send(openReply(req, h.fh, backingId > 0 ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
   });
+}
+
+/**
+ * A writer of an inode the kernel reads through passthrough: it would refuse the direct I/O
+ * handle itself (one backing file per inode, fs/fuse/iomode.c), so EBUSY until those readers close.
+ */
+function refuseWriter(c: OpContext, req: Request, fh: number): void {
+  c.fs.release(fh);
+  c.o.log(`/dev/fuse: inode ${req.nodeid} is read through kernel passthrough: an open for writing fails with EBUSY until those readers close (docs/overlays.md §4)`);
+  c.out.status(req, E.EBUSY);
 }
 
 /** The READs a request worker could not answer from memory or the page cache. */
@@ -117,6 +134,21 @@ function read(c: OpContext, req: Request): void {
     c.out.send([c.buffers.header, data.subarray(0, n)]);
     c.buffers.give(data);
   });
+}
+
+/** A write through a handle opened for writing (its overlay; docs/overlays.md). */
+function write(c: OpContext, req: Request): void {
+  const { fh, offset, data } = decodeWrite(req.body);
+  const into = c.fs.write?.bind(c.fs);
+  if (!into) return c.out.status(req, E.EROFS);
+  c.later(req, () => into(fh, offset, data), (n) => c.out.send(writeReply(req, n)));
+}
+
+function setattr(c: OpContext, req: Request): void {
+  const set = c.fs.setattr?.bind(c.fs);
+  if (!set) return c.out.status(req, E.EROFS);
+  const change = decodeSetattr(req.body);
+  c.later(req, () => set(req.nodeid, change), (attr) => c.out.send(attrReply(req, attr, attrSecondsOf(c, attr))));
 }
 
 function release(c: OpContext, req: Request): void {
@@ -158,7 +190,10 @@ function readdirplus(c: OpContext, req: Request): void {
   const dir = c.dirs.get(fh);
   if (!dir) return c.out.status(req, E.EBADF);
   const plus = c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds);
-  c.out.send(direntsPlusReply(req, plus, offset, size, c.given.heldTest()));
+  const held = c.given.heldTest();
+  // An entry whose attributes differ by caller goes without them: the kernel looks it up.
+  const uncached = c.fs.uncached?.bind(c.fs);
+  c.out.send(direntsPlusReply(req, plus, offset, size, uncached ? (ino) => uncached(ino) || held(ino) : held));
 }
 
 function releasedir(c: OpContext, req: Request): void {
@@ -181,7 +216,10 @@ function forget(c: OpContext, req: Request): void {
 const handler = (struct: string, inSize: number, handle: OpHandler['handle']): OpHandler => ({ struct, inSize, handle });
 const answer = (errno: number): OpHandler => handler('', 0, (c, req) => c.out.status(req, errno));
 
-/** ENOSYS tells the kernel never to ask again (flush, fsync, access, xattrs, statx...). */
+/**
+ * ENOSYS tells the kernel never to ask again (access, xattrs, statx...); for FLUSH and FSYNC
+ * it then answers success itself (fs/fuse/file.c fc->no_flush, no_fsync): an overlay is thrown away anyway.
+ */
 const UNKNOWN_OP = answer(E.ENOSYS);
 
 const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
@@ -191,6 +229,10 @@ const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.OPEN, handler('fuse_open_in', OPEN_IN_SIZE, open)],
   [Op.READ, handler('fuse_read_in', READ_IN_SIZE, read)],
   [Op.RELEASE, handler('fuse_release_in', RELEASE_IN_SIZE, release)],
+  [Op.WRITE, handler('fuse_write_in', WRITE_IN_SIZE, write)],
+  [Op.SETATTR, handler('fuse_setattr_in', SETATTR_IN_SIZE, setattr)],
+  // Preallocating or punching a view: EOPNOTSUPP, which callers (qemu) handle and the kernel then answers itself.
+  [Op.FALLOCATE, answer(E.EOPNOTSUPP)],
   [Op.OPENDIR, handler('fuse_open_in', 0, opendir)],
   [Op.READDIR, handler('fuse_read_in', READ_IN_SIZE, readdir)],
   [Op.READDIRPLUS, handler('fuse_read_in', READ_IN_SIZE, readdirplus)],

@@ -22,6 +22,10 @@ export class Handles<T> {
     this.open.delete(fh);
   }
 
+  keys(): IterableIterator<number> {
+    return this.open.keys();
+  }
+
   values(): IterableIterator<T> {
     return this.open.values();
   }

@@ -52,7 +52,7 @@ const ATTR_TIMEOUT = 600;
 /** Where the FUSE control filesystem lists connections (Documentation/filesystems/fuse.rst). */
 const FUSECTL = '/sys/fs/fuse/connections';
 
-/** mount(2) flags, <sys/mount.h>: nothing on the mount can be written, run or be a device. */
+/** mount(2) flags, <sys/mount.h>: nothing on the mount can be run or be a device (or, read-only, written). */
 const MS_RDONLY = 1;
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
@@ -154,28 +154,31 @@ async function abortConnection(device: string, log: (line: string) => void): Pro
 }
 
 /**
- * Opens /dev/fuse and mounts it read-only at `mountpoint` (absolute, an empty folder) with
+ * Opens /dev/fuse and mounts it (read-only with `readOnly`: the kernel refuses every write itself) at `mountpoint` (absolute, an empty folder) with
  * mount(2) (docs/fuse-protocol.md §2); returns the descriptor, for startSession. Needs
  * CAP_SYS_ADMIN.
  */
-export function mountDevice(mountpoint: string, allowOther: boolean): number {
+export function mountDevice(mountpoint: string, allowOther: boolean, readOnly: boolean): number {
   const dev = openSync('/dev/fuse', constants.O_RDWR);
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const data = `fd=${dev},rootmode=${ROOT_MODE},user_id=${uid},group_id=${gid},default_permissions${allowOther ? ',allow_other' : ''}`;
-  if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', MS_RDONLY | MS_NOSUID | MS_NODEV, data) === 0) return dev;
+  if (mountRaw('synthvhd', mountpoint, 'fuse.synthvhd', (readOnly ? MS_RDONLY : 0) | MS_NOSUID | MS_NODEV, data) === 0) return dev;
   const err = lastErrno();
   closeSync(dev);
   throw new Error(`${mountpoint}: cannot mount: ${err.code === 'EPERM' ? 'mounting needs root (CAP_SYS_ADMIN): run synthvhd serve as root' : `mount(2) failed: ${err.code} (${err.text})`}`);
 }
 
-/** Mounts `fs` read-only at `mountpoint`. Needs root (mount(2) of FUSE, kernel passthrough). */
-export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: boolean }, log: (line: string) => void): Promise<Mounted> {
+/**
+ * Mounts `fs` at `mountpoint`; without `readOnly` writes reach `fs`, which keeps them private
+ * (docs/overlays.md). Needs root (mount(2) of FUSE, kernel passthrough).
+ */
+export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: boolean; readOnly: boolean }, log: (line: string) => void): Promise<Mounted> {
   const mnt = resolve(mountpoint);
   await checkDevice();
   await cleanStale(mnt, log);
   await checkEmpty(mnt);
-  const session = startSession(mountDevice(mnt, opts.allowOther), fs, {
+  const session = startSession(mountDevice(mnt, opts.allowOther, opts.readOnly), fs, {
     maxRead: MAX_READ,
     maxReadahead: READ_AHEAD_KB * 1024,
     workers: REQUEST_WORKERS,

@@ -43,6 +43,14 @@ export class PassthroughIds {
     return backingId;
   }
 
+  /**
+   * Whether the kernel reads `ino` from a backing file now: while it does, it refuses any other
+   * kind of open of the inode (fs/fuse/iomode.c fuse_file_io_open), a writer's direct I/O too.
+   */
+  inPassthrough(ino: number): boolean {
+    return (this.inodes.get(ino)?.passthrough ?? 0) > 0;
+  }
+
   /** Forgets a handle; the inode's backing id is closed with its last passthrough handle. */
   released(fh: number): void {
     const mode = this.modes.get(fh);

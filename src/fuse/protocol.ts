@@ -1,5 +1,6 @@
-// The FUSE wire protocol (include/uapi/linux/fuse.h, version 7.40): the requests a read-only
-// filesystem receives and the replies it writes, as pure encoders and decoders of byte buffers.
+// The FUSE wire protocol (include/uapi/linux/fuse.h, version 7.40): the requests this filesystem
+// receives (reads, and the writes of private overlays) and the replies it writes, as pure
+// encoders and decoders of byte buffers.
 
 /** Protocol version we speak; 7.40 added passthrough (fuse.h "7.40: add FUSE_PASSTHROUGH"). */
 export const FUSE_KERNEL_VERSION = 7;
@@ -17,10 +18,13 @@ export const Op = {
   TMPFILE: 51,
 } as const;
 
-/** Operations that would change the tree or a file: answered EROFS. */
+/**
+ * Operations that would change the tree or what others see: answered EROFS. WRITE and SETATTR
+ * go to the served filesystem (a writer's private overlay, docs/overlays.md).
+ */
 export const WRITE_OPS: ReadonlySet<number> = new Set([
-  Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK, Op.WRITE,
-  Op.SETXATTR, Op.REMOVEXATTR, Op.CREATE, Op.FALLOCATE, Op.RENAME2, Op.COPY_FILE_RANGE, Op.TMPFILE,
+  Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK,
+  Op.SETXATTR, Op.REMOVEXATTR, Op.CREATE, Op.RENAME2, Op.COPY_FILE_RANGE, Op.TMPFILE,
 ]);
 
 /** fuse_init_in/out flags (fuse.h); bits 32 and up travel in flags2. */
@@ -34,7 +38,8 @@ export const Init = {
   PASSTHROUGH: 1n << 37n,
 } as const;
 
-/** fuse_open_out.open_flags (fuse.h). */
+/** fuse_open_out.open_flags (fuse.h): the handle bypasses the inode's page cache. */
+export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 /** The kernel keeps a directory's listing in its page cache (fs/fuse/readdir.c), dropped with its pages. */
 export const FOPEN_CACHE_DIR = 1 << 3;
@@ -79,6 +84,17 @@ export const GETATTR_IN_SIZE = 16;
 export const OPEN_IN_SIZE = 4;
 export const READ_IN_SIZE = 20;
 export const RELEASE_IN_SIZE = 8;
+/** struct fuse_write_in: fh, offset, size, write_flags, lock_owner, flags, padding; the data follows. */
+export const WRITE_IN_SIZE = 40;
+/** struct fuse_setattr_in (fuse.h). */
+export const SETATTR_IN_SIZE = 88;
+/** Our fuse_init_out.max_write: the most one WRITE carries (a writer's overlay takes them). */
+export const MAX_WRITE = 256 * 1024;
+/**
+ * A buffer that holds any request: fs/fuse/dev.c refuses to read into less than the headers of a
+ * WRITE plus max_write.
+ */
+export const REQUEST_BUFFER_SIZE = IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_WRITE;
 export const LSEEK_IN_SIZE = 20;
 export const BATCH_FORGET_IN_SIZE = 8;
 /** struct fuse_forget_one: nodeid, nlookup. */
@@ -91,6 +107,8 @@ export interface Request {
   readonly uniqueLo: number;
   readonly uniqueHi: number;
   readonly nodeid: number;
+  /** The caller's fsuid (fuse_in_header.uid). */
+  readonly uid: number;
   readonly body: Buffer;
 }
 
@@ -112,6 +130,7 @@ export function decodeRequest(buf: Buffer, length: number): Request {
     uniqueLo: buf.readUInt32LE(8),
     uniqueHi: buf.readUInt32LE(12),
     nodeid: readU64(buf, 16),
+    uid: buf.readUInt32LE(24),
     body: buf.subarray(IN_HEADER_SIZE, length),
   };
 }
@@ -119,7 +138,7 @@ export function decodeRequest(buf: Buffer, length: number): Request {
 /** Just the id of a frame too broken to decode, so that it can still be answered; undefined when it has none. */
 export function answerTo(buf: Buffer, length: number): Request | undefined {
   if (length < IN_HEADER_ID_SIZE) return undefined;
-  return { opcode: buf.readUInt32LE(4), uniqueLo: buf.readUInt32LE(8), uniqueHi: buf.readUInt32LE(12), nodeid: 0, body: buf.subarray(0, 0) };
+  return { opcode: buf.readUInt32LE(4), uniqueLo: buf.readUInt32LE(8), uniqueHi: buf.readUInt32LE(12), nodeid: 0, uid: 0, body: buf.subarray(0, 0) };
 }
 
 /** The opcode of the request frame in `frame` (fuse_in_header.opcode). */
@@ -171,6 +190,11 @@ export interface Attr {
   readonly uid: number;
   readonly gid: number;
   readonly blksize: number;
+  /**
+   * They differ by caller (a disk open for writing has a size per writer, docs/overlays.md §3):
+   * the kernel gets them with no validity, so it asks again for its next stat.
+   */
+  readonly uncached?: boolean;
 }
 
 function u64(b: Buffer, at: number, n: number): void {
@@ -434,6 +458,30 @@ export function decodeForgotten(req: Request): number[] {
 export function decodeGetattrFh(body: Buffer): number | undefined {
   const FUSE_GETATTR_FH = 1;
   return (body.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0 ? readU64(body, 8) : undefined;
+}
+
+/** struct fuse_write_in: where to write, and the bytes. */
+export function decodeWrite(body: Buffer): { fh: number; offset: number; data: Buffer } {
+  const size = body.readUInt32LE(16);
+  if (body.length < WRITE_IN_SIZE + size) throw new Error(`fuse_write_in: ${body.length - WRITE_IN_SIZE} bytes of data, says ${size}`);
+  return { fh: readU64(body, 0), offset: readU64(body, 8), data: body.subarray(WRITE_IN_SIZE, WRITE_IN_SIZE + size) };
+}
+
+/** struct fuse_write_out: size, padding. */
+export function writeReply(req: Request, size: number): Buffer {
+  return reply(req, 8, (b) => b.writeUInt32LE(size, 0));
+}
+
+/** fuse_setattr_in.valid bits (fuse.h FATTR_*). */
+export const Fattr = {
+  MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, FH: 1 << 6,
+  ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, LOCKOWNER: 1 << 9, CTIME: 1 << 10, KILL_SUIDGID: 1 << 11,
+} as const;
+
+/** struct fuse_setattr_in: valid, padding, fh, size, then fields only chmod/chown/utimes set. */
+export function decodeSetattr(body: Buffer): { valid: number; fh: number | undefined; size: number } {
+  const valid = body.readUInt32LE(0);
+  return { valid, fh: valid & Fattr.FH ? readU64(body, 8) : undefined, size: readU64(body, 16) };
 }
 
 /** struct fuse_lseek_in: fh, offset, whence (SEEK_DATA 3, SEEK_HOLE 4 from <unistd.h>). */

@@ -13,7 +13,7 @@ import { alignedBuffer } from '../sys/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
-import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, writeOkHeaderFor } from './protocol.js';
+import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, writeOkHeaderFor } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -32,7 +32,7 @@ export interface WorkerData {
   readonly control: Int32Array;
 }
 
-/** Main thread → worker: a handle the worker may serve reads of, or one that was closed. */
+/** Main thread → worker: a handle the worker may serve reads of, or one that was closed (worker → main thread: a WRITE, as a RequestMessage). */
 export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
 
 /** Worker → main thread, on the `requests` channel: a request to answer, as its bytes. */
@@ -40,16 +40,12 @@ export type RequestMessage = Uint8Array;
 /** Worker → main thread, on its own port: how its connection ended. */
 export type EndMessage = { readonly ended: string };
 
-/**
- * Large enough for any request of a read-only filesystem: fs/fuse/dev.c wants at least
- * FUSE_MIN_READ_BUFFER (8 KiB) and max_write plus headers; a BATCH_FORGET is cut to fit.
- */
-const REQUEST_BUFFER = 64 * 1024;
 
 const { dev, handles: port, maxRead, requests, role, control } = workerData as WorkerData;
 const toMain = new BroadcastChannel(requests);
 const handles = new Map<number, SharedLayout>();
-const request = Buffer.alloc(REQUEST_BUFFER);
+/** Any request (a BATCH_FORGET is cut to fit). */
+const request = Buffer.alloc(REQUEST_BUFFER_SIZE);
 /** Page-aligned, like the main thread's reply buffers. */
 const data = alignedBuffer(maxRead);
 const header = Buffer.alloc(OUT_HEADER_SIZE);
@@ -130,6 +126,19 @@ function spin(): void {
   while (!pending() && performance.now() < until);
 }
 
+/**
+ * Posts a request the main thread answers. A copy of just the request: posting a view clones its
+ * whole buffer. A WRITE goes through this worker's own port, its bytes transferred: every other
+ * worker's channel keeps a copy of what is broadcast, unread while it serves (docs/overlays.md §5),
+ * and the order that matters (a RELEASE before the next OPEN) never involves a WRITE, which its
+ * writer waits for.
+ */
+function handOver(length: number): void {
+  const frame: RequestMessage = new Uint8Array(request.subarray(0, length));
+  if (frameOpcode(request) === Op.WRITE) port.postMessage(frame, [frame.buffer as ArrayBuffer]);
+  else toMain.postMessage(frame);
+}
+
 function serve(): string {
   let answered = false;
   for (;;) {
@@ -154,10 +163,7 @@ function serve(): string {
     } catch {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }
-    if (!answered) {
-      // A copy of just the request: posting a view clones its whole buffer (64 KiB).
-      toMain.postMessage(new Uint8Array(request.subarray(0, length)) satisfies RequestMessage);
-    }
+    if (!answered) handOver(length);
   }
 }
 

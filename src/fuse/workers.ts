@@ -30,14 +30,14 @@ export class WorkerPool {
     count: number,
     private readonly out: ReplyWriter,
     private readonly log: (line: string) => void,
-    receive: (frame: Buffer) => void,
+    private readonly receive: (frame: Buffer) => void,
   ) {
     this.ended = new Promise<void>((r) => (this.done = r));
     const name = `synthvhd-fuse-${process.pid}-${dev}-${Date.now()}`;
     const requests = new BroadcastChannel(name);
     requests.onmessage = (e) => {
       const m = (e as { data: RequestMessage }).data;
-      receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+      this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
     };
     void this.ended.then(() => requests.close());
     for (let i = 0; i < count; i++) this.start(name, i === 0 ? 'first' : 'helper');
@@ -49,6 +49,9 @@ export class WorkerPool {
     const data: WorkerData = { dev: this.dev, handles: port2, maxRead: this.maxRead, requests, role, control: this.control };
     const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
     for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
+    port1.on('message', (m: RequestMessage) => this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength)));
+    // Only the worker keeps the session going, not its port.
+    port1.unref();
     this.ports.add(port1);
     let end = 'exited';
     worker.on('message', (m: EndMessage) => (end = m.ended));

@@ -6,7 +6,7 @@ import { startSession } from '../../src/fuse/session.js';
 
 /** Mounts `fs` at `mountpoint`, prints "ready", and unmounts and exits on SIGTERM. */
 export function serveMirror(name: string, mountpoint: string, fs: FuseFs, timeoutSeconds: number): void {
-  const session = startSession(mountDevice(mountpoint, true), fs, {
+  const session = startSession(mountDevice(mountpoint, true, true), fs, {
     maxRead: 1 << 20,
     maxReadahead: 1 << 20,
     workers: 2,
