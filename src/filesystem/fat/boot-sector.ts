@@ -24,9 +24,8 @@ export interface Bpb {
   readonly clusterBytes: Bytes;
   /** Clusters 2 .. clusterCount + 1 exist. */
   readonly clusterCount: number;
-  /** The first FAT's first byte and length. */
+  /** The first FAT's first byte. */
   readonly fatOffset: Bytes;
-  readonly fatBytes: Bytes;
   /** FAT12/16: the fixed root folder; FAT32: its first cluster. */
   readonly rootDirOffset: Bytes;
   readonly rootDirBytes: Bytes;
@@ -82,7 +81,6 @@ export function parseBootSector(b: Buffer, volume: Volume): Bpb {
     clusterBytes,
     clusterCount,
     fatOffset: f.reservedSectors * f.bytesPerSector,
-    fatBytes,
     rootDirOffset,
     rootDirBytes,
     rootCluster: type === 'fat32' ? f.rootCluster : 0,

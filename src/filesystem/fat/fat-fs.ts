@@ -111,7 +111,7 @@ class FatFileSystem implements VolumeFileSystem {
     return { size, segments: withZeroGaps(0, size, segs) };
   }
 
-  /** A folder's bytes, and the volume byte of each of its bytes' 32-byte entries. */
+  /** A folder's bytes, and the volume byte of each of its 32-byte entries (asked for in increasing order). */
   private async folderBytes(dir: FsNode): Promise<{ bytes: Buffer; volumeOffset: (at: number) => number }> {
     const { rootDirOffset, rootDirBytes, clusterBytes } = this.bpb;
     if (dir.id === ROOT_ID && this.bpb.type !== 'fat32') {
@@ -122,8 +122,13 @@ class FatFileSystem implements VolumeFileSystem {
     const runs = await this.chain(dir.id, start, undefined);
     const layout = this.layout(dir.id, runs, runs.reduce((n, r) => n + r.count, 0) * clusterBytes);
     const parts = await Promise.all(layout.segments.map((s) => (s.kind === 'file' ? this.volume.read(s.offset - this.volume.sourceOffset, s.length) : Buffer.alloc(s.length))));
-    const starts = layout.segments.map((s) => (s.kind === 'file' ? s.offset - this.volume.sourceOffset - s.start : 0));
-    const volumeOffset = (at: number): number => at + starts[layout.segments.findIndex((s) => at < s.start + s.length)]!;
+    const segs = layout.segments;
+    let seg = 0; // entries are asked for in order: a cursor, not a search per entry
+    const volumeOffset = (at: number): number => {
+      while (at >= segs[seg]!.start + segs[seg]!.length) seg++;
+      const s = segs[seg]!;
+      return s.kind === 'file' ? s.offset - this.volume.sourceOffset + (at - s.start) : 0;
+    };
     return { bytes: Buffer.concat(parts), volumeOffset };
   }
 
