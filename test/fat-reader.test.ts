@@ -1,12 +1,12 @@
 // The FAT reader against mtools on the same volumes (FAT12, FAT16, and an ESP-like FAT32 inside a
 // `.raw` at byte 524288): every name, type, size, mtime, attribute and byte equal.
-import { mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { looksLikeFat, openFat } from '../src/filesystem/fat/fat-fs.js';
-import type { FsType } from '../src/filesystem/volume-fs.js';
+import { CorruptVolumeError, type FsType } from '../src/filesystem/volume-fs.js';
 import { openFileVolume } from '../src/io/file-volume.js';
 import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
 import { type FatOracleNode, mtools, mtoolsImage, mtoolsWalk } from './helpers/fat-volume.js';
@@ -193,4 +193,29 @@ test('a volume that is not FAT is refused with a clear error; looksLikeFat reads
   await fh.close();
   t.true(looksLikeFat(first));
   t.false(looksLikeFat(Buffer.alloc(512)));
+});
+
+test('a broken chain fails only its own file: the folder lists, every other file reads', async (t) => {
+  const img = join(work, 'corrupt16.img');
+  await copyFile(volumes.fat16!.path, img);
+  const chains = await mtools('mshowfat', ['-i', img, '::/frag.bin']);
+  const first = Number(/<(\d+)/.exec(chains)?.[1]);
+  const fh = await open(img, 'r+');
+  const boot = Buffer.alloc(512);
+  await fh.read(boot, 0, 512, 0);
+  await fh.write(Buffer.alloc(2), 0, 2, boot.readUInt16LE(14) * boot.readUInt16LE(11) + first * 2); // a free entry inside the chain
+  await fh.close();
+  const volume = await openFileVolume(img, 0, (await stat(img)).size);
+  try {
+    const fs = await openFat(volume);
+    const root = await fs.root();
+    t.true((await fs.list(root)).some((e) => e.name === 'frag.bin'));
+    const frag = (await fs.lookup(root, 'frag.bin'))!.node;
+    await t.throwsAsync(fs.data(frag), { instanceOf: CorruptVolumeError, message: /: FAT entry at byte \d+: cluster 0 in the chain lies outside 2\.\.\d+$/ });
+    const big = (await fs.lookup(root, 'big.bin'))!.node;
+    t.is((await fs.data(big)).kind, 'layout');
+    t.is((await fs.list((await fs.lookup(root, 'many'))!.node)).length, MANY);
+  } finally {
+    await volume.close();
+  }
 });
