@@ -1,15 +1,16 @@
 // The ext4 reader against the kernel's own ext4 on read-only loop mounts of the same volumes:
 // every name, type, size, mtime, inode number, link count, symlink target and byte equal.
-import { link, mkdir, mkdtemp, open, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, open, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { looksLikeExt4, openExt4 } from '../src/filesystem/ext4/ext4-fs.js';
+import { CorruptVolumeError } from '../src/filesystem/volume-fs.js';
 import { openFileVolume } from '../src/io/file-volume.js';
 import { makeExt4Image, mountReadOnly, walkMount } from './helpers/ext4-volume.js';
 import { requireTool, run } from './helpers/run.js';
-import { walkReader } from './helpers/volume-walk.js';
+import { fileDataSha256, walkReader } from './helpers/volume-walk.js';
 
 const MiB = 1024 * 1024;
 const HTREE_ENTRIES = 5000;
@@ -191,4 +192,30 @@ test('a volume that is not ext4 is refused with a clear error; looksLikeExt4 rea
   t.true(looksLikeExt4(head));
   t.false(looksLikeExt4(Buffer.alloc(4096)));
   t.false(looksLikeExt4(head.subarray(0, 512)));
+});
+
+test('a corrupt extent tree fails only its own file: the folder lists, every other file reads', async (t) => {
+  const img = join(work, 'corrupt.img');
+  await copyFile(images.inline, img);
+  const where = await run('debugfs', ['-R', 'imap /over.txt', img], { env: { ...process.env, LC_ALL: 'C' } });
+  const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(where);
+  if (!m) throw new Error(`debugfs imap: ${where}`);
+  const fh = await open(img, 'r+');
+  await fh.write(Buffer.alloc(2), 0, 2, Number(m[1]) * 1024 + parseInt(m[2]!, 16) + 0x28); // eh_magic of the root in i_block
+  await fh.close();
+  const volume = await openFileVolume(img, 0, (await stat(img)).size);
+  try {
+    const fs = await openExt4(volume);
+    const root = await fs.root();
+    const names = (await fs.list(root)).map((e) => e.name);
+    t.true(names.includes('over.txt') && names.includes('tiny.txt'));
+    const over = (await fs.lookup(root, 'over.txt'))!.node;
+    await t.throwsAsync(fs.data(over), { instanceOf: CorruptVolumeError, message: /: ext4 inode \d+: extent tree root: no extent header magic$/ });
+    const tiny = (await fs.lookup(root, 'tiny.txt'))!.node;
+    t.is((await fileDataSha256(await fs.data(tiny))).length, 64);
+    t.is(await fs.readlink((await fs.lookup(root, 'slow-link'))!.node), `${'long/'.repeat(30)}target`);
+    t.is((await fs.list((await fs.lookup(root, 'grown-dir'))!.node)).length, 300);
+  } finally {
+    await volume.close();
+  }
 });

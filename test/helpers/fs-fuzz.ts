@@ -9,7 +9,7 @@ import { CorruptVolumeError, type FsNode, UnsupportedDataError, type Volume, typ
 export interface ByteEdit {
   readonly at: number;
   readonly value: number;
-  readonly width: 1 | 4;
+  readonly width: 1 | 2 | 4;
 }
 
 export interface FuzzBudget {
@@ -117,8 +117,8 @@ export async function fuzzCase(open: (v: Volume) => Promise<VolumeFileSystem>, v
 export function editsArb(image: Buffer, regions: readonly { start: number; end: number }[]): fc.Arbitrary<ByteEdit[]> {
   const spots: number[] = [];
   for (const r of regions) for (let i = r.start; i < r.end; i++) if (image[i] !== 0) spots.push(i);
-  const value = fc.oneof(fc.constantFrom(0, 1, 0xff, 0x80, 0x7fffffff, 0xffffffff, 0x10000, 2, 12), fc.nat({ max: 0xffffffff }));
-  const edit = fc.record({ at: fc.nat({ max: spots.length - 1 }).map((i) => spots[i]!), value, width: fc.constantFrom<1 | 4>(1, 4) });
+  const value = fc.oneof(fc.constantFrom(0, 1, 0xff, 0x80, 0x7fffffff, 0xffffffff, 0x10000, 12), fc.nat({ max: 64 }), fc.nat({ max: 0xffffffff }));
+  const edit = fc.record({ at: fc.nat({ max: spots.length - 1 }).map((i) => spots[i]!), value, width: fc.constantFrom<1 | 2 | 4>(1, 2, 4) });
   return fc.array(edit, { minLength: 1, maxLength: 4 });
 }
 

@@ -13,6 +13,7 @@ export interface WalkedNode {
   readonly nlink: number;
   readonly target?: string;
   readonly sha256?: string;
+  readonly dosAttributes?: number;
 }
 
 /** Pieces of at most this size are read and hashed at a time. */
@@ -57,7 +58,7 @@ export async function fileDataSha256(data: FileData): Promise<string> {
 export async function walkReader(fs: VolumeFileSystem, opts: { contents?: boolean } = {}): Promise<Map<string, WalkedNode>> {
   const out = new Map<string, WalkedNode>();
   const visit = async (path: string, node: FsNode): Promise<void> => {
-    const rec: WalkedNode = { type: node.type, size: node.size, mtimeMs: node.mtimeMs, id: node.id, nlink: node.nlink };
+    const rec: WalkedNode = { type: node.type, size: node.size, mtimeMs: node.mtimeMs, id: node.id, nlink: node.nlink, ...(node.dosAttributes !== undefined ? { dosAttributes: node.dosAttributes } : {}) };
     if (node.type === 'symlink') out.set(path, { ...rec, target: await fs.readlink(node) });
     else if (node.type === 'file') out.set(path, opts.contents === false ? rec : { ...rec, sha256: await fileDataSha256(await fs.data(node)) });
     else {

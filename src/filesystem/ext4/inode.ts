@@ -15,7 +15,6 @@ export const INODE_FLAG = {
   ENCRYPT: 0x800,
   HUGE_FILE: 0x40000,
   EXTENTS: 0x80000,
-  EA_INODE: 0x200000,
   INLINE_DATA: 0x10000000,
 } as const;
 /** The 128-byte ext2 inode; i_extra_isize counts the bytes after it. */

@@ -94,7 +94,7 @@ export function parseSuperblock(sb: Buffer, volume: Volume): Superblock {
   const firstIno = rev === 0 ? GOOD_OLD_FIRST_INO : sb.readUInt32LE(0x54);
   const descSize = is64 ? sb.readUInt16LE(0xfe) : GROUP_DESC_SIZE_32;
   if (blocksCount * blockSize > volume.size) bad(`${blocksCount} blocks of ${blockSize} bytes do not fit in the ${volume.size}-byte volume`);
-  if (blocksPerGroup < 8 || blocksPerGroup > blockSize * 8) bad(`s_blocks_per_group ${blocksPerGroup}`);
+  if (blocksPerGroup < 8) bad(`s_blocks_per_group ${blocksPerGroup}`); // bigalloc groups hold more blocks than a bitmap's bits
   if (firstDataBlock >= blocksCount || firstDataBlock > 1) bad(`s_first_data_block ${firstDataBlock}`);
   if (inodeSize < GOOD_OLD_INODE_SIZE || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) bad(`s_inode_size ${inodeSize}`);
   if (inodesPerGroup < 1 || inodesPerGroup > blockSize * 8) bad(`s_inodes_per_group ${inodesPerGroup}`);
