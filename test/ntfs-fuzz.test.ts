@@ -9,9 +9,14 @@ import test from 'ava';
 import fc from 'fast-check';
 import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { applyFixups } from '../src/filesystem/ntfs/fixups.js';
+import { NtfsFormatError } from '../src/filesystem/ntfs/format-error.js';
+import { attributesOf, loadInode, streamOf } from '../src/filesystem/ntfs/inode.js';
+import { lznt1Decompress } from '../src/filesystem/ntfs/lznt1.js';
+import { openMft } from '../src/filesystem/ntfs/open-mft.js';
+import { readStream } from '../src/filesystem/ntfs/stream-read.js';
 import { AttrType, parseMftRecord } from '../src/filesystem/ntfs/mft-record.js';
 import { openNtfs } from '../src/filesystem/ntfs/ntfs-filesystem.js';
-import { CorruptVolumeError, UnsupportedDataError, type FileData, type FsNode, type VolumeFileSystem } from '../src/filesystem/volume-fs.js';
+import { CorruptVolumeError, UnsupportedDataError, type FileData, type FsNode, type Volume, type VolumeFileSystem } from '../src/filesystem/volume-fs.js';
 import { hexValue, junction, symlink } from './helpers/ntfs-reparse.js';
 import { makeNtfsImage, memoryVolume, withNtfs3g } from './helpers/ntfs-volume.js';
 import { run } from './helpers/run.js';
@@ -50,6 +55,8 @@ interface Regions {
 
 let image: Buffer;
 let regions: Regions;
+/** The stored (LZNT1) clusters of z/text.txt's first compression unit. */
+let lznt1Unit: Buffer;
 let work: string;
 
 /** Where every in-use MFT record, INDX block and mapping pairs array lies in the image. */
@@ -83,7 +90,19 @@ test.before(async () => {
   await withNtfs3g(path, join(work, 'mnt'), ['compression'], (mnt) => run('bash', ['-c', `cd "${mnt}" && ${POPULATE}`], { env }));
   image = await readFile(path);
   regions = findRegions(image);
+  lznt1Unit = await firstCompressedUnit(memoryVolume(NAME, image), 'z/text.txt');
 });
+
+async function firstCompressedUnit(volume: Volume, path: string): Promise<Buffer> {
+  const { g } = await openMft(volume);
+  const fs = await openNtfs(volume);
+  let node = await fs.root();
+  for (const part of path.split('/')) node = (await fs.lookup(node, part))!.node;
+  const stream = streamOf(attributesOf(await loadInode(g, node.id), AttrType.data, ''), g.clusterSize)!;
+  const allocated = stream.runs.filter((r) => r.vcn < 16 && r.lcn !== null).reduce((n, r) => n + Math.min(r.length, 16 - r.vcn), 0);
+  if (allocated === 0 || allocated >= 16) throw new Error(`${path}'s first unit is not compressed`);
+  return readStream(volume, stream, g.clusterSize, 0, allocated * g.clusterSize);
+}
 
 test.after.always(async () => {
   if (work) await rm(work, { recursive: true, force: true });
@@ -174,3 +193,28 @@ for (const [kind, runs] of [['records', 200], ['indexBlocks', 100], ['runLists',
     t.pass();
   });
 }
+
+/** A compression unit of 16 clusters of 4 KiB. */
+const UNIT = 65536;
+
+test('LZNT1: a real unit decodes to its text; mutated or random input gives a whole unit or NtfsFormatError', (t) => {
+  const text = Buffer.from(Array.from({ length: 30000 }, (_, i) => `${i + 1}\n`).join(''));
+  t.deepEqual(lznt1Decompress(lznt1Unit, UNIT), text.subarray(0, UNIT));
+  const decode = (input: Buffer): void => {
+    try {
+      if (lznt1Decompress(input, UNIT).length !== UNIT) throw new Error('wrong length');
+    } catch (e) {
+      if (!(e instanceof NtfsFormatError)) throw e;
+    }
+  };
+  fc.assert(
+    fc.property(fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }), (edits) => {
+      const b = Buffer.from(lznt1Unit);
+      for (const e of edits) b[e.at % b.length] = e.value;
+      decode(b);
+    }),
+    { numRuns: 2000, seed: 22 },
+  );
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 9000 }), (bytes) => decode(Buffer.from(bytes))), { numRuns: 2000, seed: 22 });
+  t.pass();
+});

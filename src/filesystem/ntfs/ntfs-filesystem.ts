@@ -22,7 +22,8 @@ import { makeUpcase, UPCASE_BYTES } from './upcase.js';
 const ROOT_RECORD = 5;
 const UPCASE_RECORD = 10;
 const FIRST_USER_RECORD = 24;
-/** Bounds on memory per volume: parsed files (weighed by attributes and runs), and folder entries kept for lookups. */
+/** Bounds on memory per volume: parsed files (by count, and weighed by attributes and runs), and folder entries kept for lookups. */
+const CACHED_INODES = 16384;
 const CACHED_INODE_WEIGHT = 1_000_000;
 const CACHED_DIR_ENTRIES = 400_000;
 /** A bound on a folder's depth when its path is computed (for a link's target). */
@@ -45,7 +46,7 @@ type Child = DirEntry | undefined;
 
 export class NtfsFileSystem implements VolumeFileSystem {
   readonly type = 'ntfs' as const;
-  private readonly inodes = new LRUCache<number, Promise<Inode>>({ maxSize: CACHED_INODE_WEIGHT, sizeCalculation: () => 1 });
+  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT, sizeCalculation: () => 1 });
   private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES, sizeCalculation: () => 1 });
   private readonly backing: Backing;
 
