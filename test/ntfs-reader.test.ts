@@ -92,6 +92,7 @@ test('lookups ignore case as NTFS does, in a folder of thousands of entries', as
     const root = await fs.root();
     const big = (await fs.lookup(root, 'BIG'))!;
     t.is(big.node.type, 'dir');
+    t.true(hasInnerIndexBlock(await readFile(image)), 'the big folder\'s B-tree has index blocks with sub-nodes (three levels)');
     const listed = await fs.list(big.node);
     for (const e of listed) t.is((await fs.lookup(big.node, e.name.toUpperCase()))?.node.id, e.node.id);
     t.is(await fs.lookup(big.node, 'entry-3001-with-a-longer-name.txt'), undefined);
@@ -113,6 +114,12 @@ test('lookups ignore case as NTFS does, in a folder of thousands of entries', as
     await volume.close();
   }
 });
+
+/** Whether an INDX block's node header (at 0x18) has the 0x01 "has sub-nodes" flag (docs/filesystems-ntfs.md §9). */
+function hasInnerIndexBlock(image: Buffer): boolean {
+  for (let at = 0; at + 512 <= image.length; at += 512) if (image.toString('latin1', at, at + 4) === 'INDX' && image[at + 0x18 + 0x0c]! & 1) return true;
+  return false;
+}
 
 test('a volume imaged the UrBackup way (inside a .raw from byte 524288) reads the same', async (t) => {
   const image = await populated('raw', {});

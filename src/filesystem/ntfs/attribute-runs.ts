@@ -26,6 +26,7 @@ export function joinExtents(extents: readonly NonResident[], clusterSize: Bytes)
     runs.push(...e.runs);
     vcn = e.lastVcn + 1;
   }
+  check(vcn * clusterSize <= Number.MAX_SAFE_INTEGER, `runs of ${vcn} clusters are too long`);
   const { dataSize, initializedSize, allocatedSize, compressionUnit } = first;
   check(initializedSize <= dataSize || dataSize === 0, `initialized size ${initializedSize} over data size ${dataSize}`);
   check(vcn * clusterSize >= dataSize, `runs cover ${vcn} clusters, less than data size ${dataSize}`);

@@ -13,6 +13,8 @@ import { readStream } from './stream-read.js';
 
 /** A bound on an attribute list ($ATTRIBUTE_LIST is at most 256 KiB in practice) and on what we read of a value. */
 const MAX_LIST_BYTES: Bytes = 1024 * 1024;
+/** A bound on the extension records of one file (each holds some hundred runs). */
+const MAX_EXTENSION_RECORDS = 4096;
 /** [MS-FSCC] §2.1.2: a reparse point holds at most 16 KiB of data. */
 const MAX_REPARSE_BYTES: Bytes = 16 * 1024 + 8;
 
@@ -24,6 +26,11 @@ export interface Inode {
   readonly attributes: readonly Attribute[];
   readonly info: StandardInformation;
   readonly names: readonly FileName[];
+}
+
+/** What an inode weighs in a cache: its attributes and their runs. */
+export function inodeWeight(inode: Inode): number {
+  return inode.attributes.reduce((n, a) => n + 1 + (a.nonResident?.runs.length ?? 0), 1);
 }
 
 export interface Geometry {
@@ -58,8 +65,8 @@ async function allAttributes(g: Geometry, n: number, base: MftRecord): Promise<A
   const list = await valueOf(g, attributesOf(base, AttrType.attributeList, ''), MAX_LIST_BYTES, '$ATTRIBUTE_LIST');
   if (!list) return [...base.attributes];
   const records = [...new Set(parseAttributeList(list).map((e) => e.record.record))].filter((r) => r !== n);
+  check(records.length <= MAX_EXTENSION_RECORDS, `${records.length} extension records`);
   const out = [...base.attributes];
-  // The list's size bounds the number of extension records.
   const extensions = await Promise.all(records.map((r) => g.mft.record(r)));
   for (const [i, ext] of extensions.entries()) {
     check(ext.base.record === n, `extension record ${records[i]} belongs to record ${ext.base.record}`);

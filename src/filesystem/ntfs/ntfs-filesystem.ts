@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../../base/units.js';
 import type { Layout } from '../../disk/layout.js';
 import { CorruptVolumeError, UnsupportedDataError, type DirEntry, type FileData, type FsNode, type NodeType, type Volume, type VolumeFileSystem } from '../volume-fs.js';
-import { attributesOf, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
+import { attributesOf, inodeWeight, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
 import { compressedStream } from './compressed-stream.js';
 import { readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
@@ -22,8 +22,9 @@ import { makeUpcase, UPCASE_BYTES } from './upcase.js';
 const ROOT_RECORD = 5;
 const UPCASE_RECORD = 10;
 const FIRST_USER_RECORD = 24;
-/** Bounds on memory per volume: parsed records, and folder entries kept for lookups. */
-const CACHED_INODES = 8192;
+/** Bounds on memory per volume: parsed files (by count, and weighed by attributes and runs), and folder entries kept for lookups. */
+const CACHED_INODES = 16384;
+const CACHED_INODE_WEIGHT = 1_000_000;
 const CACHED_DIR_ENTRIES = 400_000;
 /** A bound on a folder's depth when its path is computed (for a link's target). */
 const MAX_DEPTH = 1024;
@@ -45,7 +46,7 @@ type Child = DirEntry | undefined;
 
 export class NtfsFileSystem implements VolumeFileSystem {
   readonly type = 'ntfs' as const;
-  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES });
+  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT, sizeCalculation: () => 1 });
   private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES, sizeCalculation: () => 1 });
   private readonly backing: Backing;
 
@@ -72,9 +73,13 @@ export class NtfsFileSystem implements VolumeFileSystem {
   private inode(n: number): Promise<Inode> {
     let p = this.inodes.get(n);
     if (!p) {
-      p = this.guard(n, () => loadInode(this.g, n));
-      p.catch(() => this.inodes.delete(n));
-      this.inodes.set(n, p);
+      const loading = this.guard(n, () => loadInode(this.g, n));
+      loading.then(
+        (inode) => this.inodes.peek(n) === loading && this.inodes.set(n, loading, { size: inodeWeight(inode) }),
+        () => this.inodes.delete(n),
+      );
+      this.inodes.set(n, loading);
+      p = loading;
     }
     return p;
   }
@@ -86,22 +91,16 @@ export class NtfsFileSystem implements VolumeFileSystem {
   }
 
   /** The FsNode of an inode; undefined for a link that points out of the volume. */
-  private async node(inode: Inode, folderParts: readonly string[] | undefined): Promise<FsNode | undefined> {
-    const info = inode.info;
-    const base = { id: inode.record, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
-    const link = await this.linkText(inode, folderParts);
-    if (link === null) return undefined;
-    if (link !== undefined) return { ...base, type: 'symlink' as NodeType, size: Buffer.byteLength(link) };
-    if (inode.isDirectory) {
-      const allocation = streamOf(attributesOf(inode, AttrType.indexAllocation, '$I30'), this.g.clusterSize);
-      return { ...base, type: 'dir', size: allocation?.dataSize ?? 0 };
-    }
-    return { ...base, type: 'file', size: this.sizeOf(inode, '') };
-  }
-
-  private sizeOf(inode: Inode, stream: string): Bytes {
-    const attrs = attributesOf(inode, AttrType.data, stream);
-    return attrs[0]?.value?.length ?? streamOf(attrs, this.g.clusterSize)?.dataSize ?? 0;
+  private node(inode: Inode, folderParts: readonly string[] | undefined): Promise<FsNode | undefined> {
+    return this.guard(inode.record, async () => {
+      const info = inode.info;
+      const base = { id: inode.record, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
+      const link = await this.linkText(inode, folderParts);
+      if (link === null) return undefined;
+      if (link !== undefined) return { ...base, type: 'symlink' as NodeType, size: Buffer.byteLength(link) };
+      if (inode.isDirectory) return { ...base, type: 'dir' as NodeType, size: sizeOf(inode, AttrType.indexAllocation, '$I30') };
+      return { ...base, type: 'file' as NodeType, size: sizeOf(inode, AttrType.data, '') };
+    });
   }
 
   /**
@@ -234,6 +233,12 @@ export class NtfsFileSystem implements VolumeFileSystem {
     const inode = await this.inode(file.id);
     return this.guard(file.id, () => reparseOf(this.g, inode));
   }
+}
+
+/** An attribute's size as its value or its first extent says it (its runs are checked when it is read). */
+function sizeOf(inode: Inode, type: number, name: string): Bytes {
+  const attrs = attributesOf(inode, type, name);
+  return attrs[0]?.value?.length ?? attrs.find((a) => a.nonResident?.startVcn === 0)?.nonResident?.dataSize ?? 0;
 }
 
 function residentLayout(value: Buffer): Layout {
