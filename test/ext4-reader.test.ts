@@ -8,7 +8,7 @@ import test from 'ava';
 import { looksLikeExt4, openExt4 } from '../src/filesystem/ext4/ext4-fs.js';
 import { CorruptVolumeError } from '../src/filesystem/volume-fs.js';
 import { openFileVolume } from '../src/io/file-volume.js';
-import { makeExt4Image, mountReadOnly, walkMount } from './helpers/ext4-volume.js';
+import { makeExt4Image, type Mounted, mountReadOnly, walkMount } from './helpers/ext4-volume.js';
 import { requireTool, run } from './helpers/run.js';
 import { fileDataSha256, walkReader } from './helpers/volume-walk.js';
 
@@ -145,19 +145,17 @@ async function flags(path: string): Promise<string> {
 test('the volumes hold what the tests claim: a depth>1 extent tree, an htree folder, inline data, block maps', async (t) => {
   const depthLine = (await run('debugfs', ['-R', 'ex -n /frag.bin', images.main], { env: { ...process.env, LC_ALL: 'C' } })).split('\n')[1] ?? '';
   t.true(Number(/^\s*\d+\/\s*(\d+)/.exec(depthLine)?.[1]) >= 2, depthLine);
-  const main = await mountReadOnly(images.main);
-  const inline = await mountReadOnly(images.inline);
-  const blockmap = await mountReadOnly(images.blockmap);
+  const mounts: Mounted[] = [];
   try {
+    for (const img of [images.main, images.inline, images.blockmap]) mounts.push(await mountReadOnly(img));
+    const [main, inline, blockmap] = mounts as [Mounted, Mounted, Mounted];
     t.regex(await flags(join(main.mountpoint, 'htree')), /I/);
     t.regex(await flags(join(inline.mountpoint, 'tiny.txt')), /N/);
     t.regex(await flags(join(inline.mountpoint, 'small-dir')), /N/);
     t.regex(await flags(join(inline.mountpoint, 'grown-dir')), /I/);
     t.notRegex(await flags(join(blockmap.mountpoint, 'two-mib.bin')), /e/);
   } finally {
-    await main.cleanup();
-    await inline.cleanup();
-    await blockmap.cleanup();
+    for (const m of mounts) await m.cleanup();
   }
 });
 
