@@ -8,7 +8,7 @@ import test from 'ava';
 import { looksLikeExt4, openExt4 } from '../src/filesystem/ext4/ext4-fs.js';
 import { CorruptVolumeError } from '../src/filesystem/volume-fs.js';
 import { openFileVolume } from '../src/io/file-volume.js';
-import { makeExt4Image, mountReadOnly, walkMount } from './helpers/ext4-volume.js';
+import { makeExt4Image, type Mounted, mountReadOnly, walkMount } from './helpers/ext4-volume.js';
 import { requireTool, run } from './helpers/run.js';
 import { fileDataSha256, walkReader } from './helpers/volume-walk.js';
 
@@ -82,6 +82,12 @@ async function fillBlockMap(root: string): Promise<void> {
   await mkdir(join(root, 'dir'));
   await writeFile(join(root, 'dir', 'small.txt'), 'block-mapped\n');
   await symlink('dir/small.txt', join(root, 'link'));
+  // Top-level folders are spread over the groups (Orlov), so some inodes lie in groups whose
+  // descriptors are in the second meta_bg descriptor block.
+  for (let i = 0; i < 60; i++) {
+    await mkdir(join(root, `spread-${i}`));
+    await writeFile(join(root, `spread-${i}`, 'f.txt'), `${i}\n`);
+  }
 }
 
 test.before(async () => {
@@ -92,7 +98,8 @@ test.before(async () => {
   images.blockmap = join(work, 'blockmap.img');
   await makeExt4Image(images.main, 256, ['-I', '256'], fillMain);
   await makeExt4Image(images.inline, 32, ['-b', '1024', '-I', '256', '-O', 'inline_data,^64bit'], fillInline);
-  await makeExt4Image(images.blockmap, 64, ['-b', '1024', '-I', '128', '-O', '^extents,^64bit,^flex_bg,^metadata_csum,^huge_file,^extra_isize'], fillBlockMap);
+  // 320 MiB of 1 KiB blocks: 40 groups, more than one block of 32-byte descriptors (meta_bg).
+  await makeExt4Image(images.blockmap, 320, ['-b', '1024', '-I', '128', '-O', '^extents,^64bit,^flex_bg,^metadata_csum,^huge_file,^extra_isize,^resize_inode,meta_bg'], fillBlockMap);
 });
 
 test.after.always(async () => {
@@ -125,7 +132,7 @@ test('inline-data volume (1 KiB blocks, 32-bit descriptors): every path as the k
   t.pass();
 });
 
-test('block-mapped volume (ext3-style indirect blocks, 128-byte inodes): every path as the kernel reads it', async (t) => {
+test('block-mapped volume (ext3-style indirect blocks, 128-byte inodes, meta_bg): every path as the kernel reads it', async (t) => {
   await compareWithKernel(images.blockmap);
   t.pass();
 });
@@ -138,19 +145,17 @@ async function flags(path: string): Promise<string> {
 test('the volumes hold what the tests claim: a depth>1 extent tree, an htree folder, inline data, block maps', async (t) => {
   const depthLine = (await run('debugfs', ['-R', 'ex -n /frag.bin', images.main], { env: { ...process.env, LC_ALL: 'C' } })).split('\n')[1] ?? '';
   t.true(Number(/^\s*\d+\/\s*(\d+)/.exec(depthLine)?.[1]) >= 2, depthLine);
-  const main = await mountReadOnly(images.main);
-  const inline = await mountReadOnly(images.inline);
-  const blockmap = await mountReadOnly(images.blockmap);
+  const mounts: Mounted[] = [];
   try {
+    for (const img of [images.main, images.inline, images.blockmap]) mounts.push(await mountReadOnly(img));
+    const [main, inline, blockmap] = mounts as [Mounted, Mounted, Mounted];
     t.regex(await flags(join(main.mountpoint, 'htree')), /I/);
     t.regex(await flags(join(inline.mountpoint, 'tiny.txt')), /N/);
     t.regex(await flags(join(inline.mountpoint, 'small-dir')), /N/);
     t.regex(await flags(join(inline.mountpoint, 'grown-dir')), /I/);
     t.notRegex(await flags(join(blockmap.mountpoint, 'two-mib.bin')), /e/);
   } finally {
-    await main.cleanup();
-    await inline.cleanup();
-    await blockmap.cleanup();
+    for (const m of mounts) await m.cleanup();
   }
 });
 

@@ -21,7 +21,13 @@ async function visit(ctx: MapContext, ptr: number, level: number, first: number,
   const perBlock = ctx.sb.blockSize / 4;
   const span = perBlock ** (level - 1);
   for (let i = 0; i < perBlock && first + i * span < end; i++) {
-    await visit(ctx, block.readUInt32LE(i * 4), level - 1, first + i * span, end, out);
+    const ptr = block.readUInt32LE(i * 4);
+    // Data pointers are taken here without a call per block; only indirect blocks are read.
+    if (level === 1) {
+      if (ptr !== 0) pushExtent(ctx, out, { logical: first + i, physical: ptr, length: 1, initialized: true });
+    } else {
+      await visit(ctx, ptr, level - 1, first + i * span, end, out);
+    }
   }
 }
 

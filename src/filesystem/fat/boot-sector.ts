@@ -74,13 +74,15 @@ export function parseBootSector(b: Buffer, volume: Volume): Bpb {
   if (clusterCount > FAT32_MAX_CLUSTERS) bad(`${clusterCount} clusters`);
   const fatBytes = f.fatSectors * f.bytesPerSector;
   if (fatBytes * 8 < (clusterCount + 2) * ENTRY_BITS[type]) bad(`a FAT of ${fatBytes} bytes cannot hold ${clusterCount} clusters`);
+  const fatOffset = f.reservedSectors * f.bytesPerSector;
+  if (fatOffset + Math.ceil(((clusterCount + 2) * ENTRY_BITS[type]) / 8) > volume.size) bad(`the FAT runs past the ${volume.size}-byte volume`);
   if ((type === 'fat32') !== (f.rootEntries === 0)) bad(`${type} with ${f.rootEntries} root folder entries`);
   if (dataOffset > volume.size) bad(`the data area starts at byte ${dataOffset}, past the ${volume.size}-byte volume`);
   return {
     type,
     clusterBytes,
     clusterCount,
-    fatOffset: f.reservedSectors * f.bytesPerSector,
+    fatOffset,
     rootDirOffset,
     rootDirBytes,
     rootCluster: type === 'fat32' ? f.rootCluster : 0,

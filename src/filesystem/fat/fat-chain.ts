@@ -15,28 +15,45 @@ export interface ClusterRun {
   readonly count: number;
 }
 
-/** Reads FAT entries; FAT12's (at most 6 KiB of it) is read whole since its entries straddle bytes. */
+/**
+ * Reads FAT entries. FAT12's (at most 6 KiB) is read whole since its entries straddle bytes;
+ * FAT16/32 entries come from the last window read, synchronously while a chain stays in it.
+ */
 export class FatTable {
   private fat12?: Buffer;
+  private window?: { readonly start: Bytes; readonly bytes: Buffer };
 
   constructor(
     private readonly bpb: Bpb,
     private readonly meta: ChunkCache,
   ) {}
 
-  /** The entry of cluster `n` (2 ≤ n ≤ clusterCount + 1). */
-  async entry(n: number): Promise<number> {
-    const { type, fatOffset } = this.bpb;
-    if (type === 'fat12') {
-      this.fat12 ??= Buffer.from(await this.meta.read(fatOffset, Math.ceil(((this.bpb.clusterCount + 2) * 3) / 2), 'FAT12'));
+  /** The entry of cluster `n` if the bytes that hold it are at hand, else undefined. */
+  private loaded(n: number): number | undefined {
+    if (this.bpb.type === 'fat12') {
+      if (!this.fat12) return undefined;
       const v = this.fat12.readUInt16LE(Math.floor((n * 3) / 2));
       return n % 2 === 0 ? v & 0xfff : v >> 4;
     }
-    const width = type === 'fat16' ? 2 : 4;
-    const at = fatOffset + n * width;
-    const windowStart = at - (at % FAT_WINDOW);
-    const window = await this.meta.read(windowStart, Math.min(FAT_WINDOW, this.meta.volume.size - windowStart), 'FAT');
-    return width === 2 ? window.readUInt16LE(at - windowStart) : window.readUInt32LE(at - windowStart) & 0x0fffffff;
+    const w = this.window;
+    const at = this.bpb.fatOffset + n * (this.bpb.type === 'fat16' ? 2 : 4) - (w?.start ?? 0);
+    if (!w || at < 0 || at >= w.bytes.length) return undefined;
+    return this.bpb.type === 'fat16' ? w.bytes.readUInt16LE(at) : w.bytes.readUInt32LE(at) & 0x0fffffff;
+  }
+
+  /** The entry of cluster `n` (2 ≤ n ≤ clusterCount + 1). */
+  async entry(n: number): Promise<number> {
+    const known = this.loaded(n);
+    if (known !== undefined) return known;
+    const { type, fatOffset } = this.bpb;
+    if (type === 'fat12') {
+      this.fat12 = Buffer.from(await this.meta.read(fatOffset, Math.ceil(((this.bpb.clusterCount + 2) * 3) / 2), 'FAT12'));
+    } else {
+      const at = fatOffset + n * (type === 'fat16' ? 2 : 4);
+      const start = at - (at % FAT_WINDOW);
+      this.window = { start, bytes: await this.meta.read(start, Math.min(FAT_WINDOW, this.meta.volume.size - start), 'FAT') };
+    }
+    return this.loaded(n)!;
   }
 
   /**
@@ -55,7 +72,7 @@ export class FatTable {
       if (prev && prev.first + prev.count === cur) runs[runs.length - 1] = { first: prev.first, count: prev.count + 1 };
       else runs.push({ first: cur, count: 1 });
       if (n === need) return runs;
-      const next = await this.entry(cur);
+      const next = this.loaded(cur) ?? (await this.entry(cur));
       if (next >= EOC[this.bpb.type]) {
         if (need !== undefined) throw new Error(`the chain from cluster ${start} ends after ${n} of ${need} clusters`);
         return runs;
