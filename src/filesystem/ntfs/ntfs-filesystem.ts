@@ -7,7 +7,7 @@ import type { Layout } from '../../disk/layout.js';
 import { CorruptVolumeError, UnsupportedDataError, type DirEntry, type FileData, type FsNode, type NodeType, type Volume, type VolumeFileSystem } from '../volume-fs.js';
 import { attributesOf, inodeWeight, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
 import { compressedStream } from './compressed-stream.js';
-import { readDirectoryIndex } from './directory-index.js';
+import { findInIndex, readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
 import { NtfsFormatError } from './format-error.js';
 import type { IndexEntry } from './index-node.js';
@@ -136,16 +136,21 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return this.guard(dir.id, async () => this.pathOf(await this.inode(dir.id)));
   }
 
+  private async folderInode(dir: FsNode): Promise<Inode> {
+    const inode = await this.inode(dir.id);
+    if (!inode.isDirectory) throw new NtfsFormatError('is not a folder');
+    return inode;
+  }
+
   private folder(dir: FsNode): Promise<Folder> {
     let p = this.folders.get(dir.id);
     if (!p) {
       p = this.guard(dir.id, async () => {
-        const inode = await this.inode(dir.id);
-        if (!inode.isDirectory) throw new NtfsFormatError('is not a folder');
+        const inode = await this.folderInode(dir);
         const byName = new Map<string, IndexEntry>();
         const entries: IndexEntry[] = [];
         for (const e of await readDirectoryIndex(this.g, inode, this.indexBlockSize)) {
-          if (e.key.namespace === NAMESPACE_DOS || e.file.record < FIRST_USER_RECORD) continue;
+          if (!isListed(e)) continue;
           const key = this.upcase(e.key.name);
           if (byName.has(key)) continue;
           byName.set(key, e);
@@ -180,9 +185,12 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return out;
   }
 
+  /** By the folder's map once it was read whole (a listing), else by descending its B-tree. */
   async lookup(dir: FsNode, name: string): Promise<DirEntry | undefined> {
-    const e = (await this.folder(dir)).byName.get(this.upcase(name));
-    if (!e) return undefined;
+    const key = this.upcase(name);
+    const listed = this.folders.get(dir.id);
+    const e = listed ? (await listed).byName.get(key) : await this.guard(dir.id, async () => findInIndex(this.g, await this.folderInode(dir), this.indexBlockSize, key, this.upcase));
+    if (!e || !isListed(e)) return undefined;
     return this.child(e, await this.folderParts(dir));
   }
 
@@ -219,7 +227,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
   private fileData(record: number, attrs: ReturnType<typeof attributesOf>): FileData {
     const value = attrs.length === 1 ? attrs[0]!.value : undefined;
     if (value) return { kind: 'layout', layout: residentLayout(value) };
-    const stream = streamOf(attrs, this.g.clusterSize)!;
+    const stream = streamOf(attrs, this.g.clusterSize)!; // attrs is not empty, and streamOf refuses resident ones
     if (stream.compressionUnit === 0 || !(attrs[0]!.flags & ATTR_COMPRESSED)) return { kind: 'layout', layout: streamLayout(stream, this.backing) };
     if (stream.compressionUnit !== LZNT1_UNIT || this.g.clusterSize > MAX_COMPRESSED_CLUSTER) {
       throw new UnsupportedDataError(`${this.volume.name}: MFT record ${record} is compressed in units of 2^${stream.compressionUnit} clusters of ${this.g.clusterSize} bytes`);
@@ -243,6 +251,11 @@ function sizeOf(inode: Inode, type: number, name: string): Bytes {
 
 function residentLayout(value: Buffer): Layout {
   return { size: value.length, segments: value.length > 0 ? [{ kind: 'bytes', start: 0, length: value.length, data: Buffer.from(value) }] : [] };
+}
+
+/** A DOS 8.3 alias and the metafiles are not listed (§8, §3). */
+function isListed(e: IndexEntry): boolean {
+  return e.key.namespace !== NAMESPACE_DOS && e.file.record >= FIRST_USER_RECORD;
 }
 
 function skipCorrupt(e: unknown): undefined {
