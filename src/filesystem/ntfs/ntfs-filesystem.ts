@@ -13,7 +13,7 @@ import { NtfsFormatError } from './format-error.js';
 import type { IndexEntry } from './index-node.js';
 import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType } from './mft-record.js';
 import { openMft } from './open-mft.js';
-import { parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
+import { IO_REPARSE_TAG_WOF, parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
 import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
 import { streamLayout, type Backing } from './stream-layout.js';
 import { makeUpcase, UPCASE_BYTES } from './upcase.js';
@@ -206,7 +206,8 @@ export class NtfsFileSystem implements VolumeFileSystem {
     const reparse = await this.guard(file.id, () => reparseOf(this.g, inode));
     if (reparse) {
       const tag = await this.guard(file.id, async () => reparseTag(reparse));
-      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} has reparse tag 0x${tag.toString(16)}, whose data this reader does not decode`);
+      const what = tag === IO_REPARSE_TAG_WOF ? 'is WOF-compressed (its data is in the WofCompressedData stream)' : `has reparse tag 0x${tag.toString(16)}`;
+      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} ${what}, whose data this reader does not decode`);
     }
     return (await this.streamData(file, ''))!;
   }
