@@ -44,6 +44,8 @@ printf tail | dd of=sparse.bin bs=1 seek=9000000 conv=notrunc status=none
 echo data > ads.txt
 setfattr -n user.secret -v hidden-stream ads.txt
 echo x > 'ünïcödé € 名前.txt'
+echo h > hidden.txt
+setfattr -n system.ntfs_attrib_be -v 0x00000006 hidden.txt
 (cd big && for i in $(seq 1 3000); do echo $i > "entry-$i-with-a-longer-name.txt"; done)
 touch -d '2001-02-03 04:05:06.789' docs/small.txt
 touch docs/deep/link
@@ -113,6 +115,8 @@ test('lookups ignore case as NTFS does, in a folder of thousands of entries', as
     // Listed once, by its long name, not by its DOS 8.3 name.
     t.deepEqual((await fs.list(root)).filter((e) => e.name.startsWith('LONGFI')), []);
     t.is(await fs.lookup(root, '$MFT'), undefined);
+    t.is((await fs.lookup(root, 'hidden.txt'))!.node.dosAttributes! & 0x6, 0x6, 'FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM');
+    t.is((await fs.lookup(root, 'empty.txt'))!.node.dosAttributes! & 0x6, 0);
     const docs = (await fs.lookup(root, 'docs'))!;
     const small = (await fs.lookup(docs.node, 'small.txt'))!;
     t.is(Math.round(small.node.mtimeMs), new Date('2001-02-03T04:05:06.789').getTime());

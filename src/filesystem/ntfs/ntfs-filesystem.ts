@@ -17,6 +17,7 @@ import { IO_REPARSE_TAG_WOF, parseLinkTarget, relativeLinkPath, reparseTag } fro
 import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
 import { streamLayout, type Backing } from './stream-layout.js';
 import { makeUpcase, UPCASE_BYTES } from './upcase.js';
+import { cachedLoad } from './weighed-cache.js';
 
 /** §3: the root folder's and $UpCase's record numbers; records below 24 are the metafiles and reserved. */
 const ROOT_RECORD = 5;
@@ -46,8 +47,8 @@ type Child = DirEntry | undefined;
 
 export class NtfsFileSystem implements VolumeFileSystem {
   readonly type = 'ntfs' as const;
-  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT, sizeCalculation: () => 1 });
-  private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES, sizeCalculation: () => 1 });
+  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT });
+  private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES });
   private readonly backing: Backing;
 
   constructor(
@@ -71,17 +72,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
   }
 
   private inode(n: number): Promise<Inode> {
-    let p = this.inodes.get(n);
-    if (!p) {
-      const loading = this.guard(n, () => loadInode(this.g, n));
-      loading.then(
-        (inode) => this.inodes.peek(n) === loading && this.inodes.set(n, loading, { size: inodeWeight(inode) }),
-        () => this.inodes.delete(n),
-      );
-      this.inodes.set(n, loading);
-      p = loading;
-    }
-    return p;
+    return cachedLoad(this.inodes, n, () => this.guard(n, () => loadInode(this.g, n)), inodeWeight);
   }
 
   async root(): Promise<FsNode> {
@@ -143,13 +134,11 @@ export class NtfsFileSystem implements VolumeFileSystem {
   }
 
   private folder(dir: FsNode): Promise<Folder> {
-    let p = this.folders.get(dir.id);
-    if (!p) {
-      p = this.guard(dir.id, async () => {
-        const inode = await this.folderInode(dir);
+    const load = (): Promise<Folder> =>
+      this.guard(dir.id, async () => {
         const byName = new Map<string, IndexEntry>();
         const entries: IndexEntry[] = [];
-        for (const e of await readDirectoryIndex(this.g, inode, this.indexBlockSize)) {
+        for (const e of await readDirectoryIndex(this.g, await this.folderInode(dir), this.indexBlockSize)) {
           if (!isListed(e)) continue;
           const key = this.upcase(e.key.name);
           if (byName.has(key)) continue;
@@ -158,10 +147,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
         }
         return { entries, byName };
       });
-      p.catch(() => this.folders.delete(dir.id));
-      this.folders.set(dir.id, p, { size: 1 });
-    }
-    return p;
+    return cachedLoad(this.folders, dir.id, load, (f) => f.entries.length);
   }
 
   private async child(e: IndexEntry, folderParts: readonly string[] | undefined): Promise<Child> {
