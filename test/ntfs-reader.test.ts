@@ -11,9 +11,11 @@ import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { AttrType } from '../src/filesystem/ntfs/mft-record.js';
 import { openMft } from '../src/filesystem/ntfs/open-mft.js';
 import { openFileVolume } from '../src/io/file-volume.js';
+import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
 import { fileBytes, makeNtfsImage, mountedTree, mtimeDifferences, readerTree, withNtfs3g, type NtfsGeometry, type Tree } from './helpers/ntfs-volume.js';
 import { hexValue, junction, otherReparse, symlink } from './helpers/ntfs-reparse.js';
 import { run } from './helpers/run.js';
+import { syntheticMbr } from './helpers/urbackup-storage.js';
 
 let work: string;
 
@@ -141,10 +143,14 @@ function hasInnerIndexBlock(image: Buffer): boolean {
 test('a volume imaged the UrBackup way (inside a .raw from byte 524288) reads the same', async (t) => {
   const image = await populated('raw', {});
   const raw = join(work, 'Image_C_240101-1200.raw');
-  await run('dd', [`if=${image}`, `of=${raw}`, 'bs=1M', 'seek=524288', 'oflag=seek_bytes', 'conv=sparse', 'status=none']);
-  const expected = await withNtfs3g(image, join(work, 'raw-ro'), ['ro', 'streams_interface=xattr'], mountedTree);
   const size = (await stat(image)).size;
-  const volume = await openFileVolume(raw, 524288, size);
+  // The server's synthetic MBR, then the volume from byte 524288 (docs/urbackup-raw-format.md §2.1).
+  await writeFile(raw, syntheticMbr(size, 0x12345678));
+  await run('dd', [`if=${image}`, `of=${raw}`, 'bs=1M', `seek=${RAW_VOLUME_OFFSET}`, 'oflag=seek_bytes', 'conv=sparse,notrunc', 'status=none']);
+  await run('truncate', ['-s', String(RAW_VOLUME_OFFSET + size), raw]);
+  const before = await sha(raw);
+  const expected = await withNtfs3g(image, join(work, 'raw-ro'), ['ro', 'streams_interface=xattr'], mountedTree);
+  const volume = await openFileVolume(raw, RAW_VOLUME_OFFSET, size);
   try {
     const fs = await openNtfs(volume);
     sameTree(t, await readerTree(fs), expected);
@@ -153,11 +159,12 @@ test('a volume imaged the UrBackup way (inside a .raw from byte 524288) reads th
     t.is(data.kind, 'layout');
     if (data.kind !== 'layout') return;
     for (const s of data.layout.segments) {
-      if (s.kind === 'file') t.true(s.source.path === raw && s.offset >= 524288 && s.offset + s.length <= 524288 + size);
+      if (s.kind === 'file') t.true(s.source.path === raw && s.offset >= RAW_VOLUME_OFFSET && s.offset + s.length <= RAW_VOLUME_OFFSET + size);
     }
   } finally {
     await volume.close();
   }
+  t.is(await sha(raw), before, 'the reader wrote nothing to the .raw');
 });
 
 test('a volume that is not NTFS is rejected with an error naming it', async (t) => {
