@@ -10,6 +10,7 @@ import { CorruptVolumeError, UnsupportedDataError, type FsNode } from '../src/fi
 import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { AttrType } from '../src/filesystem/ntfs/mft-record.js';
 import { openMft } from '../src/filesystem/ntfs/open-mft.js';
+import { parseLinkTarget, relativeLinkPath } from '../src/filesystem/ntfs/reparse-point.js';
 import { openFileVolume } from '../src/io/file-volume.js';
 import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
 import { fileBytes, makeNtfsImage, mountedTree, mtimeDifferences, readerTree, withNtfs3g, type NtfsGeometry, type Tree } from './helpers/ntfs-volume.js';
@@ -334,3 +335,23 @@ async function markEncrypted(image: string, name: string): Promise<void> {
   bytes.writeUInt32LE(bytes.readUInt32LE(flags) | 0x4000, flags);
   await writeFile(image, bytes);
 }
+
+test('link targets: drive-absolute ones relative to the link folder, climbs above the root and other volumes refused', (t) => {
+  const fold = (a: string, b: string): boolean => a.toUpperCase() === b.toUpperCase();
+  const path = (b: Buffer, folder: string[], letter = 'C'): string | undefined => relativeLinkPath(parseLinkTarget(b)!, letter, folder, fold);
+  t.is(path(junction('\\??\\C:\\'), ['a', 'b']), '../..');
+  t.is(path(junction('\\??\\C:\\a\\b\\c'), ['a', 'b']), 'c');
+  t.is(path(symlink('\\??\\c:\\A\\x', false), ['a', 'b']), '../x');
+  t.is(path(symlink('\\\\?\\C:\\a', false), []), 'a');
+  t.is(path(symlink('\\??\\C:\\a', false), ['a']), '.');
+  t.is(path(symlink('..\\..', true), ['a']), undefined);
+  t.is(path(symlink('..\\..', true), ['a', 'b']), '../..');
+  t.is(path(symlink('x\\.\\y', true), []), 'x/y');
+  t.is(path(symlink('\\??\\C:\\a\\..\\b', false), []), undefined);
+  t.is(path(junction('\\??\\D:\\x'), []), undefined);
+  t.is(path(junction('\\??\\D:\\x'), [], 'd'), 'x');
+  t.is(path(symlink('\\??\\UNC\\server\\share', false), []), undefined);
+  t.is(path(junction('\\??\\Volume{01234567-89ab-cdef-0123-456789abcdef}\\x'), []), undefined);
+  t.is(path(symlink('\\x', true), ['a']), undefined);
+  t.is(parseLinkTarget(otherReparse(0x80000017, Buffer.alloc(16))), undefined);
+});
