@@ -26,6 +26,8 @@ const CASE_MS = 5000;
 const CASE_HEAP = 512 * 1024 * 1024;
 /** The walk of one case stops after this many nodes (a mutated folder can list itself). */
 const MAX_NODES = 3000;
+/** Names looked up in every folder before it is listed: present, absent, first and last. */
+const LOOKUPS = ['entry-7.txt', 'ENTRY-399.TXT', 'text.txt', 's', 'a', 'zzzz'];
 const NAME = '/storage/c/240101-1200_Image_C/Image_C_240101-1200.raw';
 
 /** A small volume with one of each structure: index blocks, an attribute list, LZNT1, sparse runs, links. */
@@ -134,6 +136,8 @@ async function exercise(fs: VolumeFileSystem & { streamData(n: FsNode, s: string
   const queue: FsNode[] = root ? [root] : [];
   for (let seen = 0; queue.length > 0 && seen < MAX_NODES; seen++) {
     const dir = queue.shift()!;
+    // Before the listing, lookups descend the folder's B-tree.
+    for (const name of LOOKUPS) await tolerant(() => fs.lookup(dir, name));
     for (const e of (await tolerant(() => fs.list(dir))) ?? []) {
       await tolerant(() => fs.lookup(dir, e.name.toUpperCase()));
       if (e.node.type === 'dir') queue.push(e.node);

@@ -10,10 +10,13 @@ import { CorruptVolumeError, UnsupportedDataError, type FsNode } from '../src/fi
 import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { AttrType } from '../src/filesystem/ntfs/mft-record.js';
 import { openMft } from '../src/filesystem/ntfs/open-mft.js';
+import { parseLinkTarget, relativeLinkPath } from '../src/filesystem/ntfs/reparse-point.js';
 import { openFileVolume } from '../src/io/file-volume.js';
+import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
 import { fileBytes, makeNtfsImage, mountedTree, mtimeDifferences, readerTree, withNtfs3g, type NtfsGeometry, type Tree } from './helpers/ntfs-volume.js';
 import { hexValue, junction, otherReparse, symlink } from './helpers/ntfs-reparse.js';
 import { run } from './helpers/run.js';
+import { syntheticMbr } from './helpers/urbackup-storage.js';
 
 let work: string;
 
@@ -44,6 +47,8 @@ printf tail | dd of=sparse.bin bs=1 seek=9000000 conv=notrunc status=none
 echo data > ads.txt
 setfattr -n user.secret -v hidden-stream ads.txt
 echo x > 'ünïcödé € 名前.txt'
+echo h > hidden.txt
+setfattr -n system.ntfs_attrib_be -v 0x00000006 hidden.txt
 (cd big && for i in $(seq 1 3000); do echo $i > "entry-$i-with-a-longer-name.txt"; done)
 touch -d '2001-02-03 04:05:06.789' docs/small.txt
 touch docs/deep/link
@@ -93,13 +98,28 @@ test('lookups ignore case as NTFS does, in a folder of thousands of entries', as
     const big = (await fs.lookup(root, 'BIG'))!;
     t.is(big.node.type, 'dir');
     t.true(hasInnerIndexBlock(await readFile(image)), 'the big folder\'s B-tree has index blocks with sub-nodes (three levels)');
+    // A fresh reader finds every name by descending the B-tree; this one, from the listing's map.
+    const fresh = await openNtfs(volume);
+    const freshBig = (await fresh.lookup(await fresh.root(), 'big'))!.node;
     const listed = await fs.list(big.node);
-    for (const e of listed) t.is((await fs.lookup(big.node, e.name.toUpperCase()))?.node.id, e.node.id);
-    t.is(await fs.lookup(big.node, 'entry-3001-with-a-longer-name.txt'), undefined);
+    t.is(listed.length, 3000);
+    for (const e of listed) {
+      t.is((await fresh.lookup(freshBig, e.name.toUpperCase()))?.node.id, e.node.id, e.name);
+      t.is((await fs.lookup(big.node, e.name.toUpperCase()))?.node.id, e.node.id, e.name);
+    }
+    for (const reader of [fs, fresh]) {
+      t.is(await reader.lookup(big.node, 'entry-3001-with-a-longer-name.txt'), undefined);
+      t.is(await reader.lookup(big.node, 'a'), undefined);
+      t.is(await reader.lookup(big.node, 'zzz'), undefined);
+    }
+    t.is(await fresh.lookup(await fresh.root(), 'LONGFI~1.TXT'), undefined);
+    t.is((await fresh.lookup(await fresh.root(), 'long file name.TXT'))?.name, 'Long File Name.txt');
     t.is((await fs.lookup(root, 'ÜNÏCÖDÉ € 名前.TXT'))?.name, 'ünïcödé € 名前.txt');
     // Listed once, by its long name, not by its DOS 8.3 name.
     t.deepEqual((await fs.list(root)).filter((e) => e.name.startsWith('LONGFI')), []);
     t.is(await fs.lookup(root, '$MFT'), undefined);
+    t.is((await fs.lookup(root, 'hidden.txt'))!.node.dosAttributes! & 0x6, 0x6, 'FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM');
+    t.is((await fs.lookup(root, 'empty.txt'))!.node.dosAttributes! & 0x6, 0);
     const docs = (await fs.lookup(root, 'docs'))!;
     const small = (await fs.lookup(docs.node, 'small.txt'))!;
     t.is(Math.round(small.node.mtimeMs), new Date('2001-02-03T04:05:06.789').getTime());
@@ -124,10 +144,14 @@ function hasInnerIndexBlock(image: Buffer): boolean {
 test('a volume imaged the UrBackup way (inside a .raw from byte 524288) reads the same', async (t) => {
   const image = await populated('raw', {});
   const raw = join(work, 'Image_C_240101-1200.raw');
-  await run('dd', [`if=${image}`, `of=${raw}`, 'bs=1M', 'seek=524288', 'oflag=seek_bytes', 'conv=sparse', 'status=none']);
-  const expected = await withNtfs3g(image, join(work, 'raw-ro'), ['ro', 'streams_interface=xattr'], mountedTree);
   const size = (await stat(image)).size;
-  const volume = await openFileVolume(raw, 524288, size);
+  // The server's synthetic MBR, then the volume from byte 524288 (docs/urbackup-raw-format.md §2.1).
+  await writeFile(raw, syntheticMbr(size, 0x12345678));
+  await run('dd', [`if=${image}`, `of=${raw}`, 'bs=1M', `seek=${RAW_VOLUME_OFFSET}`, 'oflag=seek_bytes', 'conv=sparse,notrunc', 'status=none']);
+  await run('truncate', ['-s', String(RAW_VOLUME_OFFSET + size), raw]);
+  const before = await sha(raw);
+  const expected = await withNtfs3g(image, join(work, 'raw-ro'), ['ro', 'streams_interface=xattr'], mountedTree);
+  const volume = await openFileVolume(raw, RAW_VOLUME_OFFSET, size);
   try {
     const fs = await openNtfs(volume);
     sameTree(t, await readerTree(fs), expected);
@@ -136,11 +160,12 @@ test('a volume imaged the UrBackup way (inside a .raw from byte 524288) reads th
     t.is(data.kind, 'layout');
     if (data.kind !== 'layout') return;
     for (const s of data.layout.segments) {
-      if (s.kind === 'file') t.true(s.source.path === raw && s.offset >= 524288 && s.offset + s.length <= 524288 + size);
+      if (s.kind === 'file') t.true(s.source.path === raw && s.offset >= RAW_VOLUME_OFFSET && s.offset + s.length <= RAW_VOLUME_OFFSET + size);
     }
   } finally {
     await volume.close();
   }
+  t.is(await sha(raw), before, 'the reader wrote nothing to the .raw');
 });
 
 test('a volume that is not NTFS is rejected with an error naming it', async (t) => {
@@ -310,3 +335,23 @@ async function markEncrypted(image: string, name: string): Promise<void> {
   bytes.writeUInt32LE(bytes.readUInt32LE(flags) | 0x4000, flags);
   await writeFile(image, bytes);
 }
+
+test('link targets: drive-absolute ones relative to the link folder, climbs above the root and other volumes refused', (t) => {
+  const fold = (a: string, b: string): boolean => a.toUpperCase() === b.toUpperCase();
+  const path = (b: Buffer, folder: string[], letter = 'C'): string | undefined => relativeLinkPath(parseLinkTarget(b)!, letter, folder, fold);
+  t.is(path(junction('\\??\\C:\\'), ['a', 'b']), '../..');
+  t.is(path(junction('\\??\\C:\\a\\b\\c'), ['a', 'b']), 'c');
+  t.is(path(symlink('\\??\\c:\\A\\x', false), ['a', 'b']), '../x');
+  t.is(path(symlink('\\\\?\\C:\\a', false), []), 'a');
+  t.is(path(symlink('\\??\\C:\\a', false), ['a']), '.');
+  t.is(path(symlink('..\\..', true), ['a']), undefined);
+  t.is(path(symlink('..\\..', true), ['a', 'b']), '../..');
+  t.is(path(symlink('x\\.\\y', true), []), 'x/y');
+  t.is(path(symlink('\\??\\C:\\a\\..\\b', false), []), undefined);
+  t.is(path(junction('\\??\\D:\\x'), []), undefined);
+  t.is(path(junction('\\??\\D:\\x'), [], 'd'), 'x');
+  t.is(path(symlink('\\??\\UNC\\server\\share', false), []), undefined);
+  t.is(path(junction('\\??\\Volume{01234567-89ab-cdef-0123-456789abcdef}\\x'), []), undefined);
+  t.is(path(symlink('\\x', true), ['a']), undefined);
+  t.is(parseLinkTarget(otherReparse(0x80000017, Buffer.alloc(16))), undefined);
+});

@@ -17,6 +17,14 @@ const INDX_VCN_FIELD = 0x10;
 export interface IndexEntry {
   readonly file: FileRef;
   readonly key: FileName;
+  /** The VCN of the node with the keys before this one. */
+  readonly subnode?: number;
+}
+
+/** A node's entries, and the VCN of the node with the keys after the last of them. */
+export interface IndexNode {
+  readonly entries: IndexEntry[];
+  readonly tail?: number;
 }
 
 /** Index block size from $INDEX_ROOT (checked against the boot sector's by the caller). */
@@ -25,13 +33,21 @@ export function indexRootBlockSize(root: Buffer): number {
   return root.readUInt32LE(8);
 }
 
+/** The sub-node VCN in an entry's last 8 bytes. */
+function subnodeOf(b: Buffer, pos: number, length: number, flags: number): number | undefined {
+  if (!(flags & ENTRY_HAS_SUBNODE)) return undefined;
+  const vcn = b.readBigUInt64LE(pos + length - 8);
+  check(vcn <= BigInt(Number.MAX_SAFE_INTEGER), `sub-node VCN ${vcn}`);
+  return Number(vcn);
+}
+
 /** The entries of the node whose header is at `at` of `b`; entries past the node are an error. */
-function nodeEntries(b: Buffer, at: number): IndexEntry[] {
+function nodeEntries(b: Buffer, at: number): IndexNode {
   check(at + 16 <= b.length, 'index node header runs past its block');
   const first = at + b.readUInt32LE(at);
   const end = at + b.readUInt32LE(at + 4);
   check(first >= at + 16 && end <= b.length && first <= end, `index node entries [${first}, ${end}) outside its ${b.length} bytes`);
-  const out: IndexEntry[] = [];
+  const entries: IndexEntry[] = [];
   // Each entry is at least 16 bytes, so the node's length bounds the loop.
   for (let pos = first; ; ) {
     check(pos + ENTRY_HEADER <= end, 'index node has no last entry');
@@ -39,21 +55,21 @@ function nodeEntries(b: Buffer, at: number): IndexEntry[] {
     const keyLength = b.readUInt16LE(pos + 10);
     const flags = b.readUInt16LE(pos + 12);
     check(length >= ENTRY_HEADER && length % 8 === 0 && pos + length <= end, `index entry at ${pos} has length ${length}`);
-    if (flags & ENTRY_LAST) break;
-    check(ENTRY_HEADER + keyLength + (flags & ENTRY_HAS_SUBNODE ? 8 : 0) <= length, `index entry at ${pos}: key of ${keyLength} bytes runs past it`);
-    out.push({ file: readRef(b, pos), key: parseFileName(b.subarray(pos + ENTRY_HEADER, pos + ENTRY_HEADER + keyLength)) });
+    check(ENTRY_HEADER + (flags & ENTRY_LAST ? 0 : keyLength) + (flags & ENTRY_HAS_SUBNODE ? 8 : 0) <= length, `index entry at ${pos}: key of ${keyLength} bytes runs past it`);
+    const subnode = subnodeOf(b, pos, length, flags);
+    if (flags & ENTRY_LAST) return { entries, tail: subnode };
+    entries.push({ file: readRef(b, pos), key: parseFileName(b.subarray(pos + ENTRY_HEADER, pos + ENTRY_HEADER + keyLength)), subnode });
     pos += length;
   }
-  return out;
 }
 
-export function indexRootEntries(root: Buffer): IndexEntry[] {
+export function indexRootNode(root: Buffer): IndexNode {
   check(root.length >= INDEX_ROOT_HEADER + 16, `$INDEX_ROOT of ${root.length} bytes`);
   return nodeEntries(root, INDEX_ROOT_HEADER);
 }
 
-/** The entries of an INDX block whose fixups were applied; its VCN field must be `vcn`. */
-export function indexBlockEntries(block: Buffer, vcn: number): IndexEntry[] {
+/** The node of an INDX block whose fixups were applied; its VCN field must be `vcn`. */
+export function indexBlockNode(block: Buffer, vcn: number): IndexNode {
   const own = block.readBigUInt64LE(INDX_VCN_FIELD);
   check(own === BigInt(vcn), `index block at VCN ${vcn} says it is VCN ${own}`);
   return nodeEntries(block, INDX_NODE_HEADER);

@@ -43,11 +43,11 @@ export function attributesOf(inode: { readonly attributes: readonly Attribute[] 
   return inode.attributes.filter((a) => a.type === type && a.name === name);
 }
 
-/** One non-resident attribute's extents joined; undefined when it is resident or absent. */
+/** One non-resident attribute's extents joined; undefined when it is absent, an error when it is resident. */
 export function streamOf(attrs: readonly Attribute[], clusterSize: Bytes): Stream | undefined {
+  if (attrs.length === 0) return undefined;
   const extents = attrs.flatMap((a) => (a.nonResident ? [a.nonResident] : []));
-  if (extents.length === 0) return undefined;
-  check(extents.length === attrs.length, 'attribute is both resident and non-resident');
+  check(extents.length === attrs.length, `attribute 0x${attrs[0]!.type.toString(16)} is resident where it must not be, or twice`);
   return joinExtents(extents, clusterSize);
 }
 

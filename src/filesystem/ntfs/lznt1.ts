@@ -2,7 +2,7 @@
 import { check } from './format-error.js';
 
 /** [MS-XCA] §2.5: every chunk decompresses to at most 4096 bytes. */
-export const LZNT1_CHUNK = 4096;
+const LZNT1_CHUNK = 4096;
 const CHUNK_COMPRESSED = 0x8000;
 const CHUNK_SIZE_MASK = 0x0fff;
 

@@ -18,7 +18,6 @@ const END_OF_ATTRIBUTES = 0xffffffff;
 /** §4 attribute header flags. */
 export const ATTR_COMPRESSED = 0x0001;
 export const ATTR_ENCRYPTED = 0x4000;
-export const ATTR_SPARSE = 0x8000;
 const RESIDENT_HEADER = 0x18;
 const NON_RESIDENT_HEADER = 0x40;
 

@@ -7,16 +7,17 @@ import type { Layout } from '../../disk/layout.js';
 import { CorruptVolumeError, UnsupportedDataError, type DirEntry, type FileData, type FsNode, type NodeType, type Volume, type VolumeFileSystem } from '../volume-fs.js';
 import { attributesOf, inodeWeight, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
 import { compressedStream } from './compressed-stream.js';
-import { readDirectoryIndex } from './directory-index.js';
+import { findInIndex, readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
 import { NtfsFormatError } from './format-error.js';
 import type { IndexEntry } from './index-node.js';
 import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType } from './mft-record.js';
 import { openMft } from './open-mft.js';
-import { parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
+import { IO_REPARSE_TAG_WOF, parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
 import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
 import { streamLayout, type Backing } from './stream-layout.js';
 import { makeUpcase, UPCASE_BYTES } from './upcase.js';
+import { cachedLoad } from './weighed-cache.js';
 
 /** §3: the root folder's and $UpCase's record numbers; records below 24 are the metafiles and reserved. */
 const ROOT_RECORD = 5;
@@ -46,8 +47,8 @@ type Child = DirEntry | undefined;
 
 export class NtfsFileSystem implements VolumeFileSystem {
   readonly type = 'ntfs' as const;
-  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT, sizeCalculation: () => 1 });
-  private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES, sizeCalculation: () => 1 });
+  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT });
+  private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES });
   private readonly backing: Backing;
 
   constructor(
@@ -71,17 +72,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
   }
 
   private inode(n: number): Promise<Inode> {
-    let p = this.inodes.get(n);
-    if (!p) {
-      const loading = this.guard(n, () => loadInode(this.g, n));
-      loading.then(
-        (inode) => this.inodes.peek(n) === loading && this.inodes.set(n, loading, { size: inodeWeight(inode) }),
-        () => this.inodes.delete(n),
-      );
-      this.inodes.set(n, loading);
-      p = loading;
-    }
-    return p;
+    return cachedLoad(this.inodes, n, () => this.guard(n, () => loadInode(this.g, n)), inodeWeight);
   }
 
   async root(): Promise<FsNode> {
@@ -136,16 +127,19 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return this.guard(dir.id, async () => this.pathOf(await this.inode(dir.id)));
   }
 
+  private async folderInode(dir: FsNode): Promise<Inode> {
+    const inode = await this.inode(dir.id);
+    if (!inode.isDirectory) throw new NtfsFormatError('is not a folder');
+    return inode;
+  }
+
   private folder(dir: FsNode): Promise<Folder> {
-    let p = this.folders.get(dir.id);
-    if (!p) {
-      p = this.guard(dir.id, async () => {
-        const inode = await this.inode(dir.id);
-        if (!inode.isDirectory) throw new NtfsFormatError('is not a folder');
+    const load = (): Promise<Folder> =>
+      this.guard(dir.id, async () => {
         const byName = new Map<string, IndexEntry>();
         const entries: IndexEntry[] = [];
-        for (const e of await readDirectoryIndex(this.g, inode, this.indexBlockSize)) {
-          if (e.key.namespace === NAMESPACE_DOS || e.file.record < FIRST_USER_RECORD) continue;
+        for (const e of await readDirectoryIndex(this.g, await this.folderInode(dir), this.indexBlockSize)) {
+          if (!isListed(e)) continue;
           const key = this.upcase(e.key.name);
           if (byName.has(key)) continue;
           byName.set(key, e);
@@ -153,10 +147,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
         }
         return { entries, byName };
       });
-      p.catch(() => this.folders.delete(dir.id));
-      this.folders.set(dir.id, p, { size: 1 });
-    }
-    return p;
+    return cachedLoad(this.folders, dir.id, load, (f) => f.entries.length);
   }
 
   private async child(e: IndexEntry, folderParts: readonly string[] | undefined): Promise<Child> {
@@ -180,9 +171,12 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return out;
   }
 
+  /** By the folder's map once it was read whole (a listing), else by descending its B-tree. */
   async lookup(dir: FsNode, name: string): Promise<DirEntry | undefined> {
-    const e = (await this.folder(dir)).byName.get(this.upcase(name));
-    if (!e) return undefined;
+    const key = this.upcase(name);
+    const listed = this.folders.get(dir.id);
+    const e = listed ? (await listed).byName.get(key) : await this.guard(dir.id, async () => findInIndex(this.g, await this.folderInode(dir), this.indexBlockSize, key, this.upcase));
+    if (!e || !isListed(e)) return undefined;
     return this.child(e, await this.folderParts(dir));
   }
 
@@ -198,7 +192,8 @@ export class NtfsFileSystem implements VolumeFileSystem {
     const reparse = await this.guard(file.id, () => reparseOf(this.g, inode));
     if (reparse) {
       const tag = await this.guard(file.id, async () => reparseTag(reparse));
-      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} has reparse tag 0x${tag.toString(16)}, whose data this reader does not decode`);
+      const what = tag === IO_REPARSE_TAG_WOF ? 'is WOF-compressed (its data is in the WofCompressedData stream)' : `has reparse tag 0x${tag.toString(16)}`;
+      throw new UnsupportedDataError(`${this.volume.name}: MFT record ${file.id} ${what}, whose data this reader does not decode`);
     }
     return (await this.streamData(file, ''))!;
   }
@@ -219,7 +214,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
   private fileData(record: number, attrs: ReturnType<typeof attributesOf>): FileData {
     const value = attrs.length === 1 ? attrs[0]!.value : undefined;
     if (value) return { kind: 'layout', layout: residentLayout(value) };
-    const stream = streamOf(attrs, this.g.clusterSize)!;
+    const stream = streamOf(attrs, this.g.clusterSize)!; // attrs is not empty, and streamOf refuses resident ones
     if (stream.compressionUnit === 0 || !(attrs[0]!.flags & ATTR_COMPRESSED)) return { kind: 'layout', layout: streamLayout(stream, this.backing) };
     if (stream.compressionUnit !== LZNT1_UNIT || this.g.clusterSize > MAX_COMPRESSED_CLUSTER) {
       throw new UnsupportedDataError(`${this.volume.name}: MFT record ${record} is compressed in units of 2^${stream.compressionUnit} clusters of ${this.g.clusterSize} bytes`);
@@ -243,6 +238,11 @@ function sizeOf(inode: Inode, type: number, name: string): Bytes {
 
 function residentLayout(value: Buffer): Layout {
   return { size: value.length, segments: value.length > 0 ? [{ kind: 'bytes', start: 0, length: value.length, data: Buffer.from(value) }] : [] };
+}
+
+/** A DOS 8.3 alias and the metafiles are not listed (§8, §3). */
+function isListed(e: IndexEntry): boolean {
+  return e.key.namespace !== NAMESPACE_DOS && e.file.record >= FIRST_USER_RECORD;
 }
 
 function skipCorrupt(e: unknown): undefined {

@@ -4,7 +4,7 @@
 import type { Bytes } from '../../base/units.js';
 import type { Volume } from '../volume-fs.js';
 import { CorruptVolumeError } from '../volume-fs.js';
-import { joinExtents, type Stream } from './attribute-runs.js';
+import type { Stream } from './attribute-runs.js';
 import { parseBootSector, type BootSector } from './boot-sector.js';
 import { applyFixups } from './fixups.js';
 import { check, NtfsFormatError } from './format-error.js';
@@ -15,14 +15,18 @@ import { AttrType, parseMftRecord } from './mft-record.js';
 const BOOT_SECTOR_BYTES = 512;
 const MFT_RECORD = 0;
 
-/** $MFT's runs as far as its base record maps them: enough to reach its extension records. */
+/**
+ * $MFT's runs as far as its base record maps them: enough to reach its extension records. Not
+ * joinExtents: this first extent alone need not cover the data size.
+ */
 function baseStream(record: Buffer, boot: BootSector): Stream {
   const mft = parseMftRecord(record, boot.totalClusters);
   const first = attributesOf(mft, AttrType.data, '').find((a) => a.nonResident?.startVcn === 0)?.nonResident;
   check(first !== undefined, '$MFT has no non-resident $DATA from VCN 0');
-  const stream = joinExtents([first], boot.clusterSize);
   const mapped: Bytes = (first.lastVcn + 1) * boot.clusterSize;
-  return mapped >= stream.dataSize ? stream : { ...stream, dataSize: mapped, initializedSize: Math.min(stream.initializedSize, mapped) };
+  check(Number.isSafeInteger(mapped), `$MFT's first extent of ${first.lastVcn + 1} clusters is too long`);
+  const { allocatedSize, compressionUnit, runs } = first;
+  return { dataSize: Math.min(first.dataSize, mapped), initializedSize: Math.min(first.initializedSize, first.dataSize, mapped), allocatedSize, compressionUnit, runs };
 }
 
 async function open(volume: Volume): Promise<{ g: Geometry; boot: BootSector }> {

@@ -6,7 +6,7 @@ export const UPCASE_BYTES = 65536 * 2;
 
 /** Folds names for comparison: through $UpCase when the volume has a whole one, else String#toUpperCase per code unit. */
 export function makeUpcase(table: Buffer | undefined): (name: string) => string {
-  if (table === undefined || table.length !== UPCASE_BYTES) return (name) => upcaseEach(name, (c) => String.fromCharCode(c).toUpperCase());
+  if (table === undefined || table.length !== UPCASE_BYTES) return upcaseEach;
   const map = new Uint16Array(65536);
   for (let i = 0; i < 65536; i++) map[i] = table.readUInt16LE(2 * i);
   return (name) => {
@@ -17,10 +17,10 @@ export function makeUpcase(table: Buffer | undefined): (name: string) => string 
 }
 
 /** The fallback: one code unit in, one out (a toUpperCase that lengthens, like ß, keeps the unit). */
-function upcaseEach(name: string, upper: (code: number) => string): string {
+function upcaseEach(name: string): string {
   let out = '';
   for (let i = 0; i < name.length; i++) {
-    const u = upper(name.charCodeAt(i));
+    const u = name[i]!.toUpperCase();
     out += u.length === 1 ? u : name[i];
   }
   return out;
