@@ -344,6 +344,8 @@ export interface Dirent {
   readonly ino: number;
   readonly name: string;
   readonly mode: number;
+  /** READDIRPLUS leaves its attributes out: the kernel sends a LOOKUP, answered later (FuseFs.lookup). */
+  readonly lookupLater?: boolean;
 }
 
 /**
@@ -421,13 +423,22 @@ export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, 
   });
 }
 
-/** The node ids a FORGET (fuse_in_header's) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
-export function decodeForgotten(req: Request): number[] {
-  if (req.opcode === Op.FORGET) return [req.nodeid];
+/** What a FORGET (fuse_forget_in: nlookup) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
+export function decodeForgotten(req: Request): { readonly nodeid: number; readonly nlookup: number }[] {
+  if (req.opcode === Op.FORGET) return [{ nodeid: req.nodeid, nlookup: req.body.length >= 8 ? readU64(req.body, 0) : 1 }];
   const count = req.body.readUInt32LE(0);
   const need = BATCH_FORGET_IN_SIZE + count * FORGET_ONE_SIZE;
   if (req.body.length < need) throw new Error(`fuse_forget_one list: ${req.body.length} bytes, need ${need}`);
-  return Array.from({ length: count }, (_, i) => readU64(req.body, BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE));
+  return Array.from({ length: count }, (_, i) => {
+    const at = BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE;
+    return { nodeid: readU64(req.body, at), nlookup: readU64(req.body, at + 8) };
+  });
+}
+
+/** READLINK's answer: the target's bytes, no NUL. */
+export function readlinkReply(req: Request, target: string): Buffer {
+  const bytes = Buffer.from(target, 'utf8');
+  return reply(req, bytes.length, (b) => bytes.copy(b));
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */

@@ -3,7 +3,9 @@ import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
 import { SEEK_DATA, SEEK_HOLE } from '../sys/sparse.js';
-import type { FileOpener, OpenFile } from './open-file.js';
+import type { FileOpener } from './open-file.js';
+import type { ReadableHandle } from './browse-handle.js';
+import { Browser, isBrowseIno } from './browse.js';
 import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
 import { FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
 import { Handles } from '../fuse/handles.js';
@@ -29,11 +31,13 @@ export class VirtualFs implements FuseFs {
   private readonly ns: Namespace;
   /** Each folder's entries, built once per folder node (nodes are replaced, never changed). */
   private readonly dirents = new WeakMap<RootNode | DirNode, readonly Dirent[]>();
-  /** Open handles by fh, with the node they were opened from (it may leave the namespace). */
-  private readonly handles = new Handles<{ readonly open: OpenFile; readonly node: FileNode }>();
+  /** Open handles by fh, with the disk file they were opened from (it may leave the namespace). */
+  private readonly handles = new Handles<{ readonly open: ReadableHandle; readonly node?: FileNode }>();
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
-  private readonly loggedRead = new WeakSet<OpenFile>();
+  private readonly loggedRead = new WeakSet<ReadableHandle>();
+  /** The files inside the backups' volumes, under their image folders (docs/browsing.md). */
+  private readonly browser: Browser;
   private readonly startTime = new Date();
 
   constructor(
@@ -43,6 +47,7 @@ export class VirtualFs implements FuseFs {
     private readonly access: AccessPolicy = storageAccess(),
   ) {
     this.ns = new Namespace(this.startTime);
+    this.browser = new Browser(opener.fds, (image) => this.access.disk(image.file), log);
   }
 
   /** Shows a new scan; returns what changed. Open handles are not affected. */
@@ -60,21 +65,36 @@ export class VirtualFs implements FuseFs {
     return this.ns.keys();
   }
 
-  lookup(parent: number, name: string): Attr | undefined {
+  lookup(parent: number, name: string): Attr | undefined | Promise<Attr | undefined> {
+    if (isBrowseIno(parent)) return this.browser.lookup(parent, name);
+    const p = this.ns.node(parent);
+    if (p?.kind === 'image') return this.browser.lookup(p, name);
     const node = this.ns.child(parent, name);
     return node && this.stat(node);
   }
 
   getattr(ino: number, fh: number | undefined): Attr | undefined {
+    if (isBrowseIno(ino)) return this.browser.getattr(ino);
     const node = this.ns.node(ino) ?? (fh === undefined ? undefined : this.handles.get(fh)?.node);
     if (node) return this.stat(node);
     // A file rescanned away while still open keeps answering stat through its handle.
-    for (const { node: n } of this.handles.values()) if (n.ino === ino) return this.stat(n);
+    for (const { node: n } of this.handles.values()) if (n?.ino === ino) return this.stat(n);
     return undefined;
   }
 
-  list(ino: number): readonly Dirent[] | undefined {
+  readlink(ino: number): Promise<string> {
+    if (!isBrowseIno(ino)) return Promise.reject(new FuseError(errno.EINVAL));
+    return this.browser.readlink(ino);
+  }
+
+  forget(ino: number, nlookup: number): void {
+    if (isBrowseIno(ino)) this.browser.forget(ino, nlookup);
+  }
+
+  list(ino: number): readonly Dirent[] | undefined | Promise<readonly Dirent[] | undefined> {
+    if (isBrowseIno(ino)) return this.browser.list(ino);
     const node = this.ns.node(ino);
+    if (node?.kind === 'image') return this.browser.list(node);
     if (!node || node.kind === 'file') return undefined;
     let list = this.dirents.get(node);
     if (!list) {
@@ -86,7 +106,10 @@ export class VirtualFs implements FuseFs {
       const children: Dirent[] =
         node.kind === 'root'
           ? [...node.dirs.values()].map((d) => ({ ino: d.ino, name: d.name, mode: dirMode }))
-          : [...node.files].map(([name, f]) => ({ ino: f.ino, name, mode: constants.S_IFREG }));
+          : [
+              ...[...node.files].map(([name, f]) => ({ ino: f.ino, name, mode: constants.S_IFREG })),
+              ...[...node.images].map(([name, i]) => ({ ino: i.ino, name, mode: dirMode })),
+            ];
       list = Object.freeze([...head, ...children]);
       this.dirents.set(node, list);
     }
@@ -95,10 +118,14 @@ export class VirtualFs implements FuseFs {
 
   async open(ino: number, flags: number): Promise<OpenHandle> {
     if ((flags & O_ACCMODE) !== constants.O_RDONLY) throw new FuseError(errno.EROFS);
+    if (isBrowseIno(ino)) {
+      const open = await this.browser.open(ino);
+      return { fh: this.handles.add({ open }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    }
     const node = this.ns.node(ino);
     if (!node) throw new FuseError(errno.ENOENT);
     if (node.kind !== 'file') throw new FuseError(errno.EISDIR);
-    let open: OpenFile;
+    let open: ReadableHandle;
     try {
       open = await this.opener.open(node.file);
     } catch (e) {
@@ -126,7 +153,7 @@ export class VirtualFs implements FuseFs {
     return handle.read(offset, into, size).catch((e: Error) => {
       if (!this.loggedRead.has(handle)) {
         this.loggedRead.add(handle);
-        this.log(`${handle.file.key}: read failed: ${e.message}`);
+        this.log(`${handle.key}: read failed: ${e.message}`);
       }
       throw new FuseError(errno.EIO);
     });
@@ -144,6 +171,7 @@ export class VirtualFs implements FuseFs {
   }
 
   private stat(node: Node): Attr {
+    if (node.kind === 'image') return this.browser.imageAttr(node);
     if (node.kind === 'file') {
       const { mtime } = node.file;
       const size = this.sizeOf(node.file);
@@ -151,7 +179,7 @@ export class VirtualFs implements FuseFs {
       return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
     }
     const { uid, gid, mode } = node.kind === 'root' ? this.access.root(anyFile(node)) : this.access.folder(anyFile(node)!);
-    const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
+    const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2 + node.images.size;
     return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFDIR | mode, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
   }
 
