@@ -3,14 +3,15 @@
 // volume (every name, type, size, link count, mtime and byte), WOF files decoded, owner and
 // modes those of the disk file, and a volume no reader opens shows why in a text file.
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { buildDisk } from './helpers/disk-builder.js';
 import { hexValue, symlink } from './helpers/ntfs-reparse.js';
 import { makeNtfsImage, mountedTree, withNtfs3g, type Tree } from './helpers/ntfs-volume.js';
-import { run } from './helpers/run.js';
+import { requireTool, run } from './helpers/run.js';
+import { addSambaUser, freePort, startSmbd } from './helpers/samba-server.js';
 import { ServeTracker, type ServeProcess } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
@@ -49,6 +50,8 @@ const tracker = new ServeTracker();
 
 test.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'synthvhd-browse-'));
+  // Samba serves the share as its user: the storage and the mount must be reachable by others.
+  await chmod(work, 0o755);
   storage = join(work, 'storage');
   const ntfs = join(work, 'ntfs.img');
   await makeNtfsImage(ntfs, NTFS_MIB);
@@ -67,7 +70,7 @@ test.before(async () => {
   await disk.cleanup();
   before = await treeFingerprint(storage);
   mount = await tracker.mountpoint(work, 'mnt');
-  server = await tracker.serve(['--storage', storage, '--mount', mount, '--mode', 'passthrough', '--formats', 'vhdx']);
+  server = await tracker.serve(['--storage', storage, '--mount', mount, '--mode', 'passthrough', '--formats', 'vhdx', '--allow-other']);
 });
 
 guardStorage(() => ({ tracker, fs: undefined, work, storage, before }));
@@ -144,4 +147,22 @@ test.serial('a volume no reader opens shows one text file saying why, logged onc
   t.true(text.includes(`${imageFolderName(TIME, 'D')}.vhdx`), text);
   await readdir(imageDir('D'));
   t.is(server.log().split('\n').filter((l) => l.includes('its files are not shown')).length, 1, server.log());
+});
+
+test.serial('over SMB with the shipped share: Explorer’s path, a folder of 2000 files, bytes, case-insensitive names', async (t) => {
+  for (const tool of ['smbd', 'smbclient', 'smbpasswd', 'useradd']) requireTool(tool);
+  const smbd = await startSmbd({ sharePath: mount, port: await freePort(), dir: join(work, 'smbd') });
+  t.teardown(() => smbd.stop());
+  const user = await addSambaUser(smbd.conf, `svhd-b${randomBytes(3).toString('hex')}`);
+  t.teardown(() => user.remove().catch(() => undefined));
+  const smb = (command: string): Promise<string> => run('smbclient', ['//127.0.0.1/backups', '-p', String(smbd.port), '-U', `${user.name}%${user.password}`, '-c', command]);
+  const folder = `${CLIENT}\\${imageFolderName(TIME, 'C')}`;
+  const big = await smb(`ls "${folder}\\big\\*"`);
+  t.is(big.split('\n').filter((l) => /^\s+entry-\d+\.txt\s/.test(l)).length, 2000);
+  const local = join(work, 'dl-3m.bin');
+  await smb(`get "${folder}\\Users\\alice\\Documents\\3m.bin" "${local}"`);
+  t.is(`file 3000000 1 ${createHash('sha256').update(await readFile(local)).digest('hex')}`, expected.lines['/Users/alice/Documents/3m.bin']);
+  const note = join(work, 'dl-note.txt');
+  await smb(`get "${folder.toUpperCase()}\\USERS\\ALICE\\documents\\NOTE.TXT" "${note}"`);
+  t.is(await readFile(note, 'utf8'), 'hello\n');
 });
