@@ -3,10 +3,13 @@
 // volume (every name, type, size, link count, mtime and byte), WOF files decoded, owner and
 // modes those of the disk file, and a volume no reader opens shows why in a text file.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdtemp, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
+import { openNtfs } from '../src/filesystem/ntfs/ntfs-filesystem.js';
+import { openFileVolume } from '../src/io/file-volume.js';
 import { buildDisk } from './helpers/disk-builder.js';
 import { hexValue, symlink } from './helpers/ntfs-reparse.js';
 import { makeNtfsImage, mountedTree, withNtfs3g, type Tree } from './helpers/ntfs-volume.js';
@@ -21,6 +24,8 @@ import { wofCompressedData, wofReparsePoint } from './helpers/wimlib.js';
 const CLIENT = 'pc1';
 const TIME = '240520-0143';
 const NTFS_MIB = 48;
+/** hidden.txt's creation time, 2002-03-04 05:06:07 UTC, as ntfs-3g's system.ntfs_crtime_be takes it (a big-endian NTTIME). */
+const CRTIME_BE = '0x01c1c33a4a96c980';
 /** Files of every kind the mount shows, written through ntfs-3g. */
 const POPULATE = String.raw`
 set -e
@@ -36,6 +41,9 @@ echo x > 'ünïcödé € 名前.txt'
 touch -d '2001-02-03 04:05:06.789' Users/alice/Documents/note.txt
 touch link
 setfattr -n system.ntfs_reparse_data -v "$LINK" link
+echo secret > hidden.txt
+setfattr -n system.ntfs_attrib_be -v 0x00000022 hidden.txt
+setfattr -n system.ntfs_crtime_be -v ${CRTIME_BE} hidden.txt
 `;
 /** The WOF file's bytes: compressible, over several LZX chunks. */
 const WOF_DATA = Buffer.concat(Array.from({ length: 20 }, (_, i) => Buffer.concat([Buffer.from(`row ${i} `.repeat(500)), randomBytes(300)])));
@@ -67,6 +75,10 @@ test.before(async () => {
   await run('dd', [`if=${ntfs}`, `of=${disk.path}`, 'bs=1M', `seek=${disk.partitions[0]!.startByte}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none']);
   await writeImageBackup({ storage, client: CLIENT, time: TIME, letter: 'C', disk, partition: 1, kind: 'plain' });
   await writeImageBackup({ storage, client: CLIENT, time: TIME, letter: 'D', disk, partition: 2, kind: 'plain' });
+  // Another client's C: with the MFT record of one file destroyed.
+  await corruptRecord(ntfs, 'Users/alice/Documents/3m.bin');
+  await run('dd', [`if=${ntfs}`, `of=${disk.path}`, 'bs=1M', `seek=${disk.partitions[0]!.startByte}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none']);
+  await writeImageBackup({ storage, client: 'pc2', time: TIME, letter: 'C', disk, partition: 1, kind: 'plain' });
   await disk.cleanup();
   before = await treeFingerprint(storage);
   mount = await tracker.mountpoint(work, 'mnt');
@@ -97,6 +109,34 @@ async function fileLine(path: string): Promise<string> {
   const st = await lstat(path);
   if (st.isSymbolicLink()) return `symlink ${st.size} ${await readlink(path)}`;
   return `file ${st.size} ${st.nlink} ${createHash('sha256').update(await readFile(path)).digest('hex')}`;
+}
+
+/** Overwrites the magic of the MFT record of `path` in the NTFS image (its record lies in $MFT's first run on a fresh volume). */
+async function corruptRecord(image: string, path: string): Promise<void> {
+  const size = (await stat(image)).size;
+  const volume = await openFileVolume(image, 0, size);
+  let id: number;
+  try {
+    const fs = await openNtfs(volume);
+    let node = await fs.root();
+    for (const part of path.split('/')) node = (await fs.lookup(node, part))!.node;
+    id = node.id;
+  } finally {
+    await volume.close();
+  }
+  const fh = await open(image, 'r+');
+  try {
+    const boot = Buffer.alloc(512);
+    await fh.read(boot, 0, 512, 0);
+    const b = parseBootSector(boot, size);
+    const at = b.mftLcn * b.clusterSize + id * b.mftRecordSize;
+    const magic = Buffer.alloc(4);
+    await fh.read(magic, 0, 4, at);
+    if (magic.toString('latin1') !== 'FILE') throw new Error(`${image}: record ${id} is not at ${at}`);
+    await fh.write(Buffer.from('XXXX'), 0, 4, at);
+  } finally {
+    await fh.close();
+  }
 }
 
 const imageDir = (letter: string): string => join(mount, CLIENT, imageFolderName(TIME, letter));
@@ -155,7 +195,8 @@ test.serial('over SMB with the shipped share: Explorer’s path, a folder of 200
   t.teardown(() => smbd.stop());
   const user = await addSambaUser(smbd.conf, `svhd-b${randomBytes(3).toString('hex')}`);
   t.teardown(() => user.remove().catch(() => undefined));
-  const smb = (command: string): Promise<string> => run('smbclient', ['//127.0.0.1/backups', '-p', String(smbd.port), '-U', `${user.name}%${user.password}`, '-c', command]);
+  const smb = (command: string): Promise<string> =>
+    run('smbclient', ['//127.0.0.1/backups', '-p', String(smbd.port), '-U', `${user.name}%${user.password}`, '-c', command], { env: { ...process.env, TZ: 'UTC' } });
   const folder = `${CLIENT}\\${imageFolderName(TIME, 'C')}`;
   const big = await smb(`ls "${folder}\\big\\*"`);
   t.is(big.split('\n').filter((l) => /^\s+entry-\d+\.txt\s/.test(l)).length, 2000);
@@ -165,4 +206,22 @@ test.serial('over SMB with the shipped share: Explorer’s path, a folder of 200
   const note = join(work, 'dl-note.txt');
   await smb(`get "${folder.toUpperCase()}\\USERS\\ALICE\\documents\\NOTE.TXT" "${note}"`);
   t.is(await readFile(note, 'utf8'), 'hello\n');
+  // NTFS's hidden and archive bits and creation time, through user.DOSATTRIB (docs/browsing.md §3).
+  const hidden = await smb(`allinfo "${folder}\\hidden.txt"`);
+  t.regex(hidden, /^attributes: HA \(22\)$/m, hidden);
+  t.regex(hidden, /^create_time:\s+Mon Mar  4 05:06:07 2002 UTC$/m, hidden);
+  const disk = await smb(`allinfo "${CLIENT}\\${imageFolderName(TIME, 'C')}.vhdx"`);
+  t.regex(disk, /^attributes: [A-Z]* \((0|20|80)\)$/m, `the disk file is neither sparse nor compressed: ${disk}`);
+});
+
+test.serial('a corrupt record: EIO for that file, one log line naming the backup and the path, the rest works', async (t) => {
+  const docs = join(mount, 'pc2', imageFolderName(TIME, 'C'), 'Users/alice/Documents');
+  const names = await readdir(docs);
+  t.true(names.includes('note.txt') && !names.includes('3m.bin'), names.join(', '));
+  for (let i = 0; i < 3; i++) t.is(await stat(join(docs, '3m.bin')).catch((e: NodeJS.ErrnoException) => e.code), 'EIO');
+  t.is(await readFile(join(docs, 'note.txt'), 'utf8'), 'hello\n');
+  const lines = server.log().split('\n').filter((l) => l.includes('3m.bin'));
+  t.is(lines.length, 1, server.log());
+  t.true(lines[0]!.startsWith(`pc2/${imageFolderName(TIME, 'C')}/Users/alice/Documents/3m.bin: `), lines[0]);
+  t.is((await stat(join(imageDir('C'), 'Users/alice/Documents/3m.bin'))).size, 3_000_000, 'the other backup is whole');
 });

@@ -35,6 +35,8 @@ export interface FuseFs {
   list(ino: number): readonly Dirent[] | undefined | Promise<readonly Dirent[] | undefined>;
   /** A symlink's target; rejects with FuseError (EINVAL: no symlink). */
   readlink?(ino: number): Promise<string>;
+  /** An extended attribute's value, or undefined for none (ENODATA). */
+  getxattr?(ino: number, name: string): Buffer | undefined;
   /** The kernel let go of `nlookup` lookups of `ino` (FORGET). */
   forget?(ino: number, nlookup: number): void;
   /** Rejects with FuseError. */

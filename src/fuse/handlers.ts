@@ -7,9 +7,9 @@ import type { Directories } from './directories.js';
 import { FuseError, type FuseFs } from './fuse-fs.js';
 import type { PassthroughIds } from './passthrough.js';
 import {
-  type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
+  type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeGetxattr, decodeInit, decodeLseek, decodeName,
   decodeOpenFlags, decodeRead, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE,
-  FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
+  FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, getxattrReply, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE, lseekReply,
   negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readlinkReply, RELEASE_IN_SIZE, type Request, statfsReply, WRITE_OPS, writeOutHeader,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
@@ -182,6 +182,15 @@ function lseek(c: OpContext, req: Request): void {
   c.later(req, () => seek(fh, offset, whence), (at) => c.out.send(lseekReply(req, at)));
 }
 
+/** No value is ENODATA; a buffer too small for it ERANGE (getxattr(2)). */
+function getxattr(c: OpContext, req: Request): void {
+  const { size, name } = decodeGetxattr(req.body);
+  const value = c.fs.getxattr?.(req.nodeid, name);
+  if (!value) return c.out.status(req, E.ENODATA);
+  if (size !== 0 && value.length > size) return c.out.status(req, E.ERANGE);
+  c.out.send(getxattrReply(req, value, size));
+}
+
 function readlink(c: OpContext, req: Request): void {
   const read = c.fs.readlink?.bind(c.fs);
   if (!read) return c.out.status(req, E.EINVAL);
@@ -216,6 +225,7 @@ export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.STATFS, handler('', 0, (c, req) => c.out.send(statfsReply(req, c.fs.statfs())))],
   [Op.LSEEK, handler('fuse_lseek_in', LSEEK_IN_SIZE, lseek)],
   [Op.READLINK, handler('', 0, readlink)],
+  [Op.GETXATTR, handler('fuse_getxattr_in', GETXATTR_IN_SIZE, getxattr)],
   [Op.FORGET, handler('', 0, forget)],
   [Op.BATCH_FORGET, handler('fuse_batch_forget_in', BATCH_FORGET_IN_SIZE, forget)],
   // No reply: reads are not cancelled.

@@ -81,6 +81,8 @@ export const READ_IN_SIZE = 20;
 export const RELEASE_IN_SIZE = 8;
 export const LSEEK_IN_SIZE = 20;
 export const BATCH_FORGET_IN_SIZE = 8;
+/** struct fuse_getxattr_in: size, padding; the name follows. */
+export const GETXATTR_IN_SIZE = 8;
 /** struct fuse_forget_one: nodeid, nlookup. */
 const FORGET_ONE_SIZE = 16;
 
@@ -433,6 +435,17 @@ export function decodeForgotten(req: Request): { readonly nodeid: number; readon
     const at = BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE;
     return { nodeid: readU64(req.body, at), nlookup: readU64(req.body, at + 8) };
   });
+}
+
+/** GETXATTR: the size asked for (0: only the value's size) and the attribute's name after fuse_getxattr_in. */
+export function decodeGetxattr(body: Buffer): { size: number; name: string } {
+  return { size: body.readUInt32LE(0), name: decodeName(body.subarray(GETXATTR_IN_SIZE)) };
+}
+
+/** GETXATTR's answer: fuse_getxattr_out (size, padding) when asked for the size, else the value. */
+export function getxattrReply(req: Request, value: Buffer, askedSize: number): Buffer {
+  if (askedSize === 0) return reply(req, 8, (b) => b.writeUInt32LE(value.length, 0));
+  return reply(req, value.length, (b) => value.copy(b));
 }
 
 /** READLINK's answer: the target's bytes, no NUL. */

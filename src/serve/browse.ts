@@ -10,6 +10,7 @@ import { FuseError } from '../fuse/fuse-fs.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
 import { DecodedFile, type ReadableHandle } from './browse-handle.js';
+import { DOSATTRIB_XATTR, dosAttrib } from './dos-attrib.js';
 import type { FdCache } from './fd-cache.js';
 import { type OpenedImage, openImageFiles, unreadableNote } from './image-volume.js';
 import type { ImageNode } from './namespace.js';
@@ -83,7 +84,7 @@ export class Browser {
   /** The child `name` of an image folder or a folder inside it; counts as one lookup. */
   async lookup(parent: ImageNode | number, name: string): Promise<Attr | undefined> {
     const { slot, dir } = this.folder(parent);
-    return this.within(slot, dir, async (opened) => {
+    return this.within(slot, `${this.pathOf(parentIno(parent))}/${name}`, async (opened) => {
       if (opened.kind === 'note') return name === opened.name ? this.give(slot, this.noteNode(opened), parentIno(parent), name) : undefined;
       const e = await opened.fs.lookup(dir ?? (await opened.fs.root()), name);
       return e && this.give(slot, e.node, parentIno(parent), e.name);
@@ -97,7 +98,7 @@ export class Browser {
       { ino: self, name: '.', mode: constants.S_IFDIR },
       { ino: self, name: '..', mode: constants.S_IFDIR },
     ];
-    return this.within(slot, dir, async (opened) => {
+    return this.within(slot, this.pathOf(self), async (opened) => {
       if (opened.kind === 'note') return [...head, { ino: slot.index * SLOT_SPAN + NOTE_ID, name: opened.name, mode: constants.S_IFREG, lookupLater: true }];
       const entries = await opened.fs.list(dir ?? (await opened.fs.root()));
       return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => ({ ino: slot.index * SLOT_SPAN + e.node.id, name: e.name, mode: TYPE_BITS[e.node.type], lookupLater: true }))];
@@ -109,17 +110,24 @@ export class Browser {
     return h && this.attr(h.slot, h.node);
   }
 
+  /** Only `user.DOSATTRIB`, for Samba: the file's NTFS attributes and creation time. */
+  getxattr(ino: number, name: string): Buffer | undefined {
+    const node = this.held.get(ino)?.node;
+    if (name !== DOSATTRIB_XATTR || node?.dosAttributes === undefined) return undefined;
+    return dosAttrib(node.dosAttributes, node.birthtimeMs);
+  }
+
   async readlink(ino: number): Promise<string> {
     const h = this.heldOrFail(ino);
     if (h.node.type !== 'symlink') throw new FuseError(errno.EINVAL);
-    return this.within(h.slot, h.node, (opened) => (opened.kind === 'files' ? opened.fs.readlink(h.node) : Promise.reject(new FuseError(errno.EINVAL))));
+    return this.within(h.slot, this.pathOf(ino), (opened) => (opened.kind === 'files' ? opened.fs.readlink(h.node) : Promise.reject(new FuseError(errno.EINVAL))));
   }
 
   async open(ino: number): Promise<ReadableHandle> {
     const h = this.heldOrFail(ino);
     if (h.node.type === 'dir') throw new FuseError(errno.EISDIR);
     const key = `${h.slot.image.file.dir}/${h.slot.image.name}${this.pathOf(ino)}`;
-    const data = await this.within(h.slot, h.node, async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
+    const data = await this.within(h.slot, this.pathOf(ino), async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
     if (data.kind === 'layout') return openLayout({ key }, data.layout, this.fds);
     h.slot.busy++;
     return new DecodedFile(key, data, () => this.idle(h.slot));
@@ -176,15 +184,14 @@ export class Browser {
     return { id: NOTE_ID, type: 'file', size: note.text.length, mtimeMs: 0, atimeMs: 0, ctimeMs: 0, nlink: 1 };
   }
 
-  /** Runs `f` on the slot's open volume; the reader's errors on `at` become EIO, logged once. */
-  private async within<T>(slot: Slot, at: FsNode | undefined, f: (opened: Opened) => Promise<T>): Promise<T> {
+  /** Runs `f` on the slot's open volume; the reader's errors on `path` (in the volume) become EIO, logged once. */
+  private async within<T>(slot: Slot, path: string, f: (opened: Opened) => Promise<T>): Promise<T> {
     slot.busy++;
     try {
       return await f(await this.opened(slot));
     } catch (e) {
       if (e instanceof FuseError) throw e;
-      const where = `${slot.image.file.dir}/${slot.image.name}${at ? ` (node ${at.id})` : ''}`;
-      const line = `${where}: ${e instanceof Error ? e.message : String(e)}`;
+      const line = `${slot.image.file.dir}/${slot.image.name}${path}: ${e instanceof Error ? e.message : String(e)}`;
       if (!this.logged.has(line)) {
         this.logged.add(line);
         this.log(line);
@@ -228,11 +235,11 @@ export class Browser {
     void opened?.then((o) => (o.kind === 'files' ? o.close() : undefined), () => undefined);
   }
 
-  /** `/a/b` of a held node, from its parents (for log lines and handle keys). */
+  /** `/a/b` of a held node, from its parents ('' for an image folder itself): for log lines and handle keys. */
   private pathOf(ino: number): string {
     const parts: string[] = [];
     for (let h = this.held.get(ino), i = 0; h && i < MAX_PATH_DEPTH; h = this.held.get(h.parent), i++) parts.unshift(h.name);
-    return `/${parts.join('/')}`;
+    return parts.map((p) => `/${p}`).join('');
   }
 }
 

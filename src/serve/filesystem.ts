@@ -87,6 +87,11 @@ export class VirtualFs implements FuseFs {
     return this.browser.readlink(ino);
   }
 
+  /** The files inside backups have `user.DOSATTRIB` (docs/browsing.md §3); the disk files have no extended attribute. */
+  getxattr(ino: number, name: string): Buffer | undefined {
+    return isBrowseIno(ino) ? this.browser.getxattr(ino, name) : undefined;
+  }
+
   forget(ino: number, nlookup: number): void {
     if (isBrowseIno(ino)) this.browser.forget(ino, nlookup);
   }
