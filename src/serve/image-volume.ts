@@ -24,6 +24,17 @@ export async function openRawVolume(raw: string): Promise<FileVolume> {
   return openFileVolume(raw, RAW_VOLUME_OFFSET, length);
 }
 
+/** The filesystem an image's volume holds, and whether its files can be browsed (for `inspect`). */
+export async function imageFileSystem(raw: string): Promise<{ name: string; browsable: boolean }> {
+  const volume = await openRawVolume(raw);
+  try {
+    const d = await detectVolume(volume);
+    return { name: d.name, browsable: d.kind === 'readable' };
+  } finally {
+    await volume.close();
+  }
+}
+
 /** A drive letter, for the NTFS reader's links into the same volume; SYSVOL and ESP images have none. */
 const driveLetter = (letter: string): string | undefined => (/^[A-Za-z]$/.test(letter) ? letter.toUpperCase() : undefined);
 
