@@ -38,7 +38,8 @@ type Opened = { readonly kind: 'files'; readonly fs: VolumeFileSystem; close(): 
 
 interface Slot {
   readonly index: number;
-  readonly image: ImageNode;
+  /** The latest node of the image folder: its disk file's owner and mode are what its files show. */
+  image: ImageNode;
   opened: Promise<Opened> | undefined;
   /** Lookups and reads under way and open decoded files: the volume closes only when none. */
   busy: number;
@@ -160,6 +161,7 @@ export class Browser {
       this.byIndex.push(slot);
       this.slots.set(image.key, slot);
     }
+    slot.image = image;
     return slot;
   }
 

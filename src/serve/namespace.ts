@@ -286,10 +286,15 @@ export class Namespace {
       const { file, image } = found.get(name)!;
       const key = imageKey(file, image);
       const prev = old?.images.get(name);
-      nodes.set(name, prev?.key === key ? prev : { kind: 'image', ino: this.inodes.get(key), name, file, image, key });
+      // The same contents with new owners or modes (a chmod in the storage) keep the number and take the new file.
+      nodes.set(name, prev?.key === key && prev.file === file ? prev : { kind: 'image', ino: this.inodes.get(key), name, file, image, key });
       if (old && prev?.key !== key) change.stale.push({ parent: old.ino, name });
     }
-    for (const [name, prev] of old?.images ?? []) if (nodes.get(name) !== prev) change.removedImages.push(prev);
+    for (const [name, prev] of old?.images ?? []) {
+      if (nodes.get(name)?.key === prev.key) continue;
+      change.removedImages.push(prev);
+      if (!nodes.has(name)) change.stale.push({ parent: old!.ino, name });
+    }
     return nodes;
   }
 
