@@ -126,7 +126,8 @@ async function seen(who: string | undefined, m: string): Promise<Record<string, 
   return probe(who, [['disk', 'read', join(m, vhd)], ['root', 'list', m], ['client', 'list', join(m, 'bios-pc')]]);
 }
 
-const clientNames = ['240102-0900_Image_C.vhd', '240102-0900_Image_C.vhdx'];
+/** The disks, and the folders of the images they are made of (docs/browsing.md §1). */
+const clientNames = ['240102-0855_Image_SYSVOL', '240102-0900_Image_C', '240102-0900_Image_C.vhd', '240102-0900_Image_C.vhdx'];
 
 test.serial('storage 0750 root:group: members read the bytes build writes, others get EACCES and see no names, root reads all', async (t) => {
   const { m, srv } = await serve('mnt-default', ['--mode', 'passthrough']);

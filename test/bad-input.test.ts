@@ -365,7 +365,10 @@ test.serial('serve: good disks (odd names too) are byte-exact, broken ones are n
   t.deepEqual(shown, [...GOOD_CLIENTS, ...CASES.filter((c) => c.outcome.shown).map((c) => c.client)].sort());
   const folderC = bios.images.C!.folder.split('/').at(-1)!;
   for (const client of [bios.client, ...ODD_NAMES, 'linked-client']) {
-    t.deepEqual((await readdir(join(m, client))).sort(), [`${folderC}.vhd`, `${folderC}.vhdx`], client);
+    const names = await readdir(join(m, client));
+    t.deepEqual(names.filter((n) => /\.vhdx?$/.test(n)).sort(), [`${folderC}.vhd`, `${folderC}.vhdx`], client);
+    // Beside them, the folders of the images the disk is made of (docs/browsing.md §1).
+    t.true(names.includes(folderC) && names.every((n) => /\.vhdx?$/.test(n) || /^\d{6}-\d{4}_Image_/.test(n)), `${client}: ${names.join(', ')}`);
     const out = join(fs.mountpoint, `built-${ODD_NAMES.indexOf(client)}-${client.length}.vhdx`);
     const b = await synthvhd(['build', join(storage, client, folderC), '-o', out]);
     t.is(b.code, 0, b.stderr);

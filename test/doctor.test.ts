@@ -80,7 +80,7 @@ test('a share at the mount with the synthvhd settings is ok; drifted settings wa
   const good = doctor('--mount', '/srv/x', '--smb-conf', await conf('good.conf', shareSection({ name: 'vhds', path: '/srv/x/' })));
   t.regex(line(good.lines, /share|testparm rejects/), /^ok +share \[vhds\] .* exports \/srv\/x with the synthvhd settings/);
   const drifted = doctor('--mount', '/srv/x', '--smb-conf', await conf('drift.conf', '[vhds]\n   path = /srv/x\n   read only = yes\n   vfs objects = btrfs\n'));
-  t.regex(line(drifted.lines, /share/), /^warn +share \[vhds\].*store dos attributes = Yes \(want no\).*vfs objects = btrfs \(want empty\)/);
+  t.regex(line(drifted.lines, /share/), /^warn +share \[vhds\].*ea support = Yes \(want no\).*vfs objects = btrfs \(want empty\)/);
   const guests = doctor('--mount', '/srv/x', '--smb-conf', await conf('guest.conf', shareSection({ name: 'vhds', path: '/srv/x' }).replace('guest ok = no', 'guest ok = yes')));
   t.regex(line(guests.lines, /share/), /^fail +share \[vhds\] allows guests/);
   t.is(guests.code, 1);

@@ -2,7 +2,8 @@
 // for the same set of keys whatever order they come in, collisions of the hash included.
 import test from 'ava';
 import fc from 'fast-check';
-import { InodeAllocator, ROOT_INO } from '../src/serve/namespace.js';
+import type { VirtualFile } from '../src/catalog/virtual-file.js';
+import { InodeAllocator, Namespace, ROOT_INO } from '../src/serve/namespace.js';
 
 /** Two keys whose 31-bit hashes are equal, found by numbering keys until two meet (birthday bound: ~2^16 keys). */
 function collidingPair(): [string, string] {
@@ -42,4 +43,31 @@ test('a key added later keeps the numbers given before and takes a free one', (t
   inodes.add([b, a]);
   t.is(inodes.get(a), first);
   t.not(inodes.get(b), first);
+});
+
+/** A disk file with the image folders it is made of (docs/browsing.md §1). */
+function disk(dir: string, name: string, version: string, folders: readonly string[]): VirtualFile {
+  const images = folders.map((folder) => ({ client: dir, folder, dir: `/s/${dir}/${folder}`, time: new Date(0), letter: 'C', raw: `/s/${dir}/${folder}/x.raw`, mbrPath: `/s/${dir}/${folder}/x.raw.mbr`, complete: true }));
+  const access = { storage: [], client: [], disk: [] };
+  return { dir, name, key: `${dir}/${name}`, version, mtime: new Date(0), sources: [], access, images, computeSize: () => 0, layout: () => ({ size: 0, segments: [] }) };
+}
+
+test('image folders: one per image beside the disks, a new number when the disk changes, gone with it', (t) => {
+  const ns = new Namespace(new Date(0));
+  const c = disk('pc', 'A_Image_C.vhdx', 'v1', ['A_Image_C', 'A_Image_SYSVOL']);
+  const cVhd = { ...c, name: 'A_Image_C.vhd', key: 'pc/A_Image_C.vhd' };
+  ns.update([c, cVhd]);
+  const dir = ns.root.dirs.get('pc')!;
+  t.deepEqual([...dir.images.keys()], ['A_Image_C', 'A_Image_SYSVOL']);
+  const image = ns.child(dir.ino, 'A_Image_C');
+  t.is(image?.kind, 'image');
+  t.is(ns.node(image!.ino), image);
+  const changed = ns.update([disk('pc', 'A_Image_C.vhdx', 'v2', ['A_Image_C'])]);
+  const now = ns.child(ns.root.dirs.get('pc')!.ino, 'A_Image_C')!;
+  t.not(now.ino, image!.ino);
+  t.is(ns.node(image!.ino), undefined);
+  t.deepEqual(changed.removedImages.map((i) => i.name).sort(), ['A_Image_C', 'A_Image_SYSVOL']);
+  t.true(changed.stale.some((s) => s.name === 'A_Image_SYSVOL'));
+  ns.update([]);
+  t.is(ns.node(now.ino), undefined);
 });

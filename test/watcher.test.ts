@@ -80,7 +80,8 @@ test.serial('new and finished image folders, ZFS-style links, deleted subvolumes
   t.true(await shows(m, /240102-0100_Image_C\.vhd\b/), 'a new subvolume image folder');
 
   await image({ storage, client: 'pc3', time: '240102-0200' });
-  t.true(await shows(m, /pc3:\n240102-0200_Image_C\.vhd/), 'a new client folder');
+  // The image's folder of files lists first (docs/browsing.md §1).
+  t.true(await shows(m, /pc3:\n240102-0200_Image_C\n240102-0200_Image_C\.vhd/), 'a new client folder');
 
   // As UrBackup makes one: an empty subvolume first, the .raw and .raw.mbr written into it, the .raw.sync last.
   const lateFolder = join(storage, 'pc1', '240103-0100_Image_C');
@@ -107,7 +108,8 @@ test.serial('new and finished image folders, ZFS-style links, deleted subvolumes
 
   await rename(join(storage, 'pc1'), join(storage, 'pc2'));
   t.true(await eventually(async () => /\/pc2:$/m.test(await listing(m)) && !/\/pc1:$/m.test(await listing(m)), SHOWS_WITHIN_MS), 'a renamed client folder');
-  t.deepEqual((await readdir(join(m, 'pc2'))).sort(), ['240101-0100_Image_C.vhd', '240101-0100_Image_C.vhdx', '240103-0100_Image_C.vhd', '240103-0100_Image_C.vhdx', '240104-0100_Image_C.vhd', '240104-0100_Image_C.vhdx']);
+  // The disks (beside them, each image's folder of files: docs/browsing.md §1).
+  t.deepEqual((await readdir(join(m, 'pc2'))).filter((n) => /\.vhdx?$/.test(n)).sort(), ['240101-0100_Image_C.vhd', '240101-0100_Image_C.vhdx', '240103-0100_Image_C.vhd', '240103-0100_Image_C.vhdx', '240104-0100_Image_C.vhd', '240104-0100_Image_C.vhdx']);
 
   // The kernel keeps a folder's listing (FOPEN_CACHE_DIR) and checks it against the folder's mtime,
   // the newest backup's: a backup older than that leaves it unchanged, so the rescan drops the listing.
@@ -147,7 +149,8 @@ test.serial('the database copy replaced: partners regroup within 5 s, by the wat
   // UrBackup's nightly copy: written next to the old one, then renamed over it.
   await writeDatabase(`${db}.new`, 'pc', folders, [[folders[0]!, folders[1]!]]);
   await rename(`${db}.new`, db);
-  t.true(await gone(m, /_Image_ESP/), 'the ESP went into the C: disk');
+  // Its disk goes; its folder of files stays beside C:'s (docs/browsing.md §1).
+  t.true(await gone(m, /_Image_ESP\.vhd/), 'the ESP went into the C: disk');
   t.regex(await listing(m), /240201-0100_Image_C\.vhd/);
   t.is(await srv.stop(), 0);
 });

@@ -91,6 +91,11 @@ export class ContainerFile implements VirtualFile {
     return this.disk.sources;
   }
 
+  /** A whole-disk image holds no single volume: nothing to browse. */
+  get images(): BackupDisk['images'] {
+    return this.disk.disk.table === 'whole-disk' ? [] : this.disk.images;
+  }
+
   computeSize(): Bytes {
     return (this.knownSize ??= containerSize(this.disk, this.kind));
   }

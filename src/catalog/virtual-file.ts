@@ -2,6 +2,7 @@
 import type { Layout, SourceFile } from '../disk/layout.js';
 import type { Bytes } from '../base/units.js';
 import type { FileIdentity } from '../sys/file-identity.js';
+import type { ImageFolder } from '../urbackup/storage.js';
 
 /** Owner, group and st_mode (type bits included) of a file or folder in the storage. */
 export interface Ownership {
@@ -54,6 +55,11 @@ export interface VirtualFile {
   readonly access: SourceAccess;
   /** Built on open; throws an Error with a clear message for a bad backup (the open fails EIO). */
   layout(): Layout;
+  /**
+   * The partition images the disk is assembled from (the main one first, then its SYSVOL/ESP
+   * partners), each of whose volumes is browsable beside the disk file (issue 22, docs/browsing.md).
+   */
+  readonly images?: readonly ImageFolder[];
 }
 
 export interface CatalogScan {

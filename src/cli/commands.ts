@@ -6,6 +6,7 @@ import type { Argv, default as Yargs } from 'yargs';
 import type { BuildArgs } from './build.js';
 import type { DoctorArgs } from './doctor.js';
 import { EXIT_RUNTIME, EXIT_USAGE, UsageError, errorText } from './errors.js';
+import type { ExtractArgs } from './extract.js';
 import type { InspectArgs } from './inspect.js';
 import type { ListArgs } from './list.js';
 import type { SambaConfArgs } from './samba-conf.js';
@@ -57,6 +58,11 @@ const COMMANDS: readonly { readonly name: string; readonly describe: string; loa
     name: 'build <source>',
     describe: 'write the whole disk of one image backup as a real .vhd or .vhdx file (reflinked where possible)',
     load: lazy(() => import('./build.js'), (m) => m.buildCommand, (m, a: BuildArgs) => m.runBuild(a, log)),
+  },
+  {
+    name: 'extract <source> <path>',
+    describe: 'copy a file or folder out of an image backup (times and hard links kept, reflinked where possible)',
+    load: lazy(() => import('./extract.js'), (m) => m.extractCommand, (m, a: ExtractArgs) => m.runExtract(a, log)),
   },
   {
     name: 'inspect <path>',

@@ -41,7 +41,11 @@ async function mountedDisks(mount: string): Promise<MountedDisk[] | undefined> {
     for (const client of await readdir(mount)) {
       const dir = join(mount, client);
       const folder = ownership(await stat(dir));
-      for (const name of await readdir(dir)) out.push({ path: join(dir, name), folders: [...above, folder], file: ownership(await stat(join(dir, name))) });
+      for (const name of await readdir(dir)) {
+        const st = await stat(join(dir, name));
+        // Beside the disks, each image's folder of files (docs/browsing.md §1): same owner, not a disk.
+        if (st.isFile()) out.push({ path: join(dir, name), folders: [...above, folder], file: ownership(st) });
+      }
     }
     return out;
   } catch {

@@ -37,14 +37,23 @@ export interface AttrChange {
 
 /**
  * A filesystem by inode number whose tree never changes through FUSE; files may be opened for
- * writing into private views. Lookups are answered on the main thread, at once.
+ * writing into private views. Lookups are answered on the main thread, at once where they can
+ * be; a folder whose entries must be read first (the files inside a backup's volume,
+ * docs/browsing.md) answers with a promise.
  */
 export interface FuseFs {
-  lookup(parent: number, name: string): Attr | undefined;
+  /** A promise's attributes count as one lookup of the inode, which forget() gives back. */
+  lookup(parent: number, name: string): Attr | undefined | Promise<Attr | undefined>;
   /** `fh` is set when the kernel asks through an open handle (fstat). */
   getattr(ino: number, fh: number | undefined): Attr | undefined;
   /** Entries of a directory, "." and ".." included; undefined when it is not a directory. */
-  list(ino: number): readonly Dirent[] | undefined;
+  list(ino: number): readonly Dirent[] | undefined | Promise<readonly Dirent[] | undefined>;
+  /** A symlink's target; rejects with FuseError (EINVAL: no symlink). */
+  readlink?(ino: number): Promise<string>;
+  /** An extended attribute's value, or undefined for none (ENODATA). */
+  getxattr?(ino: number, name: string): Buffer | undefined;
+  /** The kernel let go of `nlookup` lookups of `ino` (FORGET). */
+  forget?(ino: number, nlookup: number): void;
   /** `uid`: the caller's. Rejects with FuseError. */
   open(ino: number, flags: number, uid: number): Promise<OpenHandle>;
   /** Fills `into` from `offset`; resolves the byte count (short only at end of file). */

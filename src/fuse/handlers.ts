@@ -7,11 +7,11 @@ import type { Directories } from './directories.js';
 import { FuseError, type FuseFs } from './fuse-fs.js';
 import type { PassthroughIds } from './passthrough.js';
 import {
-  type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeInit, decodeLseek, decodeName,
+  type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeGetxattr, decodeInit, decodeLseek, decodeName,
   decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
-  FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, Init, INIT_IN_SIZE, initReply, LSEEK_IN_SIZE,
-  lseekReply, MAX_WRITE, negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE,
-  statfsReply, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
+  FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, getxattrReply, Init, INIT_IN_SIZE, initReply,
+  LSEEK_IN_SIZE, lseekReply, MAX_WRITE, negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, readlinkReply,
+  RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE, statfsReply, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -88,8 +88,12 @@ function attrSecondsOf(c: OpContext, attr: Attr): number {
 }
 
 function lookup(c: OpContext, req: Request): void {
-  const attr = c.fs.lookup(req.nodeid, decodeName(req.body));
-  c.out.send(attr ? entryReply(req, attr, c.o.entrySeconds, attrSecondsOf(c, attr)) : negativeEntryReply(req, c.o.entrySeconds));
+  const found = c.fs.lookup(req.nodeid, decodeName(req.body));
+  const answer = (attr: Attr | undefined): void => {
+    c.out.send(attr ? entryReply(req, attr, c.o.entrySeconds, attrSecondsOf(c, attr)) : negativeEntryReply(req, c.o.entrySeconds));
+  };
+  if (found instanceof Promise) c.later(req, () => found, answer);
+  else answer(found);
 }
 
 function getattr(c: OpContext, req: Request): void {
@@ -160,11 +164,15 @@ function release(c: OpContext, req: Request): void {
 }
 
 function opendir(c: OpContext, req: Request): void {
-  const list = c.fs.list(req.nodeid);
-  if (!list) return c.out.status(req, E.ENOTDIR);
-  // The kernel keeps the listing (docs/fuse-protocol.md §5, OPENDIR); a rescan that changes the
-  // folder drops it (Notifier.invalidateDirectory).
-  c.out.send(openReply(req, c.dirs.opened({ ino: req.nodeid, list }), FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
+  const listed = c.fs.list(req.nodeid);
+  const answer = (list: readonly Dirent[] | undefined): void => {
+    if (!list) return c.out.status(req, E.ENOTDIR);
+    // The kernel keeps the listing (docs/fuse-protocol.md §5, OPENDIR); a rescan that changes the
+    // folder drops it (Notifier.invalidateDirectory).
+    c.out.send(openReply(req, c.dirs.opened({ ino: req.nodeid, list }), FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
+  };
+  if (listed instanceof Promise) c.later(req, () => listed, answer);
+  else answer(listed);
 }
 
 function readdir(c: OpContext, req: Request): void {
@@ -174,11 +182,15 @@ function readdir(c: OpContext, req: Request): void {
   else c.out.status(req, E.EBADF);
 }
 
-/** An entry's lookup for READDIRPLUS; none for `.` and `..` or a name that fails (its own LOOKUP then says why). */
+/**
+ * An entry's lookup for READDIRPLUS; none for `.` and `..`, a name that fails (its own LOOKUP then
+ * says why), or a folder whose lookups are not answered at once (the kernel looks those up).
+ */
 function entryOf(c: OpContext, dir: number, e: Dirent): Attr | undefined {
-  if (e.name === '.' || e.name === '..') return undefined;
+  if (e.name === '.' || e.name === '..' || e.lookupLater) return undefined;
   try {
-    return c.fs.lookup(dir, e.name);
+    const attr = c.fs.lookup(dir, e.name);
+    return attr instanceof Promise ? undefined : attr;
   } catch (err) {
     if (!(err instanceof FuseError)) c.o.log(`/dev/fuse: READDIRPLUS of ${e.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
@@ -208,9 +220,27 @@ function lseek(c: OpContext, req: Request): void {
   c.later(req, () => seek(fh, offset, whence), (at) => c.out.send(lseekReply(req, at)));
 }
 
-/** No reply. Node ids are inode numbers, so nothing else to forget. */
+/** No value is ENODATA; a buffer too small for it ERANGE (getxattr(2)). */
+function getxattr(c: OpContext, req: Request): void {
+  const { size, name } = decodeGetxattr(req.body);
+  const value = c.fs.getxattr?.(req.nodeid, name);
+  if (!value) return c.out.status(req, E.ENODATA);
+  if (size !== 0 && value.length > size) return c.out.status(req, E.ERANGE);
+  c.out.send(getxattrReply(req, value, size));
+}
+
+function readlink(c: OpContext, req: Request): void {
+  const read = c.fs.readlink?.bind(c.fs);
+  if (!read) return c.out.status(req, E.EINVAL);
+  c.later(req, () => read(req.nodeid), (target) => c.out.send(readlinkReply(req, target)));
+}
+
+/** No reply. Node ids are inode numbers; the filesystem hears of them for the nodes it made on demand. */
 function forget(c: OpContext, req: Request): void {
-  for (const ino of decodeForgotten(req)) c.given.forget(ino);
+  for (const { nodeid, nlookup } of decodeForgotten(req)) {
+    c.given.forget(nodeid);
+    c.fs.forget?.(nodeid, nlookup);
+  }
 }
 
 const handler = (struct: string, inSize: number, handle: OpHandler['handle']): OpHandler => ({ struct, inSize, handle });
@@ -239,6 +269,8 @@ const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [Op.RELEASEDIR, handler('fuse_release_in', RELEASE_IN_SIZE, releasedir)],
   [Op.STATFS, handler('', 0, (c, req) => c.out.send(statfsReply(req, c.fs.statfs())))],
   [Op.LSEEK, handler('fuse_lseek_in', LSEEK_IN_SIZE, lseek)],
+  [Op.READLINK, handler('', 0, readlink)],
+  [Op.GETXATTR, handler('fuse_getxattr_in', GETXATTR_IN_SIZE, getxattr)],
   [Op.FORGET, handler('', 0, forget)],
   [Op.BATCH_FORGET, handler('fuse_batch_forget_in', BATCH_FORGET_IN_SIZE, forget)],
   // No reply: reads are not cancelled.

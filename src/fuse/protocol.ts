@@ -97,6 +97,8 @@ export const MAX_WRITE = 256 * 1024;
 export const REQUEST_BUFFER_SIZE = IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_WRITE;
 export const LSEEK_IN_SIZE = 20;
 export const BATCH_FORGET_IN_SIZE = 8;
+/** struct fuse_getxattr_in: size, padding; the name follows. */
+export const GETXATTR_IN_SIZE = 8;
 /** struct fuse_forget_one: nodeid, nlookup. */
 const FORGET_ONE_SIZE = 16;
 
@@ -368,6 +370,8 @@ export interface Dirent {
   readonly ino: number;
   readonly name: string;
   readonly mode: number;
+  /** READDIRPLUS leaves its attributes out: the kernel sends a LOOKUP, answered later (FuseFs.lookup). */
+  readonly lookupLater?: boolean;
 }
 
 /**
@@ -445,13 +449,33 @@ export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, 
   });
 }
 
-/** The node ids a FORGET (fuse_in_header's) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
-export function decodeForgotten(req: Request): number[] {
-  if (req.opcode === Op.FORGET) return [req.nodeid];
+/** What a FORGET (fuse_forget_in: nlookup) or BATCH_FORGET (fuse_batch_forget_in: count, then fuse_forget_one: nodeid, nlookup) lets go of. */
+export function decodeForgotten(req: Request): { readonly nodeid: number; readonly nlookup: number }[] {
+  if (req.opcode === Op.FORGET) return [{ nodeid: req.nodeid, nlookup: req.body.length >= 8 ? readU64(req.body, 0) : 1 }];
   const count = req.body.readUInt32LE(0);
   const need = BATCH_FORGET_IN_SIZE + count * FORGET_ONE_SIZE;
   if (req.body.length < need) throw new Error(`fuse_forget_one list: ${req.body.length} bytes, need ${need}`);
-  return Array.from({ length: count }, (_, i) => readU64(req.body, BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE));
+  return Array.from({ length: count }, (_, i) => {
+    const at = BATCH_FORGET_IN_SIZE + i * FORGET_ONE_SIZE;
+    return { nodeid: readU64(req.body, at), nlookup: readU64(req.body, at + 8) };
+  });
+}
+
+/** GETXATTR: the size asked for (0: only the value's size) and the attribute's name after fuse_getxattr_in. */
+export function decodeGetxattr(body: Buffer): { size: number; name: string } {
+  return { size: body.readUInt32LE(0), name: decodeName(body.subarray(GETXATTR_IN_SIZE)) };
+}
+
+/** GETXATTR's answer: fuse_getxattr_out (size, padding) when asked for the size, else the value. */
+export function getxattrReply(req: Request, value: Buffer, askedSize: number): Buffer {
+  if (askedSize === 0) return reply(req, 8, (b) => b.writeUInt32LE(value.length, 0));
+  return reply(req, value.length, (b) => value.copy(b));
+}
+
+/** READLINK's answer: the target's bytes, no NUL. */
+export function readlinkReply(req: Request, target: string): Buffer {
+  const bytes = Buffer.from(target, 'utf8');
+  return reply(req, bytes.length, (b) => bytes.copy(b));
 }
 
 /** struct fuse_getattr_in: getattr_flags, dummy, fh. FUSE_GETATTR_FH says fh is set. */

@@ -26,7 +26,8 @@ export interface SharedLayout {
 /** Lays `layout` out in shared memory; `fdOf` gives the descriptor each file segment reads. */
 export function shareLayout(layout: Layout, fdOf: (s: SourceFile) => number): SharedLayout {
   const segs = layout.segments;
-  const table = new Float64Array(new SharedArrayBuffer(Math.max(1, segs.length * FIELDS * 8)));
+  // At least one element (an empty file has no segment): a Float64Array's buffer is whole elements.
+  const table = new Float64Array(new SharedArrayBuffer(Math.max(1, segs.length * FIELDS) * Float64Array.BYTES_PER_ELEMENT));
   let byteCount = 0;
   for (const s of segs) if (s.kind === 'bytes') byteCount += s.length;
   const bytes = new Uint8Array(new SharedArrayBuffer(Math.max(1, byteCount)));

@@ -23,7 +23,11 @@ export const SHARE_SETTINGS: readonly (readonly [key: string, value: string, why
   ['read only', 'yes', 'attach with "attach vdisk readonly"; the mount refuses writes anyway'],
   ['guest ok', 'no', 'backups are sensitive: authenticated users only'],
   ['browseable', 'yes', ''],
-  ['store dos attributes', 'no', 'the FUSE mount has no user.* xattrs; nothing may mark a file SPARSE (Windows refuses sparse VHDs)'],
+  [
+    'store dos attributes',
+    'yes',
+    'DOS attributes and creation times of the files inside backups come from their user.DOSATTRIB\n   # (read-only, never stored); the disk files have none: nothing marks them SPARSE (Windows refuses sparse VHDs)',
+  ],
   ['ea support', 'no', 'no extended attributes on the mount'],
   ['map archive', 'no', 'DOS attributes come from nothing but the mode bits'],
   ['map hidden', 'no', ''],

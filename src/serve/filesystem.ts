@@ -6,6 +6,8 @@ import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
 import { SEEK_DATA, SEEK_HOLE } from '../sys/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
+import type { ReadableHandle } from './browse-handle.js';
+import { Browser, isBrowseIno } from './browse.js';
 import { type Attr, type Dirent, Fattr, type Statfs } from '../fuse/protocol.js';
 import { type AttrChange, FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
 import type { Notifier } from '../fuse/notifier.js';
@@ -26,12 +28,10 @@ const O_ACCMODE = 3;
 /** SETATTR fields that would change what everyone sees: refused. */
 const OWNERSHIP = Fattr.MODE | Fattr.UID | Fattr.GID;
 
-/** An open handle: what it reads, the node it was opened from (it may leave the namespace), and a writer's overlay. */
-interface Handle {
-  readonly open: OpenFile;
-  readonly node: FileNode;
-  readonly writer?: { readonly key: string; readonly overlay: Overlay };
-}
+/** An open handle: what it reads, the disk file it was opened from (it may leave the namespace) and a writer's overlay, or a file inside a volume. */
+type Handle =
+  | { readonly open: OpenFile; readonly node: FileNode; readonly writer?: { readonly key: string; readonly overlay: Overlay } }
+  | { readonly open: ReadableHandle; readonly node?: undefined; readonly writer?: undefined };
 
 /** Why a failed overlay write failed, for the kernel: its errno (ENOSPC, EFBIG...), else EIO. */
 function errnoOf(e: unknown): number {
@@ -50,10 +50,13 @@ export class VirtualFs implements FuseFs {
   private readonly ns: Namespace;
   /** Each folder's entries, built once per folder node (nodes are replaced, never changed). */
   private readonly dirents = new WeakMap<RootNode | DirNode, readonly Dirent[]>();
+  /** Open handles by fh: disk files with the node they were opened from (it may leave the namespace), files inside volumes. */
   private readonly handles = new Handles<Handle>();
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
-  private readonly loggedRead = new WeakSet<OpenFile>();
+  private readonly loggedRead = new WeakSet<ReadableHandle>();
+  /** The files inside the backups' volumes, under their image folders (docs/browsing.md). */
+  private readonly browser: Browser;
   private readonly startTime = new Date();
   /** The mounted session's: a writer's last close drops the size the kernel holds. */
   notifier: Notifier | undefined;
@@ -67,6 +70,7 @@ export class VirtualFs implements FuseFs {
     private readonly overlays?: Overlays,
   ) {
     this.ns = new Namespace(this.startTime);
+    this.browser = new Browser(opener.fds, (image) => this.access.disk(image.file), log);
   }
 
   /** Shows a new scan; returns what changed. Open handles are not affected. */
@@ -84,23 +88,43 @@ export class VirtualFs implements FuseFs {
     return this.ns.keys();
   }
 
-  lookup(parent: number, name: string): Attr | undefined {
+  lookup(parent: number, name: string): Attr | undefined | Promise<Attr | undefined> {
+    if (isBrowseIno(parent)) return this.browser.lookup(parent, name);
+    const p = this.ns.node(parent);
+    if (p?.kind === 'image') return this.browser.lookup(p, name);
     const node = this.ns.child(parent, name);
     return node && this.stat(node);
   }
 
   getattr(ino: number, fh: number | undefined): Attr | undefined {
+    if (isBrowseIno(ino)) return this.browser.getattr(ino);
     const h = fh === undefined ? undefined : this.handles.get(fh);
     if (h?.writer && h.node.ino === ino) return this.writerStat(h.node, h.writer.overlay);
     const node = this.ns.node(ino) ?? h?.node;
     if (node) return this.stat(node);
     // A file rescanned away while still open keeps answering stat through its handle.
-    for (const { node: n } of this.handles.values()) if (n.ino === ino) return this.stat(n);
+    for (const { node: n } of this.handles.values()) if (n?.ino === ino) return this.stat(n);
     return undefined;
   }
 
-  list(ino: number): readonly Dirent[] | undefined {
+  readlink(ino: number): Promise<string> {
+    if (!isBrowseIno(ino)) return Promise.reject(new FuseError(errno.EINVAL));
+    return this.browser.readlink(ino);
+  }
+
+  /** The files inside backups have `user.DOSATTRIB` (docs/browsing.md §3); the disk files have no extended attribute. */
+  getxattr(ino: number, name: string): Buffer | undefined {
+    return isBrowseIno(ino) ? this.browser.getxattr(ino, name) : undefined;
+  }
+
+  forget(ino: number, nlookup: number): void {
+    if (isBrowseIno(ino)) this.browser.forget(ino, nlookup);
+  }
+
+  list(ino: number): readonly Dirent[] | undefined | Promise<readonly Dirent[] | undefined> {
+    if (isBrowseIno(ino)) return this.browser.list(ino);
     const node = this.ns.node(ino);
+    if (node?.kind === 'image') return this.browser.list(node);
     if (!node || node.kind === 'file') return undefined;
     let list = this.dirents.get(node);
     if (!list) {
@@ -112,7 +136,10 @@ export class VirtualFs implements FuseFs {
       const children: Dirent[] =
         node.kind === 'root'
           ? [...node.dirs.values()].map((d) => ({ ino: d.ino, name: d.name, mode: dirMode }))
-          : [...node.files].map(([name, f]) => ({ ino: f.ino, name, mode: constants.S_IFREG }));
+          : [
+              ...[...node.files].map(([name, f]) => ({ ino: f.ino, name, mode: constants.S_IFREG })),
+              ...[...node.images].map(([name, i]) => ({ ino: i.ino, name, mode: dirMode })),
+            ];
       list = Object.freeze([...head, ...children]);
       this.dirents.set(node, list);
     }
@@ -121,6 +148,11 @@ export class VirtualFs implements FuseFs {
 
   async open(ino: number, flags: number, uid: number): Promise<OpenHandle> {
     const writing = (flags & O_ACCMODE) !== constants.O_RDONLY;
+    if (isBrowseIno(ino)) {
+      if (writing) throw new FuseError(errno.EROFS);
+      const open = await this.browser.open(ino);
+      return { fh: this.handles.add({ open }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    }
     // O_APPEND would write past the pristine end on every write: no use for a disk image.
     if (writing && (!this.overlays || flags & constants.O_APPEND)) throw new FuseError(errno.EROFS);
     const node = this.ns.node(ino);
@@ -161,14 +193,14 @@ export class VirtualFs implements FuseFs {
   async setattr(ino: number, change: AttrChange): Promise<Attr> {
     if (!this.overlays || change.valid & OWNERSHIP) throw new FuseError(errno.EROFS);
     const h = change.fh === undefined ? undefined : this.handles.get(change.fh);
-    const writer = h?.node.ino === ino ? h.writer : undefined;
+    const writer = h?.node?.ino === ino ? h.writer : undefined;
     if (change.valid & Fattr.SIZE) {
       if (!writer) throw new FuseError(errno.EROFS);
       await writer.overlay.truncate(change.size).catch((e: unknown) => {
         throw new FuseError(errnoOf(e));
       });
     }
-    if (writer) return this.writerStat(h!.node, writer.overlay);
+    if (writer && h?.node) return this.writerStat(h.node, writer.overlay);
     const attr = this.getattr(ino, undefined);
     if (!attr) throw new FuseError(errno.ENOENT);
     return attr;
@@ -196,7 +228,7 @@ export class VirtualFs implements FuseFs {
     return (h.writer ? h.writer.overlay.read(offset, into, size) : handle.read(offset, into, size)).catch((e: Error) => {
       if (!this.loggedRead.has(handle)) {
         this.loggedRead.add(handle);
-        this.log(`${handle.file.key}: read failed: ${e.message}`);
+        this.log(`${handle.key}: read failed: ${e.message}`);
       }
       throw new FuseError(errno.EIO);
     });
@@ -217,6 +249,7 @@ export class VirtualFs implements FuseFs {
   }
 
   private stat(node: Node): Attr {
+    if (node.kind === 'image') return this.browser.imageAttr(node);
     if (node.kind === 'file') {
       const { mtime } = node.file;
       const size = this.sizeOf(node.file);
@@ -225,7 +258,7 @@ export class VirtualFs implements FuseFs {
       return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime, ...(uncached && { uncached }) };
     }
     const { uid, gid, mode } = node.kind === 'root' ? this.access.root(anyFile(node)) : this.access.folder(anyFile(node)!);
-    const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
+    const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2 + node.images.size;
     return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFDIR | mode, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
   }
 

@@ -2,6 +2,7 @@
 // it in place: folders whose files are the same objects as before keep their nodes, so the
 // work of an update follows what changed, not how many backups there are.
 import type { VirtualFile } from '../catalog/virtual-file.js';
+import type { ImageFolder } from '../urbackup/storage.js';
 
 /** The FUSE root directory's inode number (FUSE_ROOT_ID). */
 export const ROOT_INO = 1;
@@ -12,6 +13,19 @@ export interface FileNode {
   readonly file: VirtualFile;
 }
 
+/** An image folder beside the disk files: the root of its volume's files (docs/browsing.md). */
+export interface ImageNode {
+  readonly kind: 'image';
+  readonly ino: number;
+  /** The image folder's own name, e.g. 240520-0143_Image_C. */
+  readonly name: string;
+  /** A disk file the image is in: its owner and mode are the folder's, its name the one to attach instead. */
+  readonly file: VirtualFile;
+  readonly image: ImageFolder;
+  /** Identifies the image's contents: a changed disk shows its images under new inode numbers too. */
+  readonly key: string;
+}
+
 export interface DirNode {
   readonly kind: 'dir';
   readonly ino: number;
@@ -19,6 +33,8 @@ export interface DirNode {
   readonly mtime: Date;
   /** Sorted by name. */
   readonly files: ReadonlyMap<string, FileNode>;
+  /** The image folders of the disks in `files`, sorted by name. */
+  readonly images: ReadonlyMap<string, ImageNode>;
 }
 
 export interface RootNode {
@@ -29,7 +45,7 @@ export interface RootNode {
   readonly dirs: ReadonlyMap<string, DirNode>;
 }
 
-export type Node = RootNode | DirNode | FileNode;
+export type Node = RootNode | DirNode | FileNode | ImageNode;
 
 /** FNV-1a 32-bit offset basis and prime (draft-eastlake-fnv §2). */
 const FNV_OFFSET = 0x811c9dc5;
@@ -110,6 +126,14 @@ export class InodeAllocator {
 const dirKey = (name: string): string => `dir:${name}`;
 /** A file's inode follows its contents: the same key with another version is another inode. */
 const fileKey = (f: VirtualFile): string => `file:${f.key}\0${f.version}`;
+const imageKey = (f: VirtualFile, image: ImageFolder): string => `image:${f.dir}/${image.folder}\0${f.version}`;
+
+/** The image folders of a folder's files, each once (a disk's .vhd and .vhdx show the same images). */
+function imagesOf(files: Iterable<VirtualFile>): Map<string, { file: VirtualFile; image: ImageFolder }> {
+  const out = new Map<string, { file: VirtualFile; image: ImageFolder }>();
+  for (const f of files) for (const image of f.images ?? []) if (validName(image.folder) && !out.has(image.folder)) out.set(image.folder, { file: f, image });
+  return out;
+}
 
 function newest(dates: Iterable<Date>, fallback: Date): Date {
   let best = fallback;
@@ -138,6 +162,8 @@ export interface NamespaceChange {
   readonly removedDirs: DirNode[];
   /** Folders that stay but whose files changed. */
   readonly changedDirs: DirNode[];
+  /** Image folders no longer shown (their volumes can be let go). */
+  readonly removedImages: ImageNode[];
   /** Why some files were left out (bad names, duplicates). */
   readonly warnings: string[];
   /** Names the kernel may have cached (a dentry, or a negative one) that now mean something else. */
@@ -177,6 +203,7 @@ function grouped(files: readonly VirtualFile[], warnings: string[]): Grouped {
       const k = fileKey(f);
       live.add(k);
       inoKeys.set(f, k);
+      for (const image of f.images ?? []) live.add(imageKey(f, image));
     }
   }
   return { byDir, live, inoKeys };
@@ -197,7 +224,7 @@ export class Namespace {
 
   /** Shows a new scan's files. */
   update(files: readonly VirtualFile[]): NamespaceChange {
-    const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], warnings: [], stale: [] };
+    const change: NamespaceChange = { added: [], removed: [], replaced: [], addedDirs: [], removedDirs: [], changedDirs: [], removedImages: [], warnings: [], stale: [] };
     const shown = grouped(files, change.warnings);
     this.fileCount = shown.inoKeys.size;
     const fresh: string[] = [];
@@ -215,6 +242,7 @@ export class Namespace {
       change.removedDirs.push(old);
       change.stale.push({ parent: ROOT_INO, name });
       for (const f of old.files.values()) change.removed.push(f);
+      change.removedImages.push(...old.images.values());
     }
     if (change.addedDirs.length + change.removedDirs.length + change.changedDirs.length > 0) this.commit(change, dirs, shown.live);
     return change;
@@ -244,10 +272,30 @@ export class Namespace {
       change.removed.push(prev);
       change.stale.push({ parent: old!.ino, name: fname });
     }
-    const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes };
+    const dir: DirNode = { kind: 'dir', ino: old?.ino ?? this.inodes.get(dirKey(name)), name, mtime: newest([...now.values()].map((f) => f.mtime), this.emptyTime), files: nodes, images: this.imageNodes(now, old, change) };
     (old ? change.changedDirs : change.addedDirs).push(dir);
     if (!old) change.stale.push({ parent: ROOT_INO, name });
     return dir;
+  }
+
+  /** The image folders of a folder's files: a kept one keeps its node; what came and went is recorded in `change`. */
+  private imageNodes(now: ReadonlyMap<string, VirtualFile>, old: DirNode | undefined, change: NamespaceChange): Map<string, ImageNode> {
+    const found = imagesOf(now.values());
+    const nodes = new Map<string, ImageNode>();
+    for (const name of [...found.keys()].sort(byName)) {
+      const { file, image } = found.get(name)!;
+      const key = imageKey(file, image);
+      const prev = old?.images.get(name);
+      // The same contents with new owners or modes (a chmod in the storage) keep the number and take the new file.
+      nodes.set(name, prev?.key === key && prev.file === file ? prev : { kind: 'image', ino: this.inodes.get(key), name, file, image, key });
+      if (old && prev?.key !== key) change.stale.push({ parent: old.ino, name });
+    }
+    for (const [name, prev] of old?.images ?? []) {
+      if (nodes.get(name)?.key === prev.key) continue;
+      change.removedImages.push(prev);
+      if (!nodes.has(name)) change.stale.push({ parent: old!.ino, name });
+    }
+    return nodes;
   }
 
   /** Makes `dirs` the tree; `live` holds the inode keys of every file it shows. */
@@ -261,9 +309,14 @@ export class Namespace {
       if (this.byIno.get(f.ino) === f) this.byIno.delete(f.ino);
       if (!live.has(fileKey(f.file))) this.inodes.release(fileKey(f.file));
     }
+    for (const i of change.removedImages) {
+      if (this.byIno.get(i.ino) === i) this.byIno.delete(i.ino);
+      if (!live.has(i.key)) this.inodes.release(i.key);
+    }
     for (const d of [...change.addedDirs, ...change.changedDirs]) {
       this.byIno.set(d.ino, d);
       for (const f of d.files.values()) this.byIno.set(f.ino, f);
+      for (const i of d.images.values()) this.byIno.set(i.ino, i);
     }
     const sorted = new Map([...dirs.keys()].sort(byName).map((n) => [n, dirs.get(n)!]));
     this.root = { kind: 'root', ino: ROOT_INO, mtime: newest([...sorted.values()].map((d) => d.mtime), this.emptyTime), dirs: sorted };
@@ -280,7 +333,7 @@ export class Namespace {
   child(parent: number, name: string): Node | undefined {
     const p = this.byIno.get(parent);
     if (p?.kind === 'root') return p.dirs.get(name);
-    if (p?.kind === 'dir') return p.files.get(name);
+    if (p?.kind === 'dir') return p.files.get(name) ?? p.images.get(name);
     return undefined;
   }
 
@@ -307,7 +360,7 @@ export class Namespace {
       let files = 1;
       let complete = true;
       for (const d of this.root.dirs.values()) {
-        files += 1 + d.files.size;
+        files += 1 + d.files.size + d.images.size;
         for (const { file } of d.files.values()) {
           if (file.sizeKnown === false) complete = false;
           else bytes += file.computeSize();

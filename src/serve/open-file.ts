@@ -11,6 +11,7 @@ import { canReflink } from '../sys/reflink.js';
 import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
+import type { ReadableHandle } from './browse-handle.js';
 
 export type ServeMode = 'passthrough' | 'reflink' | 'auto';
 
@@ -35,7 +36,7 @@ function sharedFor(layout: Layout, leases: readonly FdLease[], fdOf: (s: SourceF
  * An open handle: the layout and the descriptors of its sources, held from open to release,
  * so reads stay correct after the backup is deleted or rescanned away.
  */
-export class OpenFile {
+export class OpenFile implements ReadableHandle {
   private readonly fdByPath = new Map<string, BackingFd>();
   /** Bound once, so a read allocates no closure. */
   private readonly fdOf = (s: SourceFile): BackingFd => this.fdByPath.get(s.path)!;
@@ -45,10 +46,14 @@ export class OpenFile {
   /** The layout with its descriptors, for the FUSE request workers. */
   readonly shared: SharedLayout;
 
-  constructor(readonly file: VirtualFile, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
+  constructor(readonly file: Pick<VirtualFile, 'key'>, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
     for (const l of leases) this.fdByPath.set(l.path, l);
     this.wholeFileFd = whole ? leases[0]?.fd : undefined;
     this.shared = sharedFor(layout, leases, (s) => this.fdOf(s).fd);
+  }
+
+  get key(): string {
+    return this.file.key;
   }
 
   /** lseek(2) SEEK_DATA / SEEK_HOLE: undefined for ENXIO. */
@@ -66,7 +71,8 @@ export class OpenFile {
   }
 }
 
-async function openLayout(file: VirtualFile, layout: Layout, fds: FdCache, whole = false): Promise<OpenFile> {
+/** Opens a layout read in passthrough: its sources' descriptors are held until release. */
+export async function openLayout(file: Pick<VirtualFile, 'key'>, layout: Layout, fds: FdCache, whole = false): Promise<OpenFile> {
   const got = await Promise.allSettled(sourcesOf(layout).map((s) => fds.acquire(s.path)));
   const leases = got.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = got.find((r) => r.status === 'rejected');
@@ -92,7 +98,8 @@ export class FileOpener {
 
   constructor(
     private readonly mode: ServeMode,
-    private readonly fds: FdCache,
+    /** The descriptors every open handle reads its sources through. */
+    readonly fds: FdCache,
     private readonly cache: DiskCache | undefined,
     private readonly log: (line: string) => void,
   ) {}
