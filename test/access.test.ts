@@ -132,7 +132,8 @@ test.serial('storage 0750 root:group: members read the bytes build writes, other
   const { m, srv } = await serve('mnt-default', ['--mode', 'passthrough']);
   const gid = await gidOf(backupGroup);
   const st = await stat(join(m, vhd));
-  t.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, gid, 0o440]);
+  // The write bits: those who may read a disk may open it for writing, into a private overlay.
+  t.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, gid, 0o660]);
   for (const dir of [m, join(m, 'bios-pc')]) {
     const d = await stat(dir);
     t.deepEqual([d.uid, d.gid, d.mode & 0o7777], [0, gid, 0o550], dir);
@@ -140,6 +141,17 @@ test.serial('storage 0750 root:group: members read the bytes build writes, other
   t.deepEqual(await seen(member, m), { disk: expectedSha, root: ['bios-pc'], client: clientNames });
   t.deepEqual(await seen(undefined, m), { disk: expectedSha, root: ['bios-pc'], client: clientNames });
   for (const who of ['nobody', outsider, admin]) t.deepEqual(await seen(who, m), { disk: 'EACCES', root: 'EACCES', client: 'EACCES' }, who);
+  t.deepEqual(await probe(member, [['w', 'write', join(m, vhd)]]), { w: 'ok' });
+  for (const who of ['nobody', outsider, admin]) t.deepEqual(await probe(who, [['w', 'write', join(m, vhd)]]), { w: 'EACCES' }, who);
+  t.is((await seen(member, m)).disk, expectedSha, 'the write was the writer\'s only');
+  t.regex(await readFile('/proc/self/mounts', 'utf8'), new RegExp(`${m} fuse.synthvhd rw,[^ ]*default_permissions`));
+  await srv.stop();
+});
+
+test.serial('serve --read-only: disks without write bits, a read-only mount, and EROFS for a member\'s open for writing', async (t) => {
+  const { m, srv } = await serve('mnt-ro', ['--mode', 'passthrough', '--read-only']);
+  t.is((await stat(join(m, vhd))).mode & 0o7777, 0o440);
+  t.deepEqual(await probe(member, [['w', 'write', join(m, vhd)], ['r', 'read', join(m, vhd)]]), { w: 'EROFS', r: expectedSha });
   t.regex(await readFile('/proc/self/mounts', 'utf8'), new RegExp(`${m} fuse.synthvhd ro,[^ ]*default_permissions`));
   await srv.stop();
 });
@@ -148,7 +160,7 @@ test.serial('a storage folder 0700: nobody but root reads, as directly', async (
   await chmod(storage, 0o700);
   t.teardown(() => chmod(storage, 0o750));
   const { m, srv } = await serve('mnt-closed', ['--mode', 'passthrough']);
-  t.is((await stat(join(m, vhd))).mode & 0o777, 0o400);
+  t.is((await stat(join(m, vhd))).mode & 0o777, 0o600);
   t.deepEqual(await seen(member, m), { disk: 'EACCES', root: 'EACCES', client: 'EACCES' });
   t.is((await seen(undefined, m)).disk, expectedSha);
   await srv.stop();
@@ -181,7 +193,7 @@ test.serial('a POSIX ACL refusing a member on one .raw closes the disk to all bu
     t.is((await probe(member, [['raw', 'open', raw]])).raw, 'EACCES', 'the ACL refuses the member the .raw itself');
     t.true(await eventually(async () => (await probe(member, [['disk', 'open', join(m, vhd)]])).disk === 'EACCES', 10_000), 'the disk stays readable');
     const st = await stat(join(m, vhd));
-    t.deepEqual([st.uid, st.mode & 0o777], [0, 0o400]);
+    t.deepEqual([st.uid, st.mode & 0o777], [0, 0o600]);
   } finally {
     await run('setfacl', ['-b', raw]);
   }
@@ -198,23 +210,26 @@ test.serial('reflink mode and kernel passthrough keep the rules; built disks in 
   for (const who of ['nobody', outsider]) t.is((await seen(who, m)).disk, 'EACCES', who);
   for (const name of (await readdir(cache)).filter((n) => !n.startsWith('.'))) {
     const s = await stat(join(cache, name));
-    t.deepEqual([s.uid, s.mode & 0o7777], [0, 0o600], name);
+    // The writers' overlay folder is a folder of the cache: 0700.
+    t.deepEqual([s.uid, s.mode & 0o7777], [0, name === 'overlays' ? 0o700 : 0o600], name);
   }
   t.is((await stat(cache)).mode & 0o777, 0o700);
   await srv.stop();
 });
 
-test.serial('--group grants every disk to that group: root:GROUP 0440, folders 0550, members read, others EACCES', async (t) => {
+test.serial('--group grants every disk to that group: root:GROUP 0660, folders 0550, members read and write privately, others EACCES', async (t) => {
   const { m, srv } = await serve('mnt-group', ['--mode', 'passthrough', '--group', adminGroup]);
   const gid = await gidOf(adminGroup);
-  for (const [path, mode] of [[join(m, vhd), 0o440], [join(m, `${vhd}x`), 0o440], [m, 0o550], [join(m, 'bios-pc'), 0o550]] as const) {
+  for (const [path, mode] of [[join(m, vhd), 0o660], [join(m, `${vhd}x`), 0o660], [m, 0o550], [join(m, 'bios-pc'), 0o550]] as const) {
     const s = await stat(path);
     t.deepEqual([s.uid, s.gid, s.mode & 0o7777], [0, gid, mode], basename(path));
   }
   t.deepEqual(await seen(admin, m), { disk: expectedSha, root: ['bios-pc'], client: clientNames });
   // The storage's own group is not the granted one: its members are refused too.
   for (const who of ['nobody', outsider, member]) t.deepEqual(await seen(who, m), { disk: 'EACCES', root: 'EACCES', client: 'EACCES' }, who);
-  t.regex(srv.log(), new RegExp(`readable by group ${adminGroup} \\(gid ${gid}\\)`));
+  t.deepEqual(await probe(admin, [['w', 'write', join(m, vhd)]]), { w: 'ok' });
+  t.is((await probe(member, [['w', 'write', join(m, vhd)]])).w, 'EACCES');
+  t.regex(srv.log(), new RegExp(`readable \\(and writable into private overlays\\) by group ${adminGroup} \\(gid ${gid}\\)`));
   await srv.stop();
 });
 

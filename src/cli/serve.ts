@@ -5,6 +5,7 @@ import { StorageCatalog } from '../catalog/storage-catalog.js';
 import { CONTAINER_KINDS, type ContainerKind, DEFAULT_KINDS } from '../catalog/container-kind.js';
 import { DEFAULT_SAFETY_SCAN_MS, type Server, serve } from '../serve/serve.js';
 import { UsageError } from './errors.js';
+import { parseByteSize } from './byte-size.js';
 import { groupAccess } from '../serve/access.js';
 import { unixGroup } from '../serve/unix-accounts.js';
 
@@ -20,6 +21,9 @@ export interface ServeArgs {
   group?: string;
   showIncomplete: boolean;
   safetyScan: number;
+  readOnly: boolean;
+  overlayDir?: string;
+  overlayLimit?: string;
 }
 
 export function serveCommand(y: Argv): Argv<ServeArgs> {
@@ -40,7 +44,7 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     .option('allow-other', { type: 'boolean', default: false, describe: 'let other users (smbd) reach the mount; each still reads only the disks whose .raw/.raw.mbr files they could read themselves (owner, group and mode are taken from them)' })
     .option('group', {
       type: 'string',
-      describe: 'grant every disk to this unix group instead: disks root:GROUP 0440, folders root:GROUP 0550, whatever the storage allows (for a share of its own, see samba-conf --group)',
+      describe: 'grant every disk to this unix group instead: disks root:GROUP 0660 (0440 with --read-only), folders root:GROUP 0550, whatever the storage allows (for a share of its own, see samba-conf --group)',
     })
     .option('show-incomplete', { type: 'boolean', default: false, describe: 'also show images without .raw.sync' })
     .option('unique-ids', {
@@ -52,6 +56,19 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       type: 'number',
       default: DEFAULT_SAFETY_SCAN_MS / 1000,
       describe: 'seconds between safety-net rescans (a stat per folder) behind the inotify watcher, which shows changes within seconds; storages where inotify sees nothing (NFS, CIFS, FUSE) are scanned every 2 s instead',
+    })
+    .option('read-only', {
+      type: 'boolean',
+      default: false,
+      describe: 'refuse every open for writing (EROFS), as before overlays; by default a disk opened for writing (a read-write attach) takes the writes into a private overlay of its writer, thrown away at its last close: the storage is never written',
+    })
+    .option('overlay-dir', {
+      type: 'string',
+      describe: 'folder (made 0700) for the writers\' overlays, kept as unlinked files that vanish with their last close or a crash (default: <cache-dir>/overlays, else /var/tmp/synthvhd-overlays)',
+    })
+    .option('overlay-limit', {
+      type: 'string',
+      describe: 'the most all overlays may take together, e.g. 20G; past it a write fails with ENOSPC (default: a quarter of --overlay-dir\'s free space at start)',
     })
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
@@ -68,6 +85,8 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   if (!(a.safetyScan > 0)) throw new UsageError(`--safety-scan: '${a.safetyScan}' is not a positive number of seconds`);
   const group = a.group ? await unixGroup(a.group) : undefined;
   if (a.group !== undefined && !group) throw new UsageError(`--group ${a.group}: no such unix group (getent group ${a.group} finds none; create it with groupadd)`);
+  const overlayLimit = a.overlayLimit === undefined ? undefined : parseByteSize('--overlay-limit', a.overlayLimit);
+  if (a.readOnly && (a.overlayDir !== undefined || overlayLimit !== undefined)) throw new UsageError('--overlay-dir and --overlay-limit are for overlays, which --read-only turns off');
   const database = await databaseFor(a.storage, a.urbackupDb);
   if (database) log(`SYSVOL/ESP associations from ${database.path}`);
   const catalog = new StorageCatalog(a.storage, parseFormats(a.formats), { showIncomplete: a.showIncomplete, uniqueIds: a.uniqueIds, ...(database && { database }) });
@@ -75,8 +94,10 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   // mount must still unmount, not end the process with the mount left behind.
   const stop = stopOnSignals(log);
   log(`scanning ${a.storage}; the mount comes up once that is done`);
-  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(group && { access: groupAccess(group.gid) }), safetyScanMs: a.safetyScan * 1000, log });
-  if (group) log(`every disk is readable by group ${group.name} (gid ${group.gid}) and root only`);
+  const overlays = { readOnly: a.readOnly, ...(a.overlayDir !== undefined && { overlayDir: a.overlayDir }), ...(overlayLimit !== undefined && { overlayLimit }) };
+  const access = group && groupAccess(group.gid, !a.readOnly);
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(access && { access }), ...overlays, safetyScanMs: a.safetyScan * 1000, log });
+  if (group) log(`every disk is readable${a.readOnly ? '' : ' (and writable into private overlays)'} by group ${group.name} (gid ${group.gid}) and root only`);
   stop.serving(server);
 }
 

@@ -55,7 +55,7 @@ export function cloneRange(srcFd: number, srcOffset: Bytes, length: Bytes, destF
 }
 
 /** Clones all of srcFd over destFd (FICLONE). */
-function cloneFile(srcFd: number, destFd: number): void {
+export function cloneFile(srcFd: number, destFd: number): void {
   if (ioctl(destFd, FICLONE, 'int', srcFd) !== 0) throw new ReflinkError(`FICLONE from fd ${srcFd} to fd ${destFd}`, lastErrno());
 }
 

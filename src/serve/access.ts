@@ -9,11 +9,16 @@
 import { constants } from 'node:fs';
 import type { Ownership, SourceAccess, VirtualFile } from '../catalog/virtual-file.js';
 
-/** The permission triads of one class in st_mode (inode(7)): read and search/execute. */
+/** The permission triads of one class in st_mode (inode(7)): read, write and search/execute. */
 const R = 4;
+const W = 2;
 const X = 1;
-/** What a class that may read gets on the mount: write bits are always off. */
-const FILE_GRANT = R;
+/**
+ * What a class that may read a disk gets on the mount: read, and write when writes go to private
+ * overlays (docs/overlays.md §3), so that exactly those who may read a disk may open it for writing.
+ */
+const fileGrant = (writable: boolean): number => (writable ? R | W : R);
+/** Folders are never writable. */
 const FOLDER_GRANT = R | X;
 
 /** uid and gid of root: the owner when no single user owns everything (root needs no bits). */
@@ -100,8 +105,8 @@ export interface AccessPolicy {
   root(file: VirtualFile | undefined): Access;
 }
 
-/** The default: what the storage itself allows (the owners and modes of the sources). */
-export function storageAccess(): AccessPolicy {
+/** The default: what the storage itself allows (the owners and modes of the sources); `writable`: overlays take writes. */
+export function storageAccess(writable = false): AccessPolicy {
   const memo = new WeakMap<SourceAccess, { disk?: Access; folder?: Access; root?: Access }>();
   const cached = (a: SourceAccess, kind: 'disk' | 'folder' | 'root', make: () => Access): Access => {
     let m = memo.get(a);
@@ -109,7 +114,7 @@ export function storageAccess(): AccessPolicy {
     return (m[kind] ??= make());
   };
   return {
-    disk: (f) => cached(f.access, 'disk', () => narrowest(reaching(f.access.disk), FILE_GRANT)),
+    disk: (f) => cached(f.access, 'disk', () => narrowest(reaching(f.access.disk), fileGrant(writable))),
     // Listing a client folder shows its backups' names: as many may do it as may list the real one.
     folder: (f) => cached(f.access, 'folder', () => narrowest(listing(f.access.client), FOLDER_GRANT)),
     // An empty tree shows nothing to anyone.
@@ -117,9 +122,9 @@ export function storageAccess(): AccessPolicy {
   };
 }
 
-/** `--group`: every disk root:gid 0440, every folder root:gid 0550, whatever the storage says. */
-export function groupAccess(gid: number): AccessPolicy {
-  const disk: Access = { uid: ROOT, gid, mode: 0o440 };
+/** `--group`: every disk root:gid 0440 (0660 when `writable`), every folder root:gid 0550, whatever the storage says. */
+export function groupAccess(gid: number, writable = false): AccessPolicy {
+  const disk: Access = { uid: ROOT, gid, mode: (fileGrant(writable) << OWNER) | (fileGrant(writable) << GROUP) };
   const folder: Access = { uid: ROOT, gid, mode: 0o550 };
   return { disk: () => disk, folder: () => folder, root: () => folder };
 }

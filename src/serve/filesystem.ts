@@ -1,14 +1,19 @@
-// The virtual tree as a FUSE filesystem: read-only, concurrent, reading through open handles.
+// The virtual tree as a FUSE filesystem: a tree nobody changes, read concurrently through open
+// handles; a disk opened for writing takes the writes into its writer's private overlay
+// (docs/overlays.md), or is refused with EROFS without overlays (serve --read-only).
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
 import { SEEK_DATA, SEEK_HOLE } from '../io/sparse.js';
 import type { FileOpener, OpenFile } from './open-file.js';
-import type { Attr, Dirent, Statfs } from '../fuse/protocol.js';
-import { FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
+import { type Attr, type Dirent, Fattr, type Statfs } from '../fuse/protocol.js';
+import { type AttrChange, FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
+import type { Notifier } from '../fuse/notifier.js';
 import { Handles } from '../fuse/handles.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 import { type AccessPolicy, storageAccess } from './access.js';
+import type { Overlay } from './overlay.js';
+import type { Overlays } from './overlays.js';
 
 const errno = osConstants.errno;
 /** Unit of st_blocks (stat(2)). */
@@ -18,6 +23,22 @@ const BLOCK_SIZE = 4096;
 const NAME_MAX = 255;
 /** The access-mode bits of open(2) flags, <fcntl.h>. */
 const O_ACCMODE = 3;
+/** SETATTR fields that would change what everyone sees: refused. */
+const OWNERSHIP = Fattr.MODE | Fattr.UID | Fattr.GID;
+
+/** An open handle: what it reads, the node it was opened from (it may leave the namespace), and a writer's overlay. */
+interface Handle {
+  readonly open: OpenFile;
+  readonly node: FileNode;
+  readonly writer?: { readonly key: string; readonly overlay: Overlay };
+}
+
+/** Why a failed overlay write failed, for the kernel: its errno (ENOSPC, EFBIG...), else EIO. */
+function errnoOf(e: unknown): number {
+  if (e instanceof FuseError) return e.errno;
+  const code = (e as NodeJS.ErrnoException).code;
+  return (code && (errno as Record<string, number>)[code]) || errno.EIO;
+}
 
 /** Some file of a folder (the root: of its first folder); every file of a folder gives the same folder access. */
 function anyFile(node: RootNode | DirNode): VirtualFile | undefined {
@@ -29,18 +50,21 @@ export class VirtualFs implements FuseFs {
   private readonly ns: Namespace;
   /** Each folder's entries, built once per folder node (nodes are replaced, never changed). */
   private readonly dirents = new WeakMap<RootNode | DirNode, readonly Dirent[]>();
-  /** Open handles by fh, with the node they were opened from (it may leave the namespace). */
-  private readonly handles = new Handles<{ readonly open: OpenFile; readonly node: FileNode }>();
+  private readonly handles = new Handles<Handle>();
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<OpenFile>();
   private readonly startTime = new Date();
+  /** The mounted session's: a writer's last close drops the size the kernel holds. */
+  notifier: Notifier | undefined;
 
   constructor(
     private readonly opener: FileOpener,
     private readonly log: (line: string) => void,
     /** Owner, group and mode shown, which the kernel enforces (default_permissions). */
     private readonly access: AccessPolicy = storageAccess(),
+    /** Where writes go; none: opens for writing fail with EROFS. */
+    private readonly overlays?: Overlays,
   ) {
     this.ns = new Namespace(this.startTime);
   }
@@ -66,7 +90,9 @@ export class VirtualFs implements FuseFs {
   }
 
   getattr(ino: number, fh: number | undefined): Attr | undefined {
-    const node = this.ns.node(ino) ?? (fh === undefined ? undefined : this.handles.get(fh)?.node);
+    const h = fh === undefined ? undefined : this.handles.get(fh);
+    if (h?.writer && h.node.ino === ino) return this.writerStat(h.node, h.writer.overlay);
+    const node = this.ns.node(ino) ?? h?.node;
     if (node) return this.stat(node);
     // A file rescanned away while still open keeps answering stat through its handle.
     for (const { node: n } of this.handles.values()) if (n.ino === ino) return this.stat(n);
@@ -93,8 +119,10 @@ export class VirtualFs implements FuseFs {
     return list;
   }
 
-  async open(ino: number, flags: number): Promise<OpenHandle> {
-    if ((flags & O_ACCMODE) !== constants.O_RDONLY) throw new FuseError(errno.EROFS);
+  async open(ino: number, flags: number, uid: number): Promise<OpenHandle> {
+    const writing = (flags & O_ACCMODE) !== constants.O_RDONLY;
+    // O_APPEND would write past the pristine end on every write: no use for a disk image.
+    if (writing && (!this.overlays || flags & constants.O_APPEND)) throw new FuseError(errno.EROFS);
     const node = this.ns.node(ino);
     if (!node) throw new FuseError(errno.ENOENT);
     if (node.kind !== 'file') throw new FuseError(errno.EISDIR);
@@ -108,22 +136,64 @@ export class VirtualFs implements FuseFs {
       }
       throw new FuseError(errno.EIO);
     }
-    return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    try {
+      const { key, overlay, pristine } = await this.overlays.acquire(ino, uid, open, node.file.size);
+      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true };
+    } catch (e) {
+      this.log(`${node.file.key}: cannot open for writing: ${(e as Error).message}`);
+      throw new FuseError(errnoOf(e));
+    }
+  }
+
+  async write(fh: number, offset: number, data: Buffer): Promise<number> {
+    const writer = this.handles.get(fh)?.writer;
+    if (!writer) throw new FuseError(errno.EBADF);
+    return writer.overlay.write(offset, data).catch((e: unknown) => {
+      throw new FuseError(errnoOf(e));
+    });
+  }
+
+  /**
+   * A writer's ftruncate sets its view's size; times are accepted and kept by nobody (Windows
+   * and Samba set them around a read-write attach); anything else is refused.
+   */
+  async setattr(ino: number, change: AttrChange): Promise<Attr> {
+    if (!this.overlays || change.valid & OWNERSHIP) throw new FuseError(errno.EROFS);
+    const h = change.fh === undefined ? undefined : this.handles.get(change.fh);
+    const writer = h?.node.ino === ino ? h.writer : undefined;
+    if (change.valid & Fattr.SIZE) {
+      if (!writer) throw new FuseError(errno.EROFS);
+      await writer.overlay.truncate(change.size).catch((e: unknown) => {
+        throw new FuseError(errnoOf(e));
+      });
+    }
+    if (writer) return this.writerStat(h!.node, writer.overlay);
+    const attr = this.getattr(ino, undefined);
+    if (!attr) throw new FuseError(errno.ENOENT);
+    return attr;
+  }
+
+  uncached(ino: number): boolean {
+    return this.overlays?.writing(ino) ?? false;
   }
 
   async lseek(fh: number, offset: number, whence: number): Promise<number> {
-    const handle = this.handles.get(fh)?.open;
-    if (!handle) throw new FuseError(errno.EBADF);
+    const h = this.handles.get(fh);
+    if (!h) throw new FuseError(errno.EBADF);
     if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FuseError(errno.EINVAL);
-    const at = handle.seek(offset, whence);
+    // A writer's view is all data, as lseek(2) allows: its holes would need the overlay's and the layout's merged.
+    const size = h.writer?.overlay.size;
+    const at = size === undefined ? h.open.seek(offset, whence) : offset >= size ? undefined : whence === SEEK_DATA ? offset : size;
     if (at === undefined) throw new FuseError(errno.ENXIO);
     return at;
   }
 
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number> {
-    const handle = this.handles.get(fh)?.open;
-    if (!handle) return Promise.reject(new FuseError(errno.EBADF));
-    return handle.read(offset, into, size).catch((e: Error) => {
+    const h = this.handles.get(fh);
+    if (!h) return Promise.reject(new FuseError(errno.EBADF));
+    const handle = h.open;
+    return (h.writer ? h.writer.overlay.read(offset, into, size) : handle.read(offset, into, size)).catch((e: Error) => {
       if (!this.loggedRead.has(handle)) {
         this.loggedRead.add(handle);
         this.log(`${handle.file.key}: read failed: ${e.message}`);
@@ -133,14 +203,17 @@ export class VirtualFs implements FuseFs {
   }
 
   release(fh: number): void {
-    this.handles.get(fh)?.open.release();
+    const h = this.handles.get(fh);
     this.handles.delete(fh);
+    if (!h) return;
+    if (!h.writer) return h.open.release();
+    // The last writer gone: the kernel may hold a writer's size for the inode.
+    void this.overlays!.release(h.writer.key).then((last) => last && this.notifier?.invalidateAttributes(h.node.ino));
   }
 
   /** Releases every open handle (at unmount). */
   releaseAll(): void {
-    for (const h of this.handles.values()) h.open.release();
-    this.handles.clear();
+    for (const fh of [...this.handles.keys()]) this.release(fh);
   }
 
   private stat(node: Node): Attr {
@@ -148,11 +221,17 @@ export class VirtualFs implements FuseFs {
       const { mtime } = node.file;
       const size = this.sizeOf(node.file);
       const { uid, gid, mode } = this.access.disk(node.file);
-      return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime };
+      const uncached = this.uncached(node.ino);
+      return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFREG | mode, size, nlink: 1, blocks: Math.ceil(size / STAT_BLOCK), mtime, ...(uncached && { uncached }) };
     }
     const { uid, gid, mode } = node.kind === 'root' ? this.access.root(anyFile(node)) : this.access.folder(anyFile(node)!);
     const nlink = node.kind === 'root' ? 2 + node.dirs.size : 2;
     return { uid, gid, ino: node.ino, blksize: BLOCK_SIZE, mode: constants.S_IFDIR | mode, size: BLOCK_SIZE, nlink, blocks: 0, mtime: node.mtime };
+  }
+
+  /** What a writer's fstat, and its SETATTR, see: its own view's size, for it only. */
+  private writerStat(node: FileNode, overlay: Overlay): Attr {
+    return { ...this.stat(node), size: overlay.size, blocks: Math.ceil(overlay.size / STAT_BLOCK), uncached: true };
   }
 
   /** A file's size; one that cannot be computed (a dynamic kind whose `.raw` cannot be mapped) fails its stat with EIO, logged once. */
@@ -168,7 +247,7 @@ export class VirtualFs implements FuseFs {
     }
   }
 
-  /** Size of everything shown; nothing is free (the mount is read-only, ST_RDONLY comes from the kernel). */
+  /** Size of everything shown; nothing is free: the tree takes no new files (writes go to private overlays, docs/overlays.md). */
   statfs(): Statfs {
     const { bytes, files } = this.ns.totals();
     return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE), files, namelen: NAME_MAX };

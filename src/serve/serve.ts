@@ -9,7 +9,10 @@ import { hasCachestat } from '../io/cached-read.js';
 import { FileOpener, type ServeMode } from './open-file.js';
 import type { Catalog, VirtualFile } from '../catalog/virtual-file.js';
 import { warmSourceData } from '../io/source-data-warmer.js';
-import type { AccessPolicy } from './access.js';
+import { type AccessPolicy, storageAccess } from './access.js';
+import { defaultOverlayDir, OverlayStore } from './overlay-store.js';
+import { Overlays } from './overlays.js';
+import type { Bytes } from '../base/units.js';
 import { RescanQueue } from './rescan-queue.js';
 
 /**
@@ -27,8 +30,13 @@ export interface ServeOptions {
   /** Where reflink mode builds disk files; needed for 'reflink', optional for 'auto'. */
   cacheDir?: string;
   allowOther: boolean;
-  /** Who may read what (default: as the storage allows; see access.ts). */
+  /** Who may read what (default: as the storage allows; see access.ts), with write bits unless readOnly. */
   access?: AccessPolicy;
+  /** Refuse every write (EROFS) instead of keeping each writer's in a private overlay (docs/overlays.md). */
+  readOnly?: boolean;
+  /** Where overlays live (default: defaultOverlayDir) and how much they may take together (default: a share of its free space). */
+  overlayDir?: string;
+  overlayLimit?: Bytes;
   /** Interval of periodic scans when the storage cannot be watched. */
   rescanMs?: number;
   /** Interval of the safety-net scan while the storage is watched. */
@@ -84,6 +92,12 @@ function reporter(log: (line: string) => void): (lines: readonly string[]) => vo
   };
 }
 
+async function openOverlays(opts: ServeOptions, log: (line: string) => void): Promise<Overlays> {
+  const store = await OverlayStore.open(opts.overlayDir ?? defaultOverlayDir(opts.cacheDir), opts.overlayLimit, log);
+  log(`writes to a disk go to its writer's private overlay in ${store.dir} (at most ${store.limit} bytes in all); the storage is never written`);
+  return new Overlays(store, log);
+}
+
 /** Mounts the catalog's files at opts.mount and keeps them in step with the storage until close(). */
 export async function serve(opts: ServeOptions): Promise<Server> {
   const { catalog, log } = opts;
@@ -92,7 +106,8 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const cache = opts.cacheDir && opts.mode !== 'passthrough' ? await DiskCache.open(opts.cacheDir, fds) : undefined;
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
   if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
-  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access);
+  const overlays = opts.readOnly ? undefined : await openOverlays(opts, log);
+  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access ?? storageAccess(!opts.readOnly), overlays);
   const report = reporter(log);
   const s: Scanned = { opts, vfs, fds, cache, report, notifier: undefined, shown: [] };
   const queue = new RescanQueue({
@@ -104,8 +119,8 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     log,
   });
   await queue.first();
-  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: true }, log);
-  s.notifier = mounted.notifier;
+  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: opts.readOnly ?? false }, log);
+  s.notifier = vfs.notifier = mounted.notifier;
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
   // The sizes of the dynamic disks, ahead of the first listing (io/source-data-warmer.ts).
   const t = Date.now();

@@ -31,6 +31,10 @@ export interface FixtureSpec {
   mode: 'passthrough' | 'reflink' | 'auto';
   cacheDir?: string;
   rescanMs?: number;
+  /** serve's overlay options (docs/overlays.md). */
+  readOnly?: boolean;
+  overlayDir?: string;
+  overlayLimit?: number;
   files: FileSpec[];
 }
 
@@ -75,6 +79,9 @@ async function main(path: string): Promise<void> {
     cacheDir: spec.cacheDir,
     allowOther: false,
     rescanMs: spec.rescanMs,
+    ...(spec.readOnly !== undefined && { readOnly: spec.readOnly }),
+    ...(spec.overlayDir !== undefined && { overlayDir: spec.overlayDir }),
+    ...(spec.overlayLimit !== undefined && { overlayLimit: spec.overlayLimit }),
     log,
   });
   stop.serving(server);

@@ -31,9 +31,12 @@ export class TestAccounts {
   }
 }
 
-export type ProbeOp = readonly [key: string, op: 'read' | 'open' | 'list', path: string];
+export type ProbeOp = readonly [key: string, op: 'read' | 'open' | 'write' | 'list', path: string];
 
-/** sha256 of a read file, the sorted names of a listed folder, 'ok' for an open, else the errno code. */
+/**
+ * sha256 of a read file, the sorted names of a listed folder, 'ok' for an open, and for a write
+ * (an O_RDWR open that writes 4 KiB at 0 and reads them back) 'ok' or 'mismatch'; else the errno code.
+ */
 export type ProbeResult = Record<string, string | string[]>;
 
 const PROBE = `
@@ -43,8 +46,13 @@ for (const [key, op, path] of JSON.parse(process.argv[1])) {
   try {
     if (op === 'list') out[key] = fs.readdirSync(path).sort();
     else {
-      const fd = fs.openSync(path, 'r');
-      if (op === 'read') {
+      const fd = fs.openSync(path, op === 'write' ? 'r+' : 'r');
+      if (op === 'write') {
+        const x = Buffer.alloc(4096, 0x78), back = Buffer.alloc(4096);
+        fs.writeSync(fd, x, 0, x.length, 0);
+        fs.readSync(fd, back, 0, back.length, 0);
+        out[key] = back.equals(x) ? 'ok' : 'mismatch';
+      } else if (op === 'read') {
         const h = crypto.createHash('sha256'), buf = Buffer.alloc(1 << 20);
         for (let pos = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
         out[key] = h.digest('hex');

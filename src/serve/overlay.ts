@@ -1,0 +1,131 @@
+// One writer's private view of a disk (docs/overlays.md): the pristine bytes with its writes on
+// top, in an unlinked file of the overlay folder. The storage and the built disk are never written.
+import type { FileHandle } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import type { Bytes } from '../base/units.js';
+import { FuseError } from '../fuse/fuse-fs.js';
+import type { OverlayStore } from './overlay-store.js';
+import { WrittenGranules } from './written-granules.js';
+
+const errno = osConstants.errno;
+/** What the overlay tracks and copies up: a partial write of a granule first copies its pristine bytes. */
+const GRANULE = 4096;
+/** The largest view: a VHDX's maximum size, 64 TiB (docs/vhd-vhdx.md). */
+const MAX_VIEW_SIZE = 64 * 2 ** 40;
+
+/** What a writer starts from: the disk as served. */
+export interface Pristine {
+  /** Reads into `buf` from its start; resolves the byte count (short only at end of file). */
+  read(pos: Bytes, buf: Buffer, length: Bytes): Promise<number>;
+}
+
+/** Reads exactly `length` bytes at `pos` of `file` into `buf` at `at`, zeros past its end. */
+async function readFull(file: FileHandle, buf: Buffer, at: number, length: number, pos: Bytes): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await file.read(buf, at + done, length - done, pos + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  buf.fill(0, at + done, at + length);
+}
+
+export class Overlay {
+  private readonly written = new WrittenGranules();
+  /** Below this the unwritten bytes are pristine; above it zeros (a shrink cuts it). */
+  private pristineEnd: Bytes;
+  /** The view's size, which writes past the end and truncates change. */
+  size: Bytes;
+  /** Bytes counted against the store's limit. */
+  private taken: Bytes = 0;
+  /** Writes and truncates one at a time: a partial granule's copy-up must not interleave with another write. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * `file` holds the whole view from the start when `pristine` is undefined (a reflinked clone of
+   * the built disk), else only the granules written over `pristine`, which is `size` bytes.
+   */
+  constructor(private readonly file: FileHandle, private readonly pristine: Pristine | undefined, size: Bytes, private readonly store: OverlayStore) {
+    this.size = size;
+    this.pristineEnd = pristine ? size : 0;
+  }
+
+  /** Fills `buf` from `pos`; resolves the byte count (short only at the view's end). */
+  async read(pos: Bytes, buf: Buffer, length: Bytes): Promise<number> {
+    const end = Math.min(pos + length, this.size);
+    if (end <= pos) return 0;
+    if (!this.pristine) {
+      await readFull(this.file, buf, 0, end - pos, pos);
+      return end - pos;
+    }
+    for (let at = pos; at < end; ) {
+      const held = this.written.has(Math.floor(at / GRANULE));
+      let next = (Math.floor(at / GRANULE) + 1) * GRANULE;
+      while (next < end && this.written.has(next / GRANULE) === held) next += GRANULE;
+      next = Math.min(next, end);
+      if (held) await readFull(this.file, buf, at - pos, next - at, at);
+      else await this.readPristine(this.pristine, at, next, buf.subarray(at - pos));
+      at = next;
+    }
+    return end - pos;
+  }
+
+  private async readPristine(pristine: Pristine, from: Bytes, to: Bytes, into: Buffer): Promise<void> {
+    const upTo = Math.min(to, this.pristineEnd);
+    const n = upTo > from ? await pristine.read(from, into, upTo - from) : 0;
+    into.fill(0, n, to - from);
+  }
+
+  write(pos: Bytes, data: Buffer): Promise<number> {
+    return this.serially(() => this.writeNow(pos, data));
+  }
+
+  /** Sets the view's size (ftruncate): bytes past a shrink read as zeros if it grows again. */
+  truncate(size: Bytes): Promise<void> {
+    return this.serially(async () => {
+      if (size > MAX_VIEW_SIZE) throw new FuseError(errno.EFBIG);
+      await this.file.truncate(size);
+      this.pristineEnd = Math.min(this.pristineEnd, size);
+      this.size = size;
+    });
+  }
+
+  /** Closes the file: its space is freed with it, and so is its share of the limit. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.file.close();
+    this.store.give(this.taken);
+    this.taken = 0;
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeNow(pos: Bytes, data: Buffer): Promise<number> {
+    const end = pos + data.length;
+    if (end > MAX_VIEW_SIZE) throw new FuseError(errno.EFBIG);
+    if (data.length === 0) return 0;
+    const first = Math.floor(pos / GRANULE);
+    const last = Math.ceil(end / GRANULE);
+    const fresh = this.written.missing(first, last) * GRANULE;
+    if (!this.store.take(fresh)) throw new FuseError(errno.ENOSPC);
+    this.taken += fresh;
+    if (this.pristine) for (const g of new Set([pos % GRANULE ? first : -1, end % GRANULE ? last - 1 : -1])) if (g >= 0) await this.copyUp(g);
+    let done = 0;
+    while (done < data.length) done += (await this.file.write(data, done, data.length - done, pos + done)).bytesWritten;
+    this.written.mark(first, last);
+    if (end > this.size) this.size = end;
+    return data.length;
+  }
+
+  /** A granule a write covers in part: its other bytes are the view's, copied into the overlay first. */
+  private async copyUp(g: number): Promise<void> {
+    if (this.written.has(g)) return;
+    const buf = Buffer.alloc(GRANULE);
+    await this.read(g * GRANULE, buf, GRANULE);
+    await this.file.write(buf, 0, GRANULE, g * GRANULE);
+  }
+}
