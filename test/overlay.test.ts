@@ -243,6 +243,16 @@ test.serial('--read-only refuses opens for writing with EROFS and shows no write
   t.is((await stat(f.path)).mode & 0o222, 0);
 });
 
+test.serial('a default overlay folder that cannot be made leaves serve as with --read-only, one line logged', async (t) => {
+  // Passthrough mode makes no cache there: only the overlay folder under it is tried, below a file (ENOTDIR).
+  const f = await makeFixture(t, { cacheDir: join(process.execPath, 'cache'), overlayDir: undefined });
+  const srv = await startServer(t, f);
+  t.regex(srv.stderr(), /--overlay-dir \S+\/cache\/overlays: cannot make the folder: .*ENOTDIR.*opens for writing fail with EROFS/);
+  await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EROFS/ });
+  t.is((await stat(f.path)).mode & 0o222, 0);
+  t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
+});
+
 test.serial('still refused: O_TRUNC, O_APPEND, chmod, chown, xattrs, create, delete, rename, links, mkdir; disks get write bits, folders none', async (t) => {
   const f = await makeFixture(t);
   await startServer(t, f);

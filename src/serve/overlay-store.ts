@@ -30,7 +30,11 @@ export class OverlayStore {
    * defaults to a share of its free space.
    */
   static async open(dir: string, limit: Bytes | undefined, log: (line: string) => void): Promise<OverlayStore> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new Error(`--overlay-dir ${dir}: cannot make the folder: ${(e as Error).message}`, { cause: e });
+    }
     const st = await lstat(dir);
     if (!st.isDirectory()) throw new Error(`--overlay-dir ${dir}: not a folder`);
     if (st.uid !== process.getuid?.()) throw new Error(`--overlay-dir ${dir}: owned by uid ${st.uid}, not by synthvhd's user`);
