@@ -198,6 +198,8 @@ test.serial('past --overlay-limit a write fails with ENOSPC, logged once, and th
   for (let i = 0; i < 2; i++) await t.throwsAsync(w.write(MiB, randomBytes(32 * 1024)), { code: 'ENOSPC' });
   t.is(await w.write(4096, randomBytes(8192)), 8192, 'rewriting what the overlay holds takes no more');
   t.is(srv.stderr().match(/reached their limit/g)?.length, 1);
+  const df = JSON.parse(await run(process.execPath, ['-e', `require('fs').statfs(process.argv[1], (e, s) => console.log(JSON.stringify(s)))`, f.spec.mount])) as { bavail: number; bsize: number };
+  t.is(df.bavail * df.bsize, 64 * 1024 - 48 * 1024, 'statfs shows what the limit leaves as free');
   t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
   await w.close();
   const again = await opened(t, f.path, constants.O_RDWR);

@@ -247,9 +247,13 @@ export class VirtualFs implements FuseFs {
     }
   }
 
-  /** Size of everything shown; nothing is free: the tree takes no new files (writes go to private overlays, docs/overlays.md). */
+  /**
+   * Size of everything shown, plus what the overlays' limit leaves, which is free: writers (Windows
+   * through Samba) may look for room before they grow a disk (docs/overlays.md §2). No file can be made.
+   */
   statfs(): Statfs {
     const { bytes, files } = this.ns.totals();
-    return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE), files, namelen: NAME_MAX };
+    const free = Math.floor((this.overlays?.store.remaining ?? 0) / BLOCK_SIZE);
+    return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE) + free, free, files, namelen: NAME_MAX };
   }
 }

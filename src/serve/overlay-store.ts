@@ -55,6 +55,11 @@ export class OverlayStore {
     }
   }
 
+  /** What the limit leaves for writes now. */
+  get remaining(): Bytes {
+    return Math.max(0, this.limit - this.used);
+  }
+
   /** Counts `bytes` more against the limit; false past it (logged once until space is given back). */
   take(bytes: Bytes): boolean {
     if (this.used + bytes > this.limit) {
