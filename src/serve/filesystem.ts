@@ -54,6 +54,7 @@ export class VirtualFs implements FuseFs {
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<OpenFile>();
+  private readonly loggedWrite = new WeakSet<Overlay>();
   private readonly startTime = new Date();
   /** The mounted session's: a writer's last close drops the size the kernel holds. */
   notifier: Notifier | undefined;
@@ -147,9 +148,15 @@ export class VirtualFs implements FuseFs {
   }
 
   async write(fh: number, offset: number, data: Buffer): Promise<number> {
-    const writer = this.handles.get(fh)?.writer;
+    const h = this.handles.get(fh);
+    const writer = h?.writer;
     if (!writer) throw new FuseError(errno.EBADF);
     return writer.overlay.write(offset, data).catch((e: unknown) => {
+      // The limit's ENOSPC is logged by the store; anything else once per overlay.
+      if (!(e instanceof FuseError) && !this.loggedWrite.has(writer.overlay)) {
+        this.loggedWrite.add(writer.overlay);
+        this.log(`${h.node.file.key}: write to an overlay in ${this.overlays!.store.dir} failed: ${(e as Error).message}`);
+      }
       throw new FuseError(errnoOf(e));
     });
   }
