@@ -215,7 +215,10 @@ export class VirtualFs implements FuseFs {
     if (!h) return;
     if (!h.writer) return h.open.release();
     // The last writer gone: the kernel may hold a writer's size for the inode.
-    void this.overlays!.release(h.writer.key).then((last) => last && this.notifier?.invalidateAttributes(h.node.ino));
+    void this.overlays!.release(h.writer.key).then(
+      (last) => last && this.notifier?.invalidateAttributes(h.node.ino),
+      (e: Error) => this.log(`${h.node.file.key}: closing an overlay failed: ${e.message}`),
+    );
   }
 
   /** Releases every open handle (at unmount). */
