@@ -2,6 +2,7 @@
 // `.raw.mbr` files (and pass every folder above them) directly; with --group, one unix group.
 // The kernel enforces it (default_permissions) on the attributes stat shows.
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -18,6 +19,7 @@ import { eventually, type ServeProcess, ServeTracker } from './helpers/serve-pro
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { probe, TestAccounts } from './helpers/unix-accounts.js';
+import { OpenFileChild } from './helpers/open-file-child.js';
 
 // --- the fold of many owners and modes into one, against the kernel's own rule -------------
 
@@ -85,6 +87,7 @@ let admin: string;
 let outsider: string;
 let expectedSha = '';
 const vhd = 'bios-pc/240102-0900_Image_C.vhd';
+const MiB = 1 << 20;
 
 test.before(async () => {
   for (const tool of ['setfacl', 'runuser']) requireTool(tool);
@@ -146,6 +149,27 @@ test.serial('storage 0750 root:group: members read the bytes build writes, other
   for (const who of ['nobody', outsider, admin]) t.deepEqual(await probe(who, [['w', 'write', join(m, vhd)]]), { w: 'EACCES' }, who);
   t.is((await seen(member, m)).disk, expectedSha, 'the write was the writer\'s only');
   t.regex(await readFile('/proc/self/mounts', 'utf8'), new RegExp(`${m} fuse.synthvhd rw,[^ ]*default_permissions`));
+  await srv.stop();
+});
+
+test.serial('each user\'s writes are their own: two users with the same disk open for writing see only their own bytes, readers neither', async (t) => {
+  const { m, srv } = await serve('mnt-two-writers', ['--mode', 'passthrough']);
+  const path = join(m, vhd);
+  const hold = async (user: string | undefined): Promise<OpenFileChild> => {
+    const c = new OpenFileChild(path, constants.O_RDWR, user);
+    t.teardown(() => c.kill());
+    await c.opened;
+    return c;
+  };
+  const [byMember, byRoot] = [await hold(member), await hold(undefined)];
+  const pristine = await byRoot.read(MiB, 4096);
+  await byMember.write(MiB, Buffer.alloc(4096, 0x6d));
+  await byRoot.write(MiB + 4096, Buffer.alloc(4096, 0x72));
+  t.true((await byRoot.read(MiB, 4096)).equals(pristine), 'root does not see the member\'s write');
+  const second = await hold(member);
+  t.true((await second.read(MiB, 8192)).subarray(0, 4096).equals(Buffer.alloc(4096, 0x6d)), 'a second handle of the member shares its overlay');
+  t.false((await second.read(MiB + 4096, 4096)).equals(Buffer.alloc(4096, 0x72)), 'and not root\'s');
+  t.is((await seen(member, m)).disk, expectedSha, 'a reader sees neither');
   await srv.stop();
 });
 

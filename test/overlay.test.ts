@@ -198,6 +198,8 @@ test.serial('past --overlay-limit a write fails with ENOSPC, logged once, and th
   for (let i = 0; i < 2; i++) await t.throwsAsync(w.write(MiB, randomBytes(32 * 1024)), { code: 'ENOSPC' });
   t.is(await w.write(4096, randomBytes(8192)), 8192, 'rewriting what the overlay holds takes no more');
   t.is(srv.stderr().match(/reached their limit/g)?.length, 1);
+  const df = JSON.parse(await run(process.execPath, ['-e', `require('fs').statfs(process.argv[1], (e, s) => console.log(JSON.stringify(s)))`, f.spec.mount])) as { bavail: number; bsize: number };
+  t.is(df.bavail * df.bsize, 64 * 1024 - 48 * 1024, 'statfs shows what the limit leaves as free');
   t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
   await w.close();
   const again = await opened(t, f.path, constants.O_RDWR);
@@ -241,6 +243,21 @@ test.serial('--read-only refuses opens for writing with EROFS and shows no write
   await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EROFS/ });
   await t.throwsAsync(opened(t, f.path, constants.O_WRONLY), { message: /EROFS/ });
   t.is((await stat(f.path)).mode & 0o222, 0);
+});
+
+test.serial('a default overlay folder that cannot be made leaves serve as with --read-only, one line logged', async (t) => {
+  // Passthrough mode makes no cache there: only the overlay folder under it is tried, below a
+  // file (ENOTDIR) or in /proc (ENOENT below a folder that exists, where Node's recursive mkdir never returns).
+  for (const [cacheDir, code] of [[join(process.execPath, 'cache'), 'ENOTDIR'], ['/proc/synthvhd-no-cache', 'ENOENT']] as const) {
+    const f = await makeFixture(t, { cacheDir, overlayDir: undefined });
+    const srv = await startServer(t, f);
+    t.regex(srv.stderr(), new RegExp(`--overlay-dir ${cacheDir}/overlays: cannot make the folder: .*${code}.*opens for writing fail with EROFS`));
+    await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EROFS/ });
+    t.is((await stat(f.path)).mode & 0o222, 0);
+    t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+  }
 });
 
 test.serial('still refused: O_TRUNC, O_APPEND, chmod, chown, xattrs, create, delete, rename, links, mkdir; disks get write bits, folders none', async (t) => {

@@ -266,6 +266,8 @@ export function openReply(req: Request, fh: number, openFlags: number, backingId
 
 export interface Statfs {
   readonly blocks: number;
+  /** Blocks free for writing (bfree and bavail): 0 when nothing can be written. */
+  readonly free?: number;
   readonly files: number;
   readonly bsize: number;
   readonly namelen: number;
@@ -273,7 +275,9 @@ export interface Statfs {
 
 export function statfsReply(req: Request, s: Statfs): Buffer {
   return reply(req, STATFS_OUT_SIZE, (b) => {
-    u64(b, 0, s.blocks); // bfree, bavail, ffree stay 0: nothing can be written
+    u64(b, 0, s.blocks);
+    u64(b, 8, s.free ?? 0); // bfree
+    u64(b, 16, s.free ?? 0); // bavail; ffree stays 0: no file can be made
     u64(b, 24, s.files);
     b.writeUInt32LE(s.bsize, 40);
     b.writeUInt32LE(s.namelen, 44);

@@ -55,6 +55,7 @@ export class VirtualFs implements FuseFs {
   /** Files and handles whose failure was already logged: one line each, not one per request. */
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<ReadableHandle>();
+  private readonly loggedWrite = new WeakSet<Overlay>();
   /** The files inside the backups' volumes, under their image folders (docs/browsing.md). */
   private readonly browser: Browser;
   private readonly startTime = new Date();
@@ -179,9 +180,15 @@ export class VirtualFs implements FuseFs {
   }
 
   async write(fh: number, offset: number, data: Buffer): Promise<number> {
-    const writer = this.handles.get(fh)?.writer;
+    const h = this.handles.get(fh);
+    const writer = h?.writer;
     if (!writer) throw new FuseError(errno.EBADF);
     return writer.overlay.write(offset, data).catch((e: unknown) => {
+      // The limit's ENOSPC is logged by the store; anything else once per overlay.
+      if (!(e instanceof FuseError) && !this.loggedWrite.has(writer.overlay)) {
+        this.loggedWrite.add(writer.overlay);
+        this.log(`${h.node.file.key}: write to an overlay in ${this.overlays!.store.dir} failed: ${(e as Error).message}`);
+      }
       throw new FuseError(errnoOf(e));
     });
   }
@@ -240,7 +247,10 @@ export class VirtualFs implements FuseFs {
     if (!h) return;
     if (!h.writer) return h.open.release();
     // The last writer gone: the kernel may hold a writer's size for the inode.
-    void this.overlays!.release(h.writer.key).then((last) => last && this.notifier?.invalidateAttributes(h.node.ino));
+    void this.overlays!.release(h.writer.key).then(
+      (last) => last && this.notifier?.invalidateAttributes(h.node.ino),
+      (e: Error) => this.log(`${h.node.file.key}: closing an overlay failed: ${e.message}`),
+    );
   }
 
   /** Releases every open handle (at unmount). */
@@ -280,9 +290,13 @@ export class VirtualFs implements FuseFs {
     }
   }
 
-  /** Size of everything shown; nothing is free: the tree takes no new files (writes go to private overlays, docs/overlays.md). */
+  /**
+   * Size of everything shown, plus what the overlays' limit leaves, which is free: writers (Windows
+   * through Samba) may look for room before they grow a disk (docs/overlays.md §2). No file can be made.
+   */
   statfs(): Statfs {
     const { bytes, files } = this.ns.totals();
-    return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE), files, namelen: NAME_MAX };
+    const free = Math.floor((this.overlays?.store.remaining ?? 0) / BLOCK_SIZE);
+    return { bsize: BLOCK_SIZE, blocks: Math.ceil(bytes / BLOCK_SIZE) + free, free, files, namelen: NAME_MAX };
   }
 }

@@ -2,7 +2,7 @@
 // (--overlay-limit): docs/overlays.md §2.
 import { constants } from 'node:fs';
 import { chmod, type FileHandle, lstat, mkdir, open, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Bytes } from '../base/units.js';
 
 /** O_TMPFILE, <asm-generic/fcntl.h> (__O_TMPFILE | O_DIRECTORY): an unlinked file, gone with its last descriptor. */
@@ -30,7 +30,11 @@ export class OverlayStore {
    * defaults to a share of its free space.
    */
   static async open(dir: string, limit: Bytes | undefined, log: (line: string) => void): Promise<OverlayStore> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await makeFolders(dir);
+    } catch (e) {
+      throw new Error(`--overlay-dir ${dir}: cannot make the folder: ${(e as Error).message}`, { cause: e });
+    }
     const st = await lstat(dir);
     if (!st.isDirectory()) throw new Error(`--overlay-dir ${dir}: not a folder`);
     if (st.uid !== process.getuid?.()) throw new Error(`--overlay-dir ${dir}: owned by uid ${st.uid}, not by synthvhd's user`);
@@ -51,6 +55,11 @@ export class OverlayStore {
     }
   }
 
+  /** What the limit leaves for writes now. */
+  get remaining(): Bytes {
+    return Math.max(0, this.limit - this.used);
+  }
+
   /** Counts `bytes` more against the limit; false past it (logged once until space is given back). */
   take(bytes: Bytes): boolean {
     if (this.used + bytes > this.limit) {
@@ -66,6 +75,19 @@ export class OverlayStore {
     this.used -= bytes;
     if (bytes > 0) this.loggedFull = false;
   }
+}
+
+/**
+ * mkdir -p, one level at a time (0700): Node's recursive mkdir never returns where mkdir fails
+ * with ENOENT below a folder that exists (/proc). Bounded by the path's depth.
+ */
+async function makeFolders(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !(await lstat(d).then(() => true, () => false)); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) await mkdir(d, { mode: 0o700 });
 }
 
 async function defaultLimit(dir: string): Promise<Bytes> {

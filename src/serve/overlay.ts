@@ -112,10 +112,15 @@ export class Overlay {
     const last = Math.ceil(end / GRANULE);
     const fresh = this.written.missing(first, last) * GRANULE;
     if (!this.store.take(fresh)) throw new FuseError(errno.ENOSPC);
+    try {
+      if (this.pristine) for (const g of new Set([pos % GRANULE ? first : -1, end % GRANULE ? last - 1 : -1])) if (g >= 0) await this.copyUp(g);
+      await this.writeAll(data, pos);
+    } catch (e) {
+      // Nothing was marked: a retry counts these granules again.
+      this.store.give(fresh);
+      throw e;
+    }
     this.taken += fresh;
-    if (this.pristine) for (const g of new Set([pos % GRANULE ? first : -1, end % GRANULE ? last - 1 : -1])) if (g >= 0) await this.copyUp(g);
-    let done = 0;
-    while (done < data.length) done += (await this.file.write(data, done, data.length - done, pos + done)).bytesWritten;
     this.written.mark(first, last);
     if (end > this.size) this.size = end;
     return data.length;
@@ -126,6 +131,15 @@ export class Overlay {
     if (this.written.has(g)) return;
     const buf = Buffer.alloc(GRANULE);
     await this.read(g * GRANULE, buf, GRANULE);
-    await this.file.write(buf, 0, GRANULE, g * GRANULE);
+    await this.writeAll(buf, g * GRANULE);
+  }
+
+  /** pwrite until all of `data` is written; a write that makes no progress is an error, not a loop. */
+  private async writeAll(data: Buffer, pos: Bytes): Promise<void> {
+    for (let done = 0; done < data.length; ) {
+      const { bytesWritten } = await this.file.write(data, done, data.length - done, pos + done);
+      if (bytesWritten <= 0) throw new FuseError(errno.EIO, `overlay write at ${pos + done} made no progress`);
+      done += bytesWritten;
+    }
   }
 }

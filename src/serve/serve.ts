@@ -92,8 +92,20 @@ function reporter(log: (line: string) => void): (lines: readonly string[]) => vo
   };
 }
 
-async function openOverlays(opts: ServeOptions, log: (line: string) => void): Promise<Overlays> {
-  const store = await OverlayStore.open(opts.overlayDir ?? defaultOverlayDir(opts.cacheDir), opts.overlayLimit, log);
+/**
+ * The writers' overlays: none with readOnly, nor (one line logged) when the default folder cannot
+ * hold them, so that serve still starts; a folder asked for must work.
+ */
+async function openOverlays(opts: ServeOptions, log: (line: string) => void): Promise<Overlays | undefined> {
+  if (opts.readOnly) return undefined;
+  let store: OverlayStore;
+  try {
+    store = await OverlayStore.open(opts.overlayDir ?? defaultOverlayDir(opts.cacheDir), opts.overlayLimit, log);
+  } catch (e) {
+    if (opts.overlayDir !== undefined) throw e;
+    log(`${(e as Error).message}: opens for writing fail with EROFS (give --overlay-dir a folder that can hold overlays, or --read-only)`);
+    return undefined;
+  }
   log(`writes to a disk go to its writer's private overlay in ${store.dir} (at most ${store.limit} bytes in all); the storage is never written`);
   return new Overlays(store, log);
 }
@@ -106,8 +118,8 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   const cache = opts.cacheDir && opts.mode !== 'passthrough' ? await DiskCache.open(opts.cacheDir, fds) : undefined;
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
   if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
-  const overlays = opts.readOnly ? undefined : await openOverlays(opts, log);
-  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access ?? storageAccess(!opts.readOnly), overlays);
+  const overlays = await openOverlays(opts, log);
+  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access ?? storageAccess(overlays !== undefined), overlays);
   const report = reporter(log);
   const s: Scanned = { opts, vfs, fds, cache, report, notifier: undefined, shown: [] };
   const queue = new RescanQueue({
@@ -119,7 +131,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
     log,
   });
   await queue.first();
-  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: opts.readOnly ?? false }, log);
+  const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: overlays === undefined }, log);
   s.notifier = vfs.notifier = mounted.notifier;
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
   // The sizes of the dynamic disks, ahead of the first listing (io/source-data-warmer.ts).

@@ -45,8 +45,11 @@ export class OpenFileChild {
   private readonly answers: ((line: string) => void)[] = [];
   readonly opened: Promise<void>;
 
-  constructor(path: string, flags: number) {
-    this.child = spawn(process.execPath, [new URL(import.meta.url).pathname, path, String(flags)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /** `user`: hold it as that user (runuser), else as root. */
+  constructor(path: string, flags: number, user?: string) {
+    const argv = [process.execPath, new URL(import.meta.url).pathname, path, String(flags)];
+    const [cmd, ...args] = user ? ['runuser', '-u', user, '--', ...argv] : argv;
+    this.child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.answers.shift()?.(line));
     this.opened = this.next().then((a) => {
       if (a['error']) throw new Error(`open ${path}: ${String(a['error'])}`);
