@@ -79,7 +79,7 @@ test.serial('storage unmounted under a running serve: EIO, no crash; it recovers
   const r = await run('sh', ['-c', `{ cat '${join(m, other)}' > /dev/null; } 2>&1; echo rc=$?`]);
   t.regex(r, /Input\/output error\nrc=1/, srv.log());
   t.is(srv.proc.exitCode, null, 'still running');
-  await run('ls', ['-R', m]); // the mount answers
+  await run('find', [m, '-maxdepth', '2']); // the mount answers (inside an image folder, its volume is gone too: EIO)
   await run('mount', [fs.device, fs.mountpoint]);
   t.true(await eventually(async () => (await run('cmp', [join(m, vhd), ref]).then(() => true, () => false)), 10_000), 'reads recover');
   await run('sh', ['-c', `cat '${join(m, other)}' > /dev/null`]);
