@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { type MbrFile, parseMbrFile } from '../urbackup/mbr-file.js';
 import { diskJson } from './disk-json.js';
-import { formatBytes as humanBytes } from './progress-bar.js';
+import { formatBytes as humanBytes } from '../base/units.js';
 import { loadBackupDisk } from './source.js';
 
 export interface InspectArgs {
