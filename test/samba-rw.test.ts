@@ -7,7 +7,7 @@
 // told by NTSTATUS codes, never by message text.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, open, readdir } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { synthvhd } from './helpers/cli.js';
@@ -18,7 +18,7 @@ import { type SambaUser, type Smbd, addSambaUser, startSmbd } from './helpers/sa
 import { uefiGpt } from './helpers/scenarios.js';
 import { ServeTracker } from './helpers/serve-process.js';
 import {
-  FILE_CREATE, FILE_NO_INTERMEDIATE_BUFFERING, FILE_NON_DIRECTORY_FILE, FILE_OPEN, FILE_SHARE_READ, FILE_SHARE_WRITE, GENERIC_READ, GENERIC_WRITE,
+  FILE_CREATE, FILE_NO_INTERMEDIATE_BUFFERING, FILE_NON_DIRECTORY_FILE, FILE_OPEN, FILE_OVERWRITE_IF, FILE_SHARE_READ, FILE_SHARE_WRITE, GENERIC_READ, GENERIC_WRITE,
   type SmbEntry, type SmbOp, type SmbResult, requirePythonSamba, smbOps,
 } from './helpers/smb-ops.js';
 import { guardStorage } from './helpers/storage-guard.js';
@@ -168,13 +168,40 @@ test.serial('the served files are never SPARSE or COMPRESSED, written or not', a
   }
 });
 
-test.serial('creating a file or a folder over the share fails and nothing appears', async (t) => {
+test.serial('creating, deleting or renaming over the share fails; an overwrite empties only its own view; nothing changes for others', async (t) => {
   const names = async (): Promise<string[]> => [...(await readdir(mount)), ...(await readdir(join(mount, CLIENT)))].sort();
   const listed = await names();
-  const create = (path: string): SmbOp => ({ op: 'open', conn: 'c', share: 'backups', handle: path, path, access: GENERIC_READ | GENERIC_WRITE, share_access: 0, disposition: FILE_CREATE, options: FILE_NON_DIRECTORY_FILE });
-  const r = await ops([create('new.bin'), create(`${CLIENT}/new.vhdx`), { op: 'mkdir', conn: 'c', share: 'backups', path: 'newdir' }, { op: 'mkdir', conn: 'c', share: 'backups', path: `${CLIENT}/newdir` }]);
+  const want = await pristine();
+  const size = (await stat(join(mount, DISK))).size;
+  const create = (path: string, disposition = FILE_CREATE): SmbOp => ({ op: 'open', conn: 'c', share: 'backups', handle: path, path, access: GENERIC_READ | GENERIC_WRITE, share_access: 0, disposition, options: FILE_NON_DIRECTORY_FILE });
+  const r = await ops([
+    create('new.bin'),
+    create(`${CLIENT}/new.vhdx`),
+    { op: 'mkdir', conn: 'c', share: 'backups', path: 'newdir' },
+    { op: 'mkdir', conn: 'c', share: 'backups', path: `${CLIENT}/newdir` },
+    { op: 'unlink', conn: 'c', share: 'backups', path: DISK },
+    { op: 'rename', conn: 'c', share: 'backups', path: DISK, to: `${CLIENT}/renamed.vhdx` },
+  ]);
   for (const [i, x] of r.entries()) t.true(REFUSED.includes(status(x)!), `op ${i}: ${JSON.stringify(x)}`);
+  // Samba overwrites an existing file by opening it and truncating that handle: the writer's
+  // own view goes empty, and is thrown away at its close (docs/overlays.md §1). Its read at 0 is
+  // at the end of the file, as a read at the end of the pristine disk is (this client library
+  // reports either as an error: the two outcomes are compared).
+  const overwrite = await ops([
+    create(DISK, FILE_OVERWRITE_IF),
+    { op: 'read', handle: DISK, offset: 0, length: 4096 },
+    { op: 'close', handle: DISK },
+    openReadOnly('r', 'ro'),
+    { op: 'read', handle: 'ro', offset: size, length: 4096 },
+    { op: 'read', handle: 'ro', offset: 0, length: 4096 },
+  ]);
+  value(overwrite[0], 'the overwrite open');
+  t.true(status(overwrite[4]) !== undefined, `a read at the pristine end: ${JSON.stringify(overwrite[4])}`);
+  t.deepEqual(overwrite[1], overwrite[4], 'the overwritten view ends at 0');
+  t.true(bytes(overwrite[5], 'a read of the pristine disk after the overwrite').length === 4096);
   t.deepEqual(await names(), listed);
+  t.is((await stat(join(mount, DISK))).size, size);
+  t.deepEqual(await pristine(), want);
 });
 
 test.serial('over a `serve --read-only` mount a read-write open fails and a read-only one reads', async (t) => {

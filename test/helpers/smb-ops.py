@@ -9,6 +9,8 @@
 #   close  handle
 #   list   conn, share, dir            -> [{"name", "attrib", "size"}]
 #   mkdir  conn, share, path
+#   unlink conn, share, path
+#   rename conn, share, path, to
 # stdout: [{"ok": value} | {"ntstatus": code} | {"unopened": handle}] in the same order. A failed
 # call is reported by its NTSTATUS code, never its message; the ops after it still run, those on
 # a handle whose open failed as "unopened".
@@ -67,7 +69,16 @@ def main():
         conn(op).mkdir(op["path"])
         return None
 
-    table = {"open": do_open, "write": do_write, "read": do_read, "close": do_close, "list": do_list, "mkdir": do_mkdir}
+    def do_unlink(op):
+        conn(op).unlink(op["path"])
+        return None
+
+    def do_rename(op):
+        conn(op).rename(op["path"], op["to"])
+        return None
+
+    table = {"open": do_open, "write": do_write, "read": do_read, "close": do_close, "list": do_list, "mkdir": do_mkdir,
+             "unlink": do_unlink, "rename": do_rename}
     results = []
     for op in spec["ops"]:
         if op["op"] != "open" and "handle" in op and op["handle"] not in handles:

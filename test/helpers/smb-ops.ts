@@ -17,6 +17,7 @@ export const FILE_SHARE_WRITE = 0x2;
 /** MS-SMB2 2.2.13 CreateDisposition. */
 export const FILE_OPEN = 0x1;
 export const FILE_CREATE = 0x2;
+export const FILE_OVERWRITE_IF = 0x5;
 export const FILE_NO_INTERMEDIATE_BUFFERING = 0x8;
 export const FILE_NON_DIRECTORY_FILE = 0x40;
 
@@ -26,7 +27,9 @@ export type SmbOp =
   | { op: 'read'; handle: string; offset: number; length: number }
   | { op: 'close'; handle: string }
   | { op: 'list'; conn: string; share: string; dir: string }
-  | { op: 'mkdir'; conn: string; share: string; path: string };
+  | { op: 'mkdir'; conn: string; share: string; path: string }
+  | { op: 'unlink'; conn: string; share: string; path: string }
+  | { op: 'rename'; conn: string; share: string; path: string; to: string };
 
 export interface SmbEntry {
   readonly name: string;
