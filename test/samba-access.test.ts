@@ -138,7 +138,7 @@ test.serial('doctor: ok when a Samba user the share admits can read every disk; 
   const closed = join(work, 'closed.conf');
   await writeFile(closed, `${await readFile(smbd!.conf, 'utf8')}\n[closed]\n   path = ${byStorage}\n   valid users = ${samba.outsider!.name}\n`);
   const lines = await doctorLines('--mount', byStorage, '--smb-conf', closed);
-  t.regex(lineOf(lines, /share \[closed\] admits/), new RegExp(`^warn +2 of 2 disks .* share \\[closed\\] admits \\(${samba.outsider!.name}\\).* is 0:svhd-sub-\\w+ 0440 — add a Samba user to unix group svhd-sub-`));
+  t.regex(lineOf(lines, /share \[closed\] admits/), new RegExp(`^warn +2 of 2 disks .* share \\[closed\\] admits \\(${samba.outsider!.name}\\).* is 0:svhd-sub-\\w+ 0660 — add a Samba user to unix group svhd-sub-`));
   t.regex(lineOf(lines, /share \[backups\] admits/), /^ok/);
 });
 
