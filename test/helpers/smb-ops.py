@@ -24,71 +24,74 @@ from samba.samba3 import libsmb_samba_internal as libsmb
 from samba.samba3 import param as s3param
 
 
-def main():
-    spec = json.load(sys.stdin)
-    lp = s3param.get_context()
-    lp.load(spec["conf"])
-    creds = Credentials()
-    creds.guess(lp)
-    creds.set_username(spec["user"])
-    creds.set_password(spec["password"])
-    conns = {}
-    handles = {}
+class Session:
+    """The connections (by name and share) and open handles (by name) of one run."""
 
-    def conn(op):
+    def __init__(self, spec):
+        self.spec = spec
+        self.lp = s3param.get_context()
+        self.lp.load(spec["conf"])
+        self.creds = Credentials()
+        self.creds.guess(self.lp)
+        self.creds.set_username(spec["user"])
+        self.creds.set_password(spec["password"])
+        self.conns = {}
+        self.handles = {}
+
+    def conn(self, op):
         key = (op["conn"], op["share"])
-        if key not in conns:
-            conns[key] = libsmb.Conn(spec["host"], op["share"], lp, creds)
-        return conns[key]
+        if key not in self.conns:
+            self.conns[key] = libsmb.Conn(self.spec["host"], op["share"], self.lp, self.creds)
+        return self.conns[key]
 
-    def do_open(op):
-        c = conn(op)
+    def open(self, op):
+        c = self.conn(op)
         fnum = c.create(Name=op["path"], DesiredAccess=op["access"], ShareAccess=op["share_access"],
                         CreateDisposition=op["disposition"], CreateOptions=op["options"])
-        handles[op["handle"]] = (c, fnum)
+        self.handles[op["handle"]] = (c, fnum)
         return fnum
 
-    def do_write(op):
-        c, fnum = handles[op["handle"]]
+    def write(self, op):
+        c, fnum = self.handles[op["handle"]]
         c.write(fnum, buffer=base64.b64decode(op["data"]), offset=op["offset"])
-        return None
 
-    def do_read(op):
-        c, fnum = handles[op["handle"]]
+    def read(self, op):
+        c, fnum = self.handles[op["handle"]]
         return base64.b64encode(c.read(fnum, op["offset"], op["length"])).decode()
 
-    def do_close(op):
-        c, fnum = handles.pop(op["handle"])
+    def close(self, op):
+        c, fnum = self.handles.pop(op["handle"])
         c.close(fnum)
-        return None
 
-    def do_list(op):
-        return [{"name": e["name"], "attrib": e["attrib"], "size": e["size"]} for e in conn(op).list(op["dir"])]
+    def list(self, op):
+        return [{"name": e["name"], "attrib": e["attrib"], "size": e["size"]} for e in self.conn(op).list(op["dir"])]
 
-    def do_mkdir(op):
-        conn(op).mkdir(op["path"])
-        return None
+    def mkdir(self, op):
+        self.conn(op).mkdir(op["path"])
 
-    def do_unlink(op):
-        conn(op).unlink(op["path"])
-        return None
+    def unlink(self, op):
+        self.conn(op).unlink(op["path"])
 
-    def do_rename(op):
-        conn(op).rename(op["path"], op["to"])
-        return None
+    def rename(self, op):
+        self.conn(op).rename(op["path"], op["to"])
 
-    table = {"open": do_open, "write": do_write, "read": do_read, "close": do_close, "list": do_list, "mkdir": do_mkdir,
-             "unlink": do_unlink, "rename": do_rename}
-    results = []
-    for op in spec["ops"]:
-        if op["op"] != "open" and "handle" in op and op["handle"] not in handles:
-            results.append({"unopened": op["handle"]})
-            continue
+    def run(self, op):
+        if op["op"] != "open" and "handle" in op and op["handle"] not in self.handles:
+            return {"unopened": op["handle"]}
         try:
-            results.append({"ok": table[op["op"]](op)})
+            return {"ok": OPS[op["op"]](self, op)}
         except NTSTATUSError as e:
-            results.append({"ntstatus": e.args[0] & 0xFFFFFFFF})
-    json.dump(results, sys.stdout)
+            return {"ntstatus": e.args[0] & 0xFFFFFFFF}
+
+
+OPS = {"open": Session.open, "write": Session.write, "read": Session.read, "close": Session.close, "list": Session.list,
+       "mkdir": Session.mkdir, "unlink": Session.unlink, "rename": Session.rename}
+
+
+def main():
+    spec = json.load(sys.stdin)
+    session = Session(spec)
+    json.dump([session.run(op) for op in spec["ops"]], sys.stdout)
 
 
 main()
