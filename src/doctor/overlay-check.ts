@@ -3,7 +3,7 @@
 // folder serve will create is judged by the nearest existing folder above it, and the O_TMPFILE
 // probe leaves no file behind.
 import { lstat, statfs } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { type Bytes, formatBytes } from '../base/units.js';
 import { defaultOverlayDir, defaultOverlayLimit, createUnlinked } from '../serve/overlay-store.js';
 import { fsTypeName } from '../sys/reflink.js';
@@ -28,9 +28,10 @@ async function nearestExisting(dir: string): Promise<string> {
   return path;
 }
 
+/** Whether `child` is `parent` or below it, by their paths. */
 const inside = (child: string, parent: string): boolean => {
   const r = relative(resolve(parent), resolve(child));
-  return r === '' || (!r.startsWith('..') && !r.startsWith('/'));
+  return r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r);
 };
 
 /** What serve's overlay folder would be, whether it can be, and how much the overlays may take. */
