@@ -16,6 +16,7 @@ declare -A need=(
   [/usr/share/OVMF/OVMF_CODE_4M.fd]=ovmf [/usr/share/seabios/bios-256k.bin]=seabios
   [setfattr]=attr [pdbedit]=samba [setfacl]=acl [/usr/lib/x86_64-linux-gnu/libwim.so.15]=libwim15
   [/usr/lib/python3/dist-packages/pyfsntfs.cpython-311-x86_64-linux-gnu.so]=python3-libfsntfs
+  [/usr/lib/python3/dist-packages/samba/samba3/libsmb_samba_internal.py]=python3-samba [ip]=iproute2
   [dpkg-deb]=dpkg [debootstrap]=debootstrap [lintian]=lintian [busybox]=busybox-static [cpio]=cpio
 )
 missing=()

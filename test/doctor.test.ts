@@ -2,13 +2,16 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPassthrough } from '../src/doctor/fuse-checks.js';
 import { shareSection } from '../src/samba/share-section.js';
+import { formatBytes } from '../src/base/units.js';
+import { defaultOverlayLimit } from '../src/serve/overlay-store.js';
 import { makeLoopFs, type LoopFs } from './helpers/loopfs.js';
-import { requireTool } from './helpers/run.js';
+import { makeNtfsImage, withNtfs3g } from './helpers/ntfs-volume.js';
+import { requireTool, run } from './helpers/run.js';
 
 const CLI = new URL('../src/cli/main.cjs', import.meta.url).pathname;
 let btrfs: LoopFs | undefined;
@@ -80,11 +83,58 @@ test('a share at the mount with the synthvhd settings is ok; drifted settings wa
   const good = doctor('--mount', '/srv/x', '--smb-conf', await conf('good.conf', shareSection({ name: 'vhds', path: '/srv/x/' })));
   t.regex(line(good.lines, /share|testparm rejects/), /^ok +share \[vhds\] .* exports \/srv\/x with the synthvhd settings/);
   const drifted = doctor('--mount', '/srv/x', '--smb-conf', await conf('drift.conf', '[vhds]\n   path = /srv/x\n   read only = yes\n   vfs objects = btrfs\n'));
-  t.regex(line(drifted.lines, /share/), /^warn +share \[vhds\].*ea support = Yes \(want no\).*vfs objects = btrfs \(want empty\)/);
+  t.regex(line(drifted.lines, /share/), /^warn +share \[vhds\].*: read only = Yes \(want no\).*ea support = Yes \(want no\).*vfs objects = btrfs \(want empty\)/);
+  // Over a `serve --read-only` mount a read-only share is fine.
+  const readOnlyConf = await conf('read-only.conf', shareSection({ name: 'vhds', path: '/srv/x' }).replace('read only = no', 'read only = yes'));
+  t.regex(line(doctor('--mount', '/srv/x', '--smb-conf', readOnlyConf, '--read-only').lines, /share/), /^ok +share \[vhds\] .* with the synthvhd settings/);
+  t.regex(line(doctor('--mount', '/srv/x', '--smb-conf', readOnlyConf).lines, /share/), /^warn +share \[vhds\].*: read only = Yes \(want no\) — /);
   const guests = doctor('--mount', '/srv/x', '--smb-conf', await conf('guest.conf', shareSection({ name: 'vhds', path: '/srv/x' }).replace('guest ok = no', 'guest ok = yes')));
   t.regex(line(guests.lines, /share/), /^fail +share \[vhds\] allows guests/);
   t.is(guests.code, 1);
   const none = doctor('--mount', '/srv/x', '--smb-conf', await conf('none.conf', shareSection({ name: 'vhds', path: '/srv/elsewhere' })));
   t.regex(line(none.lines, /share/), /^fail +no share .* has path = \/srv\/x — add the output of 'synthvhd samba-conf --mount \/srv\/x'/);
   t.is(none.code, 1);
+});
+
+test('doctor reports the overlay folder serve would use, its free space and the limit, and makes nothing', async (t) => {
+  // A tmpfs of its own: its free space is exactly its size, whatever the other tests write.
+  const cache = join(work, 'tmpfs-cache');
+  await mkdir(cache);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0755', 'tmpfs', cache]);
+  t.teardown(() => run('umount', [cache]));
+  const s = await statfs(cache);
+  const free = s.bavail * s.bsize;
+  const byDefault = doctor('--storage', storage, '--cache-dir', cache, '--mount', '/srv/x');
+  const line0 = line(byDefault.lines, /overlays of/);
+  t.is(line0, `ok    overlays of read-write attaches go to ${cache}/overlays (tmpfs, made 0700 at start under ${cache}): ${formatBytes(free)} free, at most ${formatBytes(defaultOverlayLimit(free))} in all (a quarter of the free space); past it writes fail with ENOSPC`);
+  t.regex(line(byDefault.lines, /on tmpfs/), /^warn +the overlay folder .* is on tmpfs: overlays take memory/);
+  t.deepEqual(await readdir(cache), []);
+  const own = join(work, 'overlays');
+  await mkdir(own);
+  const given = doctor('--mount', '/srv/x', '--overlay-dir', own, '--overlay-limit', '1G');
+  t.regex(line(given.lines, /overlay/), new RegExp(`^ok +overlays of read-write attaches go to ${own} \\(\\w+\\): .* free, at most 1\\.0 GiB in all \\(--overlay-limit\\)`));
+  t.deepEqual(await readdir(own), [], 'the probe leaves no file');
+  const tooMuch = doctor('--mount', '/srv/x', '--overlay-dir', own, '--overlay-limit', '1000T');
+  t.regex(line(tooMuch.lines, /overlay-limit .* more than/), /^warn +--overlay-limit 1000\.0 TiB is more than the .* free in /);
+  t.regex(line(doctor('--read-only').lines, /read-only/), /^ok +--read-only: every open for writing is refused/);
+});
+
+test('an overlay folder in the storage, a file, or on a filesystem without O_TMPFILE fails', async (t) => {
+  const inStorage = doctor('--storage', storage, '--mount', '/srv/x', '--overlay-dir', join(storage, 'overlays'));
+  t.regex(line(inStorage.lines, /overlay/), /^fail +the overlay folder .* is inside the storage/);
+  t.is(inStorage.code, 1);
+  const file = join(work, 'not-a-folder');
+  await writeFile(file, '');
+  t.regex(line(doctor('--mount', '/srv/x', '--overlay-dir', file).lines, /overlay/), /^fail +the overlay folder .* is not a folder/);
+  // ntfs-3g (FUSE) makes no unlinked files.
+  const image = join(work, 'ntfs.img');
+  await makeNtfsImage(image, 16);
+  await withNtfs3g(image, join(work, 'ntfs'), [], async (mnt) => {
+    const before = await readdir(mnt);
+    const ntfs = doctor('--mount', '/srv/x', '--overlay-dir', join(mnt, 'overlays'));
+    t.regex(line(ntfs.lines, /overlay/), /^fail +overlays cannot live in .*: .*O_TMPFILE/);
+    t.is(ntfs.code, 1);
+    t.deepEqual(await readdir(mnt), before);
+  });
+  t.is(doctor('--mount', '/srv/x', '--overlay-limit', 'lots').code, 2);
 });

@@ -6,7 +6,8 @@ import { containerLayout } from '../catalog/container-file.js';
 import { CONTAINER_KINDS, type ContainerKind, bitmapNotes, isVhdKind, kindPresentBlocks, kindRefusal } from '../catalog/container-kind.js';
 import { materialize, type ReflinkMode } from '../io/materialize.js';
 import { UsageError } from './errors.js';
-import { formatBytes as humanBytes, progressBar } from './progress-bar.js';
+import { formatBytes as humanBytes } from '../base/units.js';
+import { progressBar } from './progress-bar.js';
 import { loadBackupDisk } from './source.js';
 
 export interface BuildArgs {

@@ -1,4 +1,5 @@
-// `synthvhd doctor [--storage DIR] [--cache-dir DIR] [--mount DIR] [--smb-conf FILE]`: one line per finding.
+// `synthvhd doctor [--storage DIR] [--cache-dir DIR] [--mount DIR] [--smb-conf FILE]
+// [--read-only | --overlay-dir DIR --overlay-limit SIZE]`: one line per finding.
 import type { Argv } from 'yargs';
 import { type Finding, formatFinding } from '../doctor/finding.js';
 import { release } from 'node:os';
@@ -6,6 +7,8 @@ import { checkFuseDevice, checkPassthrough, checkRoot } from '../doctor/fuse-che
 import { checkReflink } from '../doctor/reflink-check.js';
 import { checkStorageOpen } from '../doctor/access-checks.js';
 import { checkMounted, checkSambaTools, checkShare } from '../doctor/samba-checks.js';
+import { checkOverlays } from '../doctor/overlay-check.js';
+import { parseByteSize } from './byte-size.js';
 import { EXIT_RUNTIME } from './errors.js';
 
 /** The mount point of the shipped smb.conf and systemd unit. */
@@ -16,6 +19,9 @@ export interface DoctorArgs {
   cacheDir?: string;
   mount: string;
   smbConf?: string;
+  readOnly: boolean;
+  overlayDir?: string;
+  overlayLimit?: string;
 }
 
 export function doctorCommand(y: Argv): Argv<DoctorArgs> {
@@ -23,18 +29,23 @@ export function doctorCommand(y: Argv): Argv<DoctorArgs> {
     .option('storage', { type: 'string', describe: 'the UrBackup storage folder (only read)' })
     .option('cache-dir', { type: 'string', describe: 'the --cache-dir of serve: tests a reflink clone into it' })
     .option('mount', { type: 'string', default: DEFAULT_MOUNT, describe: 'the mount point of serve, which a Samba share should export' })
-    .option('smb-conf', { type: 'string', describe: "the smb.conf to check (default: Samba's own)" }) as unknown as Argv<DoctorArgs>;
+    .option('smb-conf', { type: 'string', describe: "the smb.conf to check (default: Samba's own)" })
+    .option('read-only', { type: 'boolean', default: false, describe: 'the --read-only of serve: no overlays to check' })
+    .option('overlay-dir', { type: 'string', describe: 'the --overlay-dir of serve (default: as serve picks it)' })
+    .option('overlay-limit', { type: 'string', describe: 'the --overlay-limit of serve (default: as serve computes it)' }) as unknown as Argv<DoctorArgs>;
 }
 
 export async function runDoctor(a: DoctorArgs, out: (s: string) => void): Promise<void> {
+  const overlayLimit = a.overlayLimit === undefined ? undefined : parseByteSize('--overlay-limit', a.overlayLimit);
   const findings: Finding[] = [
     await checkFuseDevice(),
     checkRoot(process.getuid?.() ?? 0),
     checkPassthrough(release()),
     ...(await checkReflink(a.storage, a.cacheDir)),
     ...(await checkStorageOpen(a.storage)),
+    ...(await checkOverlays({ readOnly: a.readOnly, storage: a.storage, cacheDir: a.cacheDir, overlayDir: a.overlayDir, overlayLimit })),
     ...(await checkSambaTools()),
-    ...(await checkShare(a.mount, a.smbConf)),
+    ...(await checkShare(a.mount, a.smbConf, a.readOnly)),
     await checkMounted(a.mount),
   ];
   for (const f of findings) out(formatFinding(f));

@@ -5,7 +5,8 @@ import type { Argv } from 'yargs';
 import { extractNode, nodeAt } from '../io/extract-tree.js';
 import type { ReflinkMode } from '../io/materialize.js';
 import { openImageFiles } from '../serve/image-volume.js';
-import { formatBytes, progressBar } from './progress-bar.js';
+import { formatBytes } from '../base/units.js';
+import { progressBar } from './progress-bar.js';
 import { imageFolderOf } from './source.js';
 
 export interface ExtractArgs {

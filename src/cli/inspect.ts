@@ -5,7 +5,7 @@ import { type MbrFile, parseMbrFile } from '../urbackup/mbr-file.js';
 import { imageFileSystem } from '../serve/image-volume.js';
 import { diskJson } from './disk-json.js';
 import { errorText } from './errors.js';
-import { formatBytes as humanBytes } from './progress-bar.js';
+import { formatBytes as humanBytes } from '../base/units.js';
 import { loadBackupDisk } from './source.js';
 
 export interface InspectArgs {

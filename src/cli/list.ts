@@ -4,7 +4,7 @@ import { DATABASE_OPTION, databaseFor } from './database-option.js';
 import { ImageLoader } from '../catalog/image-loader.js';
 import { scanDisks } from '../catalog/disk-scan.js';
 import { diskJson } from './disk-json.js';
-import { formatBytes as humanBytes } from './progress-bar.js';
+import { formatBytes as humanBytes } from '../base/units.js';
 
 export interface ListArgs {
   urbackupDb?: string;

@@ -1,25 +1,15 @@
 // A one-line progress bar on stderr for long builds; silent when stderr is not a terminal.
-import type { Bytes } from '../base/units.js';
+import { type Bytes, formatBytes } from '../base/units.js';
 
 /** Redraw at most this often: a build reports progress far more often than a terminal needs. */
 const REDRAW_MS = 100;
 const BAR_WIDTH = 20;
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
 export interface ProgressBar {
   /** Takes the shape of materialize's onProgress, so it can be passed as is. */
   readonly update: (done: Bytes, total: Bytes) => void;
   /** Draws the last state and ends the line. */
   readonly finish: () => void;
-}
-
-export function formatBytes(n: Bytes): string {
-  let unit = 0;
-  while (n >= 1024 && unit < UNITS.length - 1) {
-    n /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /** h:mm:ss, or m:ss under an hour. */

@@ -7,12 +7,16 @@ import { runTool, whichTool } from './tools.js';
 import { checkShareReaders } from './access-checks.js';
 import { type SmbConf, parseTestparm, sharesAt } from './smb-conf.js';
 
-/** Settings of `share` that differ from SHARE_SETTINGS, as "key = actual (want wanted)". */
-export function shareDrift(conf: SmbConf, share: string): string[] {
+/**
+ * Settings of `share` that differ from SHARE_SETTINGS, as "key = actual (want wanted)". Over a
+ * `serve --read-only` mount, where nothing can be written anyway, a read-only share is as good.
+ */
+export function shareDrift(conf: SmbConf, share: string, serveReadOnly: boolean): string[] {
   const kv = conf.get(share)!;
   const global = conf.get('global') ?? new Map<string, string>();
   const out: string[] = [];
   for (const [key, want] of SHARE_SETTINGS) {
+    if (serveReadOnly && key === 'read only') continue;
     const actual = kv.get(key) ?? global.get(key);
     if (actual !== undefined && actual.toLowerCase() !== want.toLowerCase()) out.push(`${key} = ${actual} (want ${want || 'empty'})`);
   }
@@ -29,7 +33,7 @@ export async function checkSambaTools(): Promise<Finding[]> {
 }
 
 /** Checks the smb.conf that testparm reads (`smbConf`, or Samba's default) for a share of `mount`. */
-export async function checkShare(mount: string, smbConf: string | undefined): Promise<Finding[]> {
+export async function checkShare(mount: string, smbConf: string | undefined, serveReadOnly: boolean): Promise<Finding[]> {
   const testparm = await whichTool('testparm');
   if (!testparm) return [];
   const r = await runTool(testparm, ['-s', '-v', ...(smbConf ? [smbConf] : [])]);
@@ -41,7 +45,7 @@ export async function checkShare(mount: string, smbConf: string | undefined): Pr
     return [fail(`no share in ${confName} has path = ${mount}`, `add the output of 'synthvhd samba-conf --mount ${mount}' to it, then 'smbcontrol smbd reload-config'`)];
   }
   const settings = shares.map((share) => {
-    const drift = shareDrift(conf, share);
+    const drift = shareDrift(conf, share, serveReadOnly);
     if (conf.get(share)!.get('guest ok')?.toLowerCase() === 'yes') return fail(`share [${share}] allows guests`, "set 'guest ok = no': backups are sensitive");
     return drift.length === 0
       ? ok(`share [${share}] in ${confName} exports ${mount} with the synthvhd settings`)

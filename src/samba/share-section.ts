@@ -16,11 +16,12 @@ export function validUsersOf(o: Pick<ShareOptions, 'validUsers' | 'group'>): str
 }
 
 /**
- * Settings a read-only share of immutable, FUSE-backed VHD files needs, each with its reason.
+ * Settings a share of FUSE-backed VHD files needs, each with its reason: read-write opens
+ * (Windows' read-write attach) get private overlays, nothing else is ever written (docs/vhd-vhdx.md §3.2).
  * The shipped samba-conf/smb.conf carries the same lines (a test keeps them in step).
  */
 export const SHARE_SETTINGS: readonly (readonly [key: string, value: string, why: string])[] = [
-  ['read only', 'yes', 'attach with "attach vdisk readonly"; the mount refuses writes anyway'],
+  ['read only', 'no', "a read-write attach opens for writing: the mount keeps each writer's writes in a private overlay, gone at detach (docs/overlays.md); it refuses new files, deletes and renames"],
   ['guest ok', 'no', 'backups are sensitive: authenticated users only'],
   ['browseable', 'yes', ''],
   [
@@ -37,9 +38,9 @@ export const SHARE_SETTINGS: readonly (readonly [key: string, value: string, why
   ['kernel oplocks', 'no', 'FUSE has no kernel leases'],
   ['kernel share modes', 'no', ''],
   ['posix locking', 'no', 'with the two above, lets Samba grant durable handles'],
-  ['oplocks', 'yes', 'safe: the virtual files never change while they exist'],
+  ['oplocks', 'yes', "safe: a disk's bytes change for nobody but its own writer"],
   ['strict allocate', 'no', 'never fallocate on the FUSE mount'],
-  ['strict sync', 'no', 'nothing to flush on a read-only mount'],
+  ['strict sync', 'no', 'nothing to flush: an overlay is thrown away at close'],
   ['use sendfile', 'no', ''],
 ];
 

@@ -2,6 +2,7 @@
 // (--overlay-limit): docs/overlays.md §2.
 import { constants } from 'node:fs';
 import { chmod, type FileHandle, lstat, mkdir, open, statfs } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Bytes } from '../base/units.js';
 
@@ -44,15 +45,9 @@ export class OverlayStore {
     return store;
   }
 
-  /** A new unlinked file in the folder (O_TMPFILE): nothing of it is left after a crash or kill -9. */
-  async create(): Promise<FileHandle> {
-    try {
-      return await open(this.dir, O_TMPFILE | constants.O_RDWR, 0o600);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'EOPNOTSUPP' || code === 'EISDIR' ? 'its filesystem cannot make unlinked files (O_TMPFILE)' : (e as Error).message;
-      throw new Error(`--overlay-dir ${this.dir}: ${why}`, { cause: e });
-    }
+  /** A new overlay file: unlinked, in the folder. */
+  create(): Promise<FileHandle> {
+    return createUnlinked(this.dir);
   }
 
   /** What the limit leaves for writes now. */
@@ -90,7 +85,24 @@ async function makeFolders(dir: string): Promise<void> {
   for (const d of missing) await mkdir(d, { mode: 0o700 });
 }
 
+/** A new unlinked file in `dir` (O_TMPFILE): nothing of it is left after a crash or kill -9. */
+export async function createUnlinked(dir: string): Promise<FileHandle> {
+  try {
+    return await open(dir, O_TMPFILE | constants.O_RDWR, 0o600);
+  } catch (e) {
+    // By number: Node names errno 95 ENOTSUP, not EOPNOTSUPP. A kernel without O_TMPFILE sees O_DIRECTORY: EISDIR.
+    const errno = -((e as NodeJS.ErrnoException).errno ?? 0);
+    const why = errno === osConstants.errno.EOPNOTSUPP || errno === osConstants.errno.EISDIR ? 'its filesystem cannot make unlinked files (O_TMPFILE)' : (e as Error).message;
+    throw new Error(`--overlay-dir ${dir}: ${why}`, { cause: e });
+  }
+}
+
+/** The default --overlay-limit of a folder with `free` bytes available to synthvhd. */
+export function defaultOverlayLimit(free: Bytes): Bytes {
+  return Math.floor(free * DEFAULT_FREE_SHARE);
+}
+
 async function defaultLimit(dir: string): Promise<Bytes> {
   const s = await statfs(dir);
-  return Math.floor(s.bavail * s.bsize * DEFAULT_FREE_SHARE);
+  return defaultOverlayLimit(s.bavail * s.bsize);
 }

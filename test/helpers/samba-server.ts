@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { Netns } from './netns.js';
 import { run } from './run.js';
 
 /** The shipped configuration, from dist/test/helpers/ back to the checkout. */
@@ -63,7 +64,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function accepts(port: number): Promise<boolean> {
+async function accepts(port: number, netns: Netns | undefined): Promise<boolean> {
+  if (netns) {
+    // Node cannot connect inside another namespace: bash's /dev/tcp can, and tells by its exit code.
+    const [cmd, ...args] = netns.exec('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]);
+    return run(cmd!, args).then(() => true, () => false);
+  }
   return new Promise((res) => {
     const s = connect(port, '127.0.0.1');
     s.once('connect', () => (s.destroy(), res(true)));
@@ -80,8 +86,11 @@ export interface Smbd {
   stop(): Promise<void>;
 }
 
-/** Starts smbd in the foreground, in a process group of its own, and waits until it listens. `extraShares` is appended to the configuration. */
-export async function startSmbd(o: { sharePath: string; port: number; dir: string; extraShares?: string }): Promise<Smbd> {
+/**
+ * Starts smbd in the foreground, in a process group of its own, and waits until it listens.
+ * `extraShares` is appended to the configuration; with `netns` it runs inside that namespace.
+ */
+export async function startSmbd(o: { sharePath: string; port: number; dir: string; extraShares?: string; netns?: Netns }): Promise<Smbd> {
   // Like Debian's /var/lib/samba: only private/ is closed. smbd children switch to the connected
   // user, and one that cannot read lock/msg.lock takes live processes for dead and "cleans up"
   // their share-mode entries (then panics: "Could not store share mode data").
@@ -92,7 +101,10 @@ export async function startSmbd(o: { sharePath: string; port: number; dir: strin
   await chmod(dirname(o.dir), 0o711);
   const conf = join(o.dir, 'smb.conf');
   await writeFile(conf, `${privateSmbConf(await readFile(SHIPPED_SMB_CONF, 'utf8'), o)}\n${o.extraShares ?? ''}`);
-  const child: ChildProcess = spawn('smbd', ['--foreground', '--no-process-group', '-s', conf], { detached: true, stdio: 'ignore' });
+  const argv = ['--foreground', '--no-process-group', '-s', conf];
+  // `ip netns exec` execs smbd itself: the pid and process group stay smbd's.
+  const [cmd, ...args] = o.netns ? o.netns.exec('smbd', argv) : ['smbd', ...argv];
+  const child: ChildProcess = spawn(cmd!, args, { detached: true, stdio: 'ignore' });
   let exited = false;
   const exit = new Promise<void>((res) => child.once('exit', () => ((exited = true), res())));
   const pid = child.pid!;
@@ -108,7 +120,7 @@ export async function startSmbd(o: { sharePath: string; port: number; dir: strin
     clearTimeout(timer);
   };
   for (let i = 0; i < 100 && !exited; i++) {
-    if (await accepts(o.port)) return { conf, port: o.port, pid, logDir: join(o.dir, 'log'), stop };
+    if (await accepts(o.port, o.netns)) return { conf, port: o.port, pid, logDir: join(o.dir, 'log'), stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
