@@ -181,6 +181,13 @@ test.serial('hard links are one inode; owner and modes are the disk file’s, re
   t.is(e, 'ENOENT');
 });
 
+test.serial('a folder of 2000 files: ls -l in one pass', async (t) => {
+  const started = Date.now();
+  const out = await run('ls', ['-l', join(imageDir('C'), 'big')]);
+  t.log(`ls -l of 2000 entries: ${Date.now() - started} ms`);
+  t.is(out.split('\n').filter((l) => /entry-\d+\.txt$/.test(l)).length, 2000);
+});
+
 test.serial('a volume no reader opens shows one text file saying why, logged once', async (t) => {
   const names = await readdir(imageDir('D'));
   t.deepEqual(names, ['CANNOT BROWSE - EXT4.txt']);
