@@ -3,7 +3,7 @@
 // volume (every name, type, size, link count, mtime and byte), WOF files decoded, owner and
 // modes those of the disk file, and a volume no reader opens shows why in a text file.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdtemp, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -18,6 +18,7 @@ import { addSambaUser, freePort, startSmbd } from './helpers/samba-server.js';
 import { ServeTracker, type ServeProcess } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
+import { unpackRealFixture } from './helpers/real-fixture.js';
 import { imageFolderName, writeImageBackup } from './helpers/urbackup-storage.js';
 import { wofCompressedData, wofReparsePoint } from './helpers/wimlib.js';
 
@@ -233,4 +234,19 @@ test.serial('a corrupt record: EIO for that file, one log line naming the backup
   t.is(lines.length, 1, server.log());
   t.true(lines[0]!.startsWith(`pc2/${imageFolderName(TIME, 'C')}/Users/alice/Documents/3m.bin: `), lines[0]);
   t.is((await stat(join(imageDir('C'), 'Users/alice/Documents/3m.bin'))).size, 3_000_000, 'the other backup is whole');
+});
+
+test.serial('the genuine UrBackup images (ext4, no reader yet): each image folder names ext4 and the disk to attach', async (t) => {
+  const real = join(work, 'real');
+  await mkdir(real);
+  const fx = await unpackRealFixture(real);
+  const fingerprint = await treeFingerprint(real);
+  const m = await tracker.mountpoint(work, 'mnt-real');
+  await tracker.serve(['--storage', real, '--mount', m, '--mode', 'passthrough', '--formats', 'vhdx']);
+  for (const img of fx.images) {
+    const dir = join(m, img.client, img.folder);
+    t.deepEqual(await readdir(dir), ['CANNOT BROWSE - EXT4.txt'], img.folder);
+    t.true((await readFile(join(dir, 'CANNOT BROWSE - EXT4.txt'), 'utf8')).includes(`${img.folder}.vhdx`), img.folder);
+  }
+  t.deepEqual(await treeFingerprint(real), fingerprint, 'the genuine storage is unchanged');
 });
