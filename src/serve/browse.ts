@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { CorruptVolumeError, type FileData, type FsNode, UnsupportedDataError, type VolumeFileSystem } from '../filesystem/volume-fs.js';
+import type { FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs.js';
 import { FuseError } from '../fuse/fuse-fs.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
@@ -212,7 +212,7 @@ export class Browser {
         this.logged.add(line);
         this.log(line);
       }
-      if (e instanceof CorruptVolumeError || e instanceof UnsupportedDataError) throw new FuseError(errno.EIO);
+      // A corrupt structure, data no decoder reads, a volume gone: EIO for what depends on it.
       throw new FuseError(errno.EIO, line);
     } finally {
       this.idle(slot);
