@@ -231,12 +231,16 @@ async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults[
   return result;
 }
 
-/** Seconds of an `ls -lR` of a mount, which must list at least `backups` disk files. */
+/**
+ * Seconds of an `ls -l` of a mount and every client folder in it (`ls -lR` down to the disks: the
+ * image folders beside them are listed, not entered, docs/browsing.md §3), which must list at
+ * least `backups` disk files.
+ */
 async function timedListing(mountpoint: string, backups: number): Promise<number> {
   let out = '';
-  const s = await timed(async () => (out = await run('ls', ['-lR', mountpoint])));
+  const s = await timed(async () => (out = await run('sh', ['-c', 'ls -l "$1" "$1"/*', 'ls', mountpoint])));
   const files = (out.match(/\.vhdx?$/gm) ?? []).length;
-  if (files < backups) throw new BenchError(`ls -lR ${mountpoint}: ${files} files, expected at least ${backups}`);
+  if (files < backups) throw new BenchError(`ls -l ${mountpoint} ${mountpoint}/*: ${files} files, expected at least ${backups}`);
   return s;
 }
 

@@ -3,7 +3,7 @@
 // volume (every name, type, size, link count, mtime and byte), WOF files decoded, owner and
 // modes those of the disk file, and a volume no reader opens shows why in a text file.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdtemp, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -13,11 +13,14 @@ import { openFileVolume } from '../src/io/file-volume.js';
 import { buildDisk } from './helpers/disk-builder.js';
 import { hexValue, symlink } from './helpers/ntfs-reparse.js';
 import { makeNtfsImage, mountedTree, withNtfs3g, type Tree } from './helpers/ntfs-volume.js';
+import { mountReadOnly } from './helpers/ext4-volume.js';
 import { requireTool, run } from './helpers/run.js';
 import { addSambaUser, freePort, startSmbd } from './helpers/samba-server.js';
 import { ServeTracker, type ServeProcess } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
+import { realRawPath, unpackRealFixture } from './helpers/real-fixture.js';
+import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
 import { imageFolderName, writeImageBackup } from './helpers/urbackup-storage.js';
 import { wofCompressedData, wofReparsePoint } from './helpers/wimlib.js';
 
@@ -181,6 +184,13 @@ test.serial('hard links are one inode; owner and modes are the disk file’s, re
   t.is(e, 'ENOENT');
 });
 
+test.serial('a folder of 2000 files: ls -l in one pass', async (t) => {
+  const started = Date.now();
+  const out = await run('ls', ['-l', join(imageDir('C'), 'big')]);
+  t.log(`ls -l of 2000 entries: ${Date.now() - started} ms`);
+  t.is(out.split('\n').filter((l) => /entry-\d+\.txt$/.test(l)).length, 2000);
+});
+
 test.serial('a volume no reader opens shows one text file saying why, logged once', async (t) => {
   const names = await readdir(imageDir('D'));
   t.deepEqual(names, ['CANNOT BROWSE - UNKNOWN.txt']);
@@ -226,4 +236,28 @@ test.serial('a corrupt record: EIO for that file, one log line naming the backup
   t.is(lines.length, 1, server.log());
   t.true(lines[0]!.startsWith(`pc2/${imageFolderName(TIME, 'C')}/Users/alice/Documents/3m.bin: `), lines[0]);
   t.is((await stat(join(imageDir('C'), 'Users/alice/Documents/3m.bin'))).size, 3_000_000, 'the other backup is whole');
+});
+
+test.serial('the genuine UrBackup images (ext4): each image folder shows its volume as the kernel’s ext4 does', async (t) => {
+  const real = join(work, 'real');
+  await mkdir(real);
+  const fx = await unpackRealFixture(real);
+  const fingerprint = await treeFingerprint(real);
+  const m = await tracker.mountpoint(work, 'mnt-real');
+  await tracker.serve(['--storage', real, '--mount', m, '--mode', 'passthrough', '--formats', 'vhdx']);
+  for (const img of fx.images) {
+    const raw = realRawPath(fx, img);
+    const kernel = await mountReadOnly(raw, RAW_VOLUME_OFFSET, (await stat(raw)).size - RAW_VOLUME_OFFSET);
+    try {
+      const want = await mountedTree(kernel.mountpoint);
+      const got = await mountedTree(join(m, img.client, img.folder));
+      t.true(Object.keys(want.lines).length > 0, img.folder);
+      t.deepEqual(got.lines, want.lines, img.folder);
+      // The mount's times are whole milliseconds (Attr.mtime is a Date); ext4 keeps nanoseconds.
+      t.deepEqual(Object.keys(want.mtimes).filter((p) => !(Math.abs(want.mtimes[p]! - got.mtimes[p]!) < 1)), [], img.folder);
+    } finally {
+      await kernel.cleanup();
+    }
+  }
+  t.deepEqual(await treeFingerprint(real), fingerprint, 'the genuine storage is unchanged');
 });

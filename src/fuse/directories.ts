@@ -16,6 +16,8 @@ export class Directories {
    * its folder's snapshot is the same (a changed file is a new node in a new snapshot).
    */
   private readonly plus = new WeakMap<readonly Dirent[], DirentsPlus>();
+  /** The entries of a snapshot by inode number, for telling the filesystem which were given. */
+  private readonly byIno = new WeakMap<readonly Dirent[], ReadonlyMap<number, Dirent>>();
 
   opened(dir: OpenDir): number {
     return this.open.add(dir);
@@ -27,6 +29,13 @@ export class Directories {
 
   released(fh: number): void {
     this.open.delete(fh);
+  }
+
+  /** The snapshot's entry with inode number `ino` (hard links: any of its names). */
+  entry(dir: OpenDir, ino: number): Dirent | undefined {
+    let m = this.byIno.get(dir.list);
+    if (!m) this.byIno.set(dir.list, (m = new Map(dir.list.map((e) => [e.ino, e]))));
+    return m.get(ino);
   }
 
   /** The snapshot's READDIRPLUS entries; `attrOf` gives an entry's lookup, undefined for none. */

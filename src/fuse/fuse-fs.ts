@@ -52,6 +52,8 @@ export interface FuseFs {
   readlink?(ino: number): Promise<string>;
   /** An extended attribute's value, or undefined for none (ENODATA). */
   getxattr?(ino: number, name: string): Buffer | undefined;
+  /** READDIRPLUS gave the kernel an entry of `list(dir)` that carries its attributes: one more lookup of it. */
+  given?(dir: number, entry: Dirent): void;
   /** The kernel let go of `nlookup` lookups of `ino` (FORGET). */
   forget?(ino: number, nlookup: number): void;
   /** `uid`: the caller's. Rejects with FuseError. */

@@ -183,11 +183,13 @@ function readdir(c: OpContext, req: Request): void {
 }
 
 /**
- * An entry's lookup for READDIRPLUS; none for `.` and `..`, a name that fails (its own LOOKUP then
- * says why), or a folder whose lookups are not answered at once (the kernel looks those up).
+ * An entry's attributes for READDIRPLUS: its own, or its lookup's; none for `.` and `..`, a name
+ * that fails (its own LOOKUP then says why), or one whose lookup is answered later (the kernel
+ * looks those up).
  */
 function entryOf(c: OpContext, dir: number, e: Dirent): Attr | undefined {
-  if (e.name === '.' || e.name === '..' || e.lookupLater) return undefined;
+  if (e.name === '.' || e.name === '..') return undefined;
+  if (e.attr) return e.attr;
   try {
     const attr = c.fs.lookup(dir, e.name);
     return attr instanceof Promise ? undefined : attr;
@@ -203,9 +205,17 @@ function readdirplus(c: OpContext, req: Request): void {
   if (!dir) return c.out.status(req, E.EBADF);
   const plus = c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds);
   const held = c.given.heldTest();
-  // An entry whose attributes differ by caller goes without them: the kernel looks it up.
+  // An entry whose attributes differ by caller goes without them (the kernel looks it up); one that
+  // carries its attributes and goes with them is a lookup the filesystem counts.
   const uncached = c.fs.uncached?.bind(c.fs);
-  c.out.send(direntsPlusReply(req, plus, offset, size, uncached ? (ino) => uncached(ino) || held(ino) : held));
+  const given = c.fs.given?.bind(c.fs);
+  const withoutAttrs = (ino: number): boolean => {
+    if (held(ino) || (uncached !== undefined && uncached(ino))) return true;
+    const e = given && c.dirs.entry(dir, ino);
+    if (e?.attr) given!(dir.ino, e);
+    return false;
+  };
+  c.out.send(direntsPlusReply(req, plus, offset, size, uncached || given ? withoutAttrs : held));
 }
 
 function releasedir(c: OpContext, req: Request): void {

@@ -374,8 +374,12 @@ export interface Dirent {
   readonly ino: number;
   readonly name: string;
   readonly mode: number;
-  /** READDIRPLUS leaves its attributes out: the kernel sends a LOOKUP, answered later (FuseFs.lookup). */
-  readonly lookupLater?: boolean;
+  /**
+   * Given: READDIRPLUS gives these attributes without a LOOKUP, and tells the filesystem of each
+   * entry it gives (FuseFs.given), since the kernel counts it as a lookup. Absent: the
+   * filesystem's lookup() says, unless it answers later (a promise), when the entry goes without.
+   */
+  readonly attr?: Attr;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { CorruptVolumeError, type FileData, type FsNode, UnsupportedDataError, type VolumeFileSystem } from '../filesystem/volume-fs.js';
+import type { FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs.js';
 import { FuseError } from '../fuse/fuse-fs.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
@@ -71,6 +71,8 @@ export class Browser {
   private readonly held = new Map<number, Held>();
   private readonly openSlots = new LRUCache<number, Slot>({ max: OPEN_VOLUMES, dispose: (slot) => this.evict(slot) });
   private readonly logged = new Set<string>();
+  /** The node behind each entry of a listing, while the listing lives (an open folder's snapshot). */
+  private readonly listed = new WeakMap<Dirent, { readonly slot: Slot; readonly node: FsNode; readonly parent: number }>();
 
   constructor(
     private readonly fds: FdCache,
@@ -102,10 +104,15 @@ export class Browser {
       { ino: self, name: '..', mode: constants.S_IFDIR },
     ];
     return this.within(slot, this.pathOf(self), async (opened) => {
-      if (opened.kind === 'note') return [...head, { ino: slot.index * SLOT_SPAN + NOTE_ID, name: opened.name, mode: constants.S_IFREG, lookupLater: true }];
-      const entries = await opened.fs.list(dir ?? (await opened.fs.root()));
-      return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => ({ ino: slot.index * SLOT_SPAN + e.node.id, name: e.name, mode: TYPE_BITS[e.node.type], lookupLater: true }))];
+      const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await opened.fs.list(dir ?? (await opened.fs.root()));
+      return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => this.entry(slot, self, e.name, e.node))];
     });
+  }
+
+  /** READDIRPLUS gave the kernel `entry` of a listing: one more lookup of it. */
+  given(entry: Dirent): void {
+    const listed = this.listed.get(entry);
+    if (listed) this.give(listed.slot, listed.node, listed.parent, entry.name);
   }
 
   getattr(ino: number): Attr | undefined {
@@ -184,6 +191,13 @@ export class Browser {
     return { ino: slot.index * SLOT_SPAN + node.id, size: node.size, blocks: Math.ceil(node.size / STAT_BLOCK), mtime: new Date(node.mtimeMs), mode: TYPE_BITS[node.type] | shown, nlink, uid, gid, blksize: BLOCK_SIZE };
   }
 
+  /** A listing's entry, with its attributes for READDIRPLUS and what given() needs. */
+  private entry(slot: Slot, parent: number, name: string, node: FsNode): Dirent {
+    const e: Dirent = { ino: slot.index * SLOT_SPAN + node.id, name, mode: TYPE_BITS[node.type], attr: this.attr(slot, node) };
+    this.listed.set(e, { slot, node, parent });
+    return e;
+  }
+
   private noteNode(note: Extract<Opened, { kind: 'note' }>): FsNode {
     return { id: NOTE_ID, type: 'file', size: note.text.length, mtimeMs: 0, atimeMs: 0, ctimeMs: 0, nlink: 1 };
   }
@@ -200,7 +214,7 @@ export class Browser {
         this.logged.add(line);
         this.log(line);
       }
-      if (e instanceof CorruptVolumeError || e instanceof UnsupportedDataError) throw new FuseError(errno.EIO);
+      // A corrupt structure, data no decoder reads, a volume gone: EIO for what depends on it.
       throw new FuseError(errno.EIO, line);
     } finally {
       this.idle(slot);

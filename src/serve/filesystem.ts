@@ -118,6 +118,10 @@ export class VirtualFs implements FuseFs {
     return isBrowseIno(ino) ? this.browser.getxattr(ino, name) : undefined;
   }
 
+  given(_dir: number, entry: Dirent): void {
+    if (isBrowseIno(entry.ino)) this.browser.given(entry);
+  }
+
   forget(ino: number, nlookup: number): void {
     if (isBrowseIno(ino)) this.browser.forget(ino, nlookup);
   }
