@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DEBUG_EXIT_PORT } from './boot-grub.js';
 import { FixtureError } from './disk-builder.js';
 import { requireTool } from './run.js';
+import type { ContainerKind } from '../../src/catalog/container-kind.js';
 import type { Firmware } from './boot-machines.js';
 
 /** Debian's ovmf: the 4 MiB build's code (read-only pflash) and its variable store template (a copy per VM). */
@@ -20,6 +21,18 @@ export interface Drive {
   readonly path: string;
   readonly format: 'raw' | 'vpc' | 'vhdx';
 }
+
+/**
+ * Every disk kind `serve --formats` offers: its file name's ending after the backup's folder (as
+ * issue 12 names them) and QEMU's driver for it. A Record, so a new kind does not compile until it
+ * has its line here.
+ */
+export const DISK_KINDS: Record<ContainerKind, { readonly suffix: string; readonly format: Drive['format'] }> = {
+  vhd: { suffix: '.vhd', format: 'vpc' },
+  vhdx: { suffix: '.vhdx', format: 'vhdx' },
+  'vhd-dynamic': { suffix: '-dynamic.vhd', format: 'vpc' },
+  'vhdx-fixed': { suffix: '-fixed.vhdx', format: 'vhdx' },
+};
 
 export interface BootRun {
   /** Everything the guest wrote to its first serial port. */
