@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic] [--backups N]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic|overlay] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
@@ -10,8 +10,9 @@ import { parseArgs } from 'node:util';
 import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
-import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
+import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, overlayChecks, overlayTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
+import { overlaySection } from './bench-overlay.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
 
@@ -36,12 +37,12 @@ const CHANGE_POLL_MS = 50;
 /** Longest wait for a change to show before the bench gives up on it. */
 const CHANGE_WAIT_MS = 60_000;
 
-const ONLY = ['scale', 'dynamic'] as const;
+const ONLY = ['scale', 'dynamic', 'overlay'] as const;
 type Only = (typeof ONLY)[number];
 
 interface Options {
   readonly quick: boolean;
-  /** Only these rows (`scale`, or `dynamic`: section 7 on the bench backup): no fixture or server for the others. */
+  /** Only these rows (`scale`; `dynamic`: section 7, `overlay`: section 8, on the bench backup): no fixture or server for the others. */
   readonly only: Only | undefined;
   /** Backups of the scale rows' storage. */
   readonly backups: number;
@@ -381,6 +382,14 @@ async function main(): Promise<void> {
     }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
+    if (o.only === 'overlay') {
+      const overlay = await overlaySection({ fx, quick: o.quick, runs: o.runs, sideBySide }, log);
+      const cs = overlayChecks(overlay);
+      process.stdout.write(overlayTable(overlay, cs));
+      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, overlay, checks: cs }, null, 2) + '\n');
+      log(`results written to ${o.out}`);
+      return;
+    }
     const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
     if (o.only === 'dynamic') {
@@ -411,6 +420,7 @@ async function main(): Promise<void> {
 
     const reads = await readSections(targets, { 'synthvhd-passthrough': passthrough.pid, 'synthvhd-reflink': reflink.pid }, fx, o);
     const { samba, dynamic } = await sambaSection({ passthrough, reflink }, fx, o, stack);
+    const overlay = await overlaySection({ fx, quick: o.quick, runs: o.runs, sideBySide }, log);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
@@ -429,6 +439,7 @@ async function main(): Promise<void> {
       ...reads,
       samba,
       ...(dynamic && { dynamic }),
+      overlay,
       build,
       listing,
       firstByte,
