@@ -1,7 +1,7 @@
 // Boots a Debian tree under QEMU (TCG) with Debian's own kernel: a busybox initramfs loads the
 // modules the root disk needs (virtio, ext4), mounts the tree's ext4 image from /dev/vda and
 // hands over to a test script as PID 1 (or runs a script of its own), which reports on the serial console.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { DebianKernel } from './debian-kernel.js';
@@ -91,31 +91,18 @@ export interface VmRun {
   readonly timedOut: boolean;
 }
 
-/** A disk file and QEMU's block driver for it (`vpc` is QEMU's name for VHD); a plain path is a raw disk. */
-export type VmDisk = string | { readonly path: string; readonly format: 'raw' | 'vpc' | 'vhdx' };
-
-const driveOption = (d: VmDisk): string => (typeof d === 'string' ? `file=${d},format=raw` : `file=${d.path},format=${d.format}`);
-
-const running = new Set<ChildProcess>();
-
-/** Kills every VM bootVm started in this process that still runs (for a test file's teardown). */
-export function killBootedVms(): void {
-  for (const p of running) p.kill('SIGKILL');
-}
-
-/** Boots the kernel with the initramfs and the disks (virtio, read-write; the first is /dev/vda) and waits for power-off. */
-export function bootVm(o: { kernel: DebianKernel; initramfs: string; disks: readonly VmDisk[]; timeoutMs: number; memMiB?: number }): Promise<VmRun> {
+/** Boots the kernel with the initramfs and the disks (virtio, raw; the first is the root) and waits for power-off. */
+export function bootVm(o: { kernel: DebianKernel; initramfs: string; disks: readonly string[]; timeoutMs: number; memMiB?: number }): Promise<VmRun> {
   const args = [
     '-accel', 'tcg', '-m', String(o.memMiB ?? 2048), '-smp', '2',
     '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
     '-kernel', o.kernel.vmlinuz, '-initrd', o.initramfs,
     // panic=-1: a failing init reboots at once, which -no-reboot turns into QEMU's exit.
     '-append', 'console=ttyS0 panic=-1 loglevel=4',
-    ...o.disks.flatMap((d) => ['-drive', `${driveOption(d)},if=virtio`]),
+    ...o.disks.flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio`]),
   ];
   return new Promise((resolve, reject) => {
     const p = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(p);
     let out = '';
     let timedOut = false;
     p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
@@ -127,7 +114,6 @@ export function bootVm(o: { kernel: DebianKernel; initramfs: string; disks: read
     p.on('error', reject);
     p.on('close', () => {
       clearTimeout(timer);
-      running.delete(p);
       resolve({ console: out, timedOut });
     });
   });
