@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
-import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, overlayChecks, overlayTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
+import { type BenchResults, type Check, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, overlayChecks, overlayTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
 import { overlaySection } from './bench-overlay.js';
 import { startSamba } from './bench-samba.js';
@@ -364,6 +364,14 @@ async function firstByteSection(fx: BenchFixture, o: Options): Promise<BenchResu
   return { passthroughMs: ms.passthrough, reflinkMs: ms.reflink };
 }
 
+/** `--only`: the section's table on stdout, and its JSON (the run's facts, the section, its checks) in --out. */
+async function writeAlone(o: Options, section: Record<string, unknown>, cs: readonly Check[], text: string): Promise<void> {
+  process.stdout.write(text);
+  const meta = { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length };
+  await writeFile(o.out, JSON.stringify({ meta, ...section, checks: cs }, null, 2) + '\n');
+  log(`results written to ${o.out}`);
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark needs root (loop devices, mounts, drop_caches)');
@@ -375,20 +383,14 @@ async function main(): Promise<void> {
     if (o.only === 'scale') {
       const scale = await scaleSection(o, stack);
       const cs = scaleChecks(scale);
-      process.stdout.write(scaleTable(scale, cs));
-      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, scale, checks: cs }, null, 2) + '\n');
-      log(`results written to ${o.out}`);
-      return;
+      return await writeAlone(o, { scale }, cs, scaleTable(scale, cs));
     }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
     if (o.only === 'overlay') {
       const overlay = await overlaySection({ fx, quick: o.quick, runs: o.runs, sideBySide }, log);
       const cs = overlayChecks(overlay);
-      process.stdout.write(overlayTable(overlay, cs));
-      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, overlay, checks: cs }, null, 2) + '\n');
-      log(`results written to ${o.out}`);
-      return;
+      return await writeAlone(o, { overlay }, cs, overlayTable(overlay, cs));
     }
     const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
@@ -398,10 +400,7 @@ async function main(): Promise<void> {
       log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
       const dynamic = await dynamicSection(fx, passthrough, smb, 'passthrough', o.runs, sideBySide);
       const cs = dynamicChecks(dynamic);
-      process.stdout.write(dynamicTable(dynamic, cs));
-      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, dynamic, checks: cs }, null, 2) + '\n');
-      log(`results written to ${o.out}`);
-      return;
+      return await writeAlone(o, { dynamic }, cs, dynamicTable(dynamic, cs));
     }
     const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
     stack.push(reflink.stop);
