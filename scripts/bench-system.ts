@@ -106,12 +106,14 @@ export interface ServeSpec {
   readonly cacheDir?: string;
   /** serve --formats, when not the default. */
   readonly formats?: string;
+  /** serve --overlay-dir, when not the default. */
+  readonly overlayDir?: string;
 }
 
 /** Starts `synthvhd serve` and waits until it is mounted; stop() sends SIGTERM (it unmounts). */
 export async function startServe(spec: ServeSpec): Promise<Served> {
   await mkdir(spec.mount, { recursive: true });
-  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : [])];
+  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : []), ...(spec.overlayDir ? ['--overlay-dir', spec.overlayDir] : [])];
   const t = process.hrtime.bigint();
   const child = spawn(node, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -173,13 +175,17 @@ export interface FioJob {
   readonly file: string;
   readonly offset: Bytes;
   readonly length: Bytes;
-  readonly rw: 'read' | 'randread';
+  readonly rw: 'read' | 'randread' | 'write' | 'randwrite';
   readonly blockSize: Bytes;
   readonly jobs: number;
-  /** Time-based run; without it each job reads its range once. */
+  /** Time-based run; without it each job reads (writes) its range once. */
   readonly runtimeSeconds?: number;
   /** Drop the file's own cached pages first (fio --invalidate=1); default: leave caches alone. */
   readonly invalidate?: boolean;
+  /** O_DIRECT (fio --direct=1); default: through the page cache. */
+  readonly direct?: boolean;
+  /** Reads through an O_RDWR open (a mixed job of 100 % reads); default: reads open O_RDONLY. */
+  readonly readWriteOpen?: boolean;
 }
 
 export interface FioResult {
@@ -187,16 +193,29 @@ export interface FioResult {
   readonly iops: number;
 }
 
-/** Buffered reads through the page cache. */
+/** fio's pattern and open mode per job kind: writes never preallocate (the targets start sparse). */
+function fioPattern(job: FioJob): string[] {
+  switch (job.rw) {
+    case 'read':
+    case 'randread':
+      return job.readWriteOpen ? [`--rw=${job.rw === 'read' ? 'rw' : 'randrw'}`, '--rwmixread=100'] : ['--readonly', `--rw=${job.rw}`];
+    case 'write':
+    case 'randwrite':
+      return [`--rw=${job.rw}`, '--fallocate=none'];
+  }
+}
+
+/** One fio job; its read (or, for writes, write) throughput. */
 export async function fio(job: FioJob): Promise<FioResult> {
   const args = [
-    '--name=bench', `--filename=${job.file}`, '--readonly', '--ioengine=psync', `--invalidate=${job.invalidate ? 1 : 0}`, '--randrepeat=0', '--norandommap',
-    `--rw=${job.rw}`, `--bs=${job.blockSize}`, `--offset=${job.offset}`, `--size=${job.length}`, `--numjobs=${job.jobs}`,
+    '--name=bench', `--filename=${job.file}`, '--ioengine=psync', `--invalidate=${job.invalidate ? 1 : 0}`, `--direct=${job.direct ? 1 : 0}`, '--randrepeat=0', '--norandommap',
+    ...fioPattern(job), `--bs=${job.blockSize}`, `--offset=${job.offset}`, `--size=${job.length}`, `--numjobs=${job.jobs}`,
     '--group_reporting', '--output-format=json',
     ...(job.runtimeSeconds ? ['--time_based', `--runtime=${job.runtimeSeconds}`] : []),
   ];
-  const out = JSON.parse(await run('fio', args)) as { jobs: { read: { bw_bytes: number; iops: number } }[] };
-  const read = out.jobs[0]?.read;
-  if (!read) throw new BenchError(`fio on ${job.file}: no read results`);
-  return { bytesPerSecond: read.bw_bytes, iops: read.iops };
+  type Side = { bw_bytes: number; iops: number };
+  const out = JSON.parse(await run('fio', args)) as { jobs: { read: Side; write: Side }[] };
+  const side = out.jobs[0]?.[job.rw.endsWith('write') ? 'write' : 'read'];
+  if (!side) throw new BenchError(`fio on ${job.file}: no ${job.rw} results`);
+  return { bytesPerSecond: side.bw_bytes, iops: side.iops };
 }

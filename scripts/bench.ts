@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic] [--backups N]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic|overlay] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
@@ -10,8 +10,9 @@ import { parseArgs } from 'node:util';
 import type { Bytes } from '../src/base/units.js';
 import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
-import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
+import { type BenchResults, type Check, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, overlayChecks, overlayTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
+import { overlaySection } from './bench-overlay.js';
 import { startSamba } from './bench-samba.js';
 import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
 
@@ -36,12 +37,12 @@ const CHANGE_POLL_MS = 50;
 /** Longest wait for a change to show before the bench gives up on it. */
 const CHANGE_WAIT_MS = 60_000;
 
-const ONLY = ['scale', 'dynamic'] as const;
+const ONLY = ['scale', 'dynamic', 'overlay'] as const;
 type Only = (typeof ONLY)[number];
 
 interface Options {
   readonly quick: boolean;
-  /** Only these rows (`scale`, or `dynamic`: section 7 on the bench backup): no fixture or server for the others. */
+  /** Only these rows (`scale`; `dynamic`: section 7, `overlay`: section 8, on the bench backup): no fixture or server for the others. */
   readonly only: Only | undefined;
   /** Backups of the scale rows' storage. */
   readonly backups: number;
@@ -367,6 +368,14 @@ async function firstByteSection(fx: BenchFixture, o: Options): Promise<BenchResu
   return { passthroughMs: ms.passthrough, reflinkMs: ms.reflink };
 }
 
+/** `--only`: the section's table on stdout, and its JSON (the run's facts, the section, its checks) in --out. */
+async function writeAlone(o: Options, section: Record<string, unknown>, cs: readonly Check[], text: string): Promise<void> {
+  process.stdout.write(text);
+  const meta = { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length };
+  await writeFile(o.out, JSON.stringify({ meta, ...section, checks: cs }, null, 2) + '\n');
+  log(`results written to ${o.out}`);
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark needs root (loop devices, mounts, drop_caches)');
@@ -378,13 +387,15 @@ async function main(): Promise<void> {
     if (o.only === 'scale') {
       const scale = await scaleSection(o, stack);
       const cs = scaleChecks(scale);
-      process.stdout.write(scaleTable(scale, cs));
-      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, scale, checks: cs }, null, 2) + '\n');
-      log(`results written to ${o.out}`);
-      return;
+      return await writeAlone(o, { scale }, cs, scaleTable(scale, cs));
     }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
+    if (o.only === 'overlay') {
+      const overlay = await overlaySection({ fx, quick: o.quick, runs: o.runs, sideBySide }, log);
+      const cs = overlayChecks(overlay);
+      return await writeAlone(o, { overlay }, cs, overlayTable(overlay, cs));
+    }
     const passthrough = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-passthrough'), mode: 'passthrough', formats: 'vhd,vhdx,vhdx-fixed' });
     stack.push(passthrough.stop);
     if (o.only === 'dynamic') {
@@ -393,10 +404,7 @@ async function main(): Promise<void> {
       log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
       const dynamic = await dynamicSection(fx, passthrough, smb, 'passthrough', o.runs, sideBySide);
       const cs = dynamicChecks(dynamic);
-      process.stdout.write(dynamicTable(dynamic, cs));
-      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, dynamic, checks: cs }, null, 2) + '\n');
-      log(`results written to ${o.out}`);
-      return;
+      return await writeAlone(o, { dynamic }, cs, dynamicTable(dynamic, cs));
     }
     const reflink = await startServe({ storage: fx.storage, mount: join(fx.scratch, 'mnt-reflink'), mode: 'reflink', cacheDir: join(fx.scratch, 'cache') });
     stack.push(reflink.stop);
@@ -415,6 +423,7 @@ async function main(): Promise<void> {
 
     const reads = await readSections(targets, { 'synthvhd-passthrough': passthrough.pid, 'synthvhd-reflink': reflink.pid }, fx, o);
     const { samba, dynamic } = await sambaSection({ passthrough, reflink }, fx, o, stack);
+    const overlay = await overlaySection({ fx, quick: o.quick, runs: o.runs, sideBySide }, log);
     const build = await buildSection(fx, o);
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
@@ -433,6 +442,7 @@ async function main(): Promise<void> {
       ...reads,
       samba,
       ...(dynamic && { dynamic }),
+      overlay,
       build,
       listing,
       firstByte,

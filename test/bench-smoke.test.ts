@@ -17,13 +17,22 @@ interface Series {
 
 const isSeries = (s: Series | undefined): boolean => Array.isArray(s?.runs) && s!.runs.length === 1 && Number.isFinite(s!.median) && s!.median >= 0;
 
+/** Section 8 (issue 23): in both modes, writes beside the plain file and reads beside a read-only open, every figure above zero. */
+function overlaySeries(overlay: Record<string, Record<string, Record<string, Series>>>): Series[] {
+  return ['passthrough', 'reflink'].flatMap((mode) => [
+    overlay[mode]!['seqWrite']!['served']!, overlay[mode]!['seqWrite']!['plain']!, overlay[mode]!['randWrite']!['served']!, overlay[mode]!['randWrite']!['plain']!,
+    overlay[mode]!['seqRead']!['readWrite']!, overlay[mode]!['seqRead']!['readOnly']!, overlay[mode]!['randRead']!['readWrite']!, overlay[mode]!['randRead']!['readOnly']!,
+  ]);
+}
+const overlayMeasured = (s: Series): boolean => isSeries(s) && s.median > 0;
+
 test('bench --quick writes every section of its JSON, with one finite run per measurement', async (t) => {
   for (const tool of ['fio', 'xmount', 'smbd', 'smbclient', 'pdbedit', 'filefrag', 'btrfs']) requireTool(tool);
   const dir = await mkdtemp(join(tmpdir(), 'synthvhd-bench-smoke-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = join(dir, 'results.json');
   const stdout = await run(process.execPath, [BENCH, '--quick', '--out', out]);
-  t.regex(stdout, /Targets \(issues 6, 11, 12 and 14\)/);
+  t.regex(stdout, /Targets \(issues 6, 11, 12, 14 and 23\)/);
   const r = JSON.parse(await readFile(out, 'utf8'));
 
   t.true(r.meta.quick);
@@ -43,8 +52,9 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   t.is(r.dynamic.sizes.length, 5);
   for (const d of r.dynamic.sizes) t.true(d.dataBytes > 0 && d.vhdx > 0 && d.vhdx < d.vhdxFixed && d.vhdDynamic > 0 && d.vhd > 0, JSON.stringify(d));
   for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
+  for (const s of overlaySeries(r.overlay)) t.true(overlayMeasured(s), JSON.stringify(s));
 
-  t.true(r.checks.length >= 15);
+  t.true(r.checks.length >= 23);
   for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);
 });
 
@@ -60,5 +70,20 @@ test('bench --quick --only dynamic writes section 7 alone, with its targets', as
   t.is(r.dynamic.sizes.length, 5);
   for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
   t.deepEqual(r.checks.map((c: { what: string }) => c.what), ['dynamic VHDX / (1.02 × data + 8 MiB)', 'FUSE seq cold, whole file, dynamic s / fixed VHDX s']);
+  t.is(r.sequential, undefined, 'no other section ran');
+});
+
+test('bench --quick --only overlay writes section 8 alone, with its targets', async (t) => {
+  for (const tool of ['fio', 'filefrag', 'btrfs']) requireTool(tool);
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-bench-smoke-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'results.json');
+  const stdout = await run(process.execPath, [BENCH, '--quick', '--only', 'overlay', '--out', out]);
+  t.regex(stdout, /Targets \(issue 23\)/);
+  t.regex(stdout, /8\. Read-write opens/);
+  const r = JSON.parse(await readFile(out, 'utf8'));
+  for (const s of overlaySeries(r.overlay)) t.true(overlayMeasured(s), JSON.stringify(s));
+  t.is(r.checks.length, 8);
+  for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);
   t.is(r.sequential, undefined, 'no other section ran');
 });

@@ -7,30 +7,15 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import test from 'ava';
-import { CONTAINER_KINDS, type ContainerKind } from '../src/catalog/container-kind.js';
+import { CONTAINER_KINDS } from '../src/catalog/container-kind.js';
 import { synthvhd } from './helpers/cli.js';
 import { EXIT_FIRMWARE_FELL_THROUGH, EXIT_NO_BOOT_PARTITION, debugExitStatus } from './helpers/boot-grub.js';
 import { type BootMachine, type BootMachines, type Firmware, bootMachines } from './helpers/boot-machines.js';
-import { type BootRun, type Drive, boot, killVms } from './helpers/boot-qemu.js';
+import { type BootRun, DISK_KINDS, type Drive, boot, killVms } from './helpers/boot-qemu.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { ServeTracker } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
-
-/**
- * Every disk kind `serve --formats` offers: its file name (as issue 12 names them) and QEMU's
- * driver for it. A Record, so a new kind does not compile until it has its line here.
- */
-interface DiskKind {
-  readonly suffix: string;
-  readonly format: Drive['format'];
-}
-const KINDS: Record<ContainerKind, DiskKind> = {
-  vhd: { suffix: '.vhd', format: 'vpc' },
-  vhdx: { suffix: '.vhdx', format: 'vhdx' },
-  'vhd-dynamic': { suffix: '-dynamic.vhd', format: 'vpc' },
-  'vhdx-fixed': { suffix: '-fixed.vhdx', format: 'vhdx' },
-};
 
 /**
  * Only a guard against a hung guest (e.g. MBR code that jumps into a zeroed gap): every expected run
@@ -77,7 +62,7 @@ for (const firmware of FIRMWARES) {
   for (const kind of CONTAINER_KINDS) {
     test.serial(`${firmware}: the served ${kind} boots and GRUB finds C:`, async (t) => {
       const m = machines[firmware];
-      const { suffix, format } = KINDS[kind];
+      const { suffix, format } = DISK_KINDS[kind];
       const started = Date.now();
       const r = await bootDisk(m, { path: join(mount, m.client, basename(m.c.folder) + suffix), format });
       t.log(`${firmware} ${kind}: ${((Date.now() - started) / 1000).toFixed(1)} s to the marker`);

@@ -105,6 +105,17 @@ async function packageFile(platform: string, name: string): Promise<Buffer> {
   });
 }
 
+/**
+ * A \EFI\BOOT\BOOTX64.EFI with `modules` whose embedded `config` (GRUB's rescue parser: plain
+ * commands, no normal mode) does the work; cached as `grub-<name>`, keyed by both and GRUB's files.
+ */
+export async function efiLoaderRunning(name: string, config: string, modules: readonly string[]): Promise<Buffer> {
+  requireTool('grub-mkimage');
+  const key = cacheKey([config, ...modules, '|', await packageFile(EFI_PLATFORM, 'kernel.img'), await packageFile(EFI_PLATFORM, 'moddep.lst')]);
+  const dir = await cachedFolder(`grub-${name}`, key, (tmp) => mkimage(tmp, 'BOOTX64.EFI', EFI_PLATFORM, EFI_PREFIX, modules, config));
+  return readFile(join(dir, 'BOOTX64.EFI'));
+}
+
 /** Makes (or takes from the cache) the GRUB images; the key covers GRUB's own files and every config. */
 export async function grubImages(): Promise<GrubImages> {
   requireTool('grub-mkimage');

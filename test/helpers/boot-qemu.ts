@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DEBUG_EXIT_PORT } from './boot-grub.js';
 import { FixtureError } from './disk-builder.js';
 import { requireTool } from './run.js';
+import type { ContainerKind } from '../../src/catalog/container-kind.js';
 import type { Firmware } from './boot-machines.js';
 
 /** Debian's ovmf: the 4 MiB build's code (read-only pflash) and its variable store template (a copy per VM). */
@@ -20,6 +21,18 @@ export interface Drive {
   readonly path: string;
   readonly format: 'raw' | 'vpc' | 'vhdx';
 }
+
+/**
+ * Every disk kind `serve --formats` offers: its file name's ending after the backup's folder (as
+ * issue 12 names them) and QEMU's driver for it. A Record, so a new kind does not compile until it
+ * has its line here.
+ */
+export const DISK_KINDS: Record<ContainerKind, { readonly suffix: string; readonly format: Drive['format'] }> = {
+  vhd: { suffix: '.vhd', format: 'vpc' },
+  vhdx: { suffix: '.vhdx', format: 'vhdx' },
+  'vhd-dynamic': { suffix: '-dynamic.vhd', format: 'vpc' },
+  'vhdx-fixed': { suffix: '-fixed.vhdx', format: 'vhdx' },
+};
 
 export interface BootRun {
   /** Everything the guest wrote to its first serial port. */
@@ -41,6 +54,10 @@ export interface BootOptions {
   readonly timeoutMs: number;
   /** Where the OVMF variable store copy goes (removed afterwards). */
   readonly workDir: string;
+  /** QEMU opens the disk under test read-write (no -snapshot); default read-only. */
+  readonly readWrite?: boolean;
+  /** The guest's memory; default 256 MiB, enough for GRUB's payloads. */
+  readonly memMiB?: number;
 }
 
 const running = new Set<ChildProcess>();
@@ -59,8 +76,8 @@ async function needFile(path: string, pkg: string): Promise<void> {
 /** QEMU's option syntax doubles a comma inside a value. */
 const optValue = (s: string): string => s.replaceAll(',', ',,');
 
-function driveArgs(id: string, d: Drive, bootindex: number): string[] {
-  return ['-drive', `if=none,id=${id},file=${optValue(d.path)},format=${d.format},readonly=on`, '-device', `virtio-blk-pci,drive=${id},bootindex=${bootindex}`];
+function driveArgs(id: string, d: Drive, bootindex: number, readWrite = false): string[] {
+  return ['-drive', `if=none,id=${id},file=${optValue(d.path)},format=${d.format},readonly=${readWrite ? 'off' : 'on'}`, '-device', `virtio-blk-pci,drive=${id},bootindex=${bootindex}`];
 }
 
 async function firmwareArgs(firmware: Firmware, dir: string): Promise<string[]> {
@@ -81,11 +98,11 @@ export async function boot(o: BootOptions): Promise<BootRun> {
   const dir = await mkdtemp(join(o.workDir, `vm-${o.firmware}-`));
   try {
     const args = [
-      '-machine', 'pc,accel=tcg', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none',
+      '-machine', 'pc,accel=tcg', '-m', String(o.memMiB ?? 256), '-nodefaults', '-no-user-config', '-display', 'none',
       '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
       '-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x01`,
       ...(await firmwareArgs(o.firmware, dir)),
-      ...driveArgs('disk', o.disk, 1),
+      ...driveArgs('disk', o.disk, 1, o.readWrite),
       ...(o.fallback ? driveArgs('fallback', o.fallback, 2) : []),
     ];
     const vm = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });

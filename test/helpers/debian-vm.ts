@@ -1,6 +1,6 @@
 // Boots a Debian tree under QEMU (TCG) with Debian's own kernel: a busybox initramfs loads the
 // modules the root disk needs (virtio, ext4), mounts the tree's ext4 image from /dev/vda and
-// hands over to a test script as PID 1, which reports on the serial console.
+// hands over to a test script as PID 1 (or runs a script of its own), which reports on the serial console.
 import { spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -39,12 +39,15 @@ export async function moduleClosure(modules: string, names: readonly string[]): 
   return order;
 }
 
-/** A newc initramfs with a static busybox that mounts /dev/vda (ext4) and switch_roots to `init`. */
-export async function busyboxInitramfs(kernel: DebianKernel, work: string, init: string): Promise<string> {
+/**
+ * A newc initramfs with a static busybox as /init: it mounts /proc, /sys and /dev, loads `modules`
+ * (and all they depend on, dependencies first), waits for /dev/vda and runs `script` (sh).
+ */
+export async function busyboxInitramfsRunning(kernel: DebianKernel, work: string, modules: readonly string[], script: string): Promise<string> {
   const dir = join(work, 'initramfs');
   await mkdir(join(dir, 'bin'), { recursive: true });
   await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
-  const mods = await moduleClosure(kernel.modules, ROOT_MODULES);
+  const mods = await moduleClosure(kernel.modules, modules);
   for (const m of mods) {
     await mkdir(join(dir, 'modules', m, '..'), { recursive: true });
     await copyFile(join(kernel.modules, m), join(dir, 'modules', m));
@@ -58,15 +61,20 @@ mount -t devtmpfs dev /dev
 for m in ${mods.join(' ')}; do insmod /modules/$m || echo "SYNTHVHD-VM insmod $m failed"; done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-mount -t ext4 /dev/vda /newroot || { echo "SYNTHVHD-VM cannot mount the root disk"; poweroff -f; }
-mount --move /dev /newroot/dev
-umount /proc /sys
-exec switch_root /newroot ${init}
-`);
+${script}`);
   await chmod(join(dir, 'init'), 0o755);
   const out = join(work, 'initramfs.cpio');
   await run('sh', ['-c', `cd "${dir}" && find . | cpio --quiet -o -H newc -R 0:0 > "${out}"`]);
   return out;
+}
+
+/** A newc initramfs with a static busybox that mounts /dev/vda (ext4) and switch_roots to `init`. */
+export function busyboxInitramfs(kernel: DebianKernel, work: string, init: string): Promise<string> {
+  return busyboxInitramfsRunning(kernel, work, ROOT_MODULES, `mount -t ext4 /dev/vda /newroot || { echo "SYNTHVHD-VM cannot mount the root disk"; poweroff -f; }
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot ${init}
+`);
 }
 
 /** An ext4 image of `tree` (mkfs.ext4 -d: no mount, no loop device), with room to spare. */
