@@ -8,7 +8,7 @@
 // requests queue up. With all of them asleep in read(2) the kernel hands requests out in turn
 // (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request would wake a
 // different thread (docs/fuse-protocol.md §6); several jobs need the others.
-import { BroadcastChannel, type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../sys/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
@@ -20,29 +20,26 @@ export interface WorkerData {
   /** Open and release messages from the main thread, read synchronously before each request. */
   readonly handles: MessagePort;
   readonly maxRead: number;
-  /**
-   * The BroadcastChannel every worker posts requests to: one queue at the main thread, so the
-   * requests it answers keep the order the kernel queued them in (a RELEASE before the next OPEN
-   * of the file), which one port per worker would not.
-   */
-  readonly requests: string;
   /** The first worker reads the device always, a helper only while requests queue up. */
   readonly role: 'first' | 'helper';
   /** Shared by all workers of a session: see Control. */
   readonly control: Int32Array;
 }
 
-/** Main thread → worker: a handle the worker may serve reads of, or one that was closed (worker → main thread: a WRITE, as a RequestMessage). */
+/** Main thread → worker: a handle the worker may serve reads of, or one that was closed (worker → main thread: RequestMessages). */
 export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
 
-/** Worker → main thread, on the `requests` channel: a request to answer, as its bytes. */
-export type RequestMessage = Uint8Array;
+/**
+ * Worker → main thread, on the worker's port: a request to answer, as its bytes, and its place
+ * among every worker's requests (Control.HANDED), so the main thread answers them in the order
+ * they were handed over (a RELEASE before the next OPEN of the file), as one queue would.
+ */
+export type RequestMessage = { readonly seq: number; readonly frame: Uint8Array };
 /** Worker → main thread, on its own port: how its connection ended. */
 export type EndMessage = { readonly ended: string };
 
 
-const { dev, handles: port, maxRead, requests, role, control } = workerData as WorkerData;
-const toMain = new BroadcastChannel(requests);
+const { dev, handles: port, maxRead, role, control } = workerData as WorkerData;
 const handles = new Map<number, SharedLayout>();
 /** Any request (a BATCH_FORGET is cut to fit). */
 const request = Buffer.alloc(REQUEST_BUFFER_SIZE);
@@ -127,16 +124,13 @@ function spin(): void {
 }
 
 /**
- * Posts a request the main thread answers. A copy of just the request: posting a view clones its
- * whole buffer. A WRITE goes through this worker's own port, its bytes transferred: every other
- * worker's channel keeps a copy of what is broadcast, unread while it serves (docs/overlays.md §5),
- * and the order that matters (a RELEASE before the next OPEN) never involves a WRITE, which its
- * writer waits for.
+ * Posts a request the main thread answers: a copy of just the request (posting a view clones its
+ * whole buffer), transferred, numbered in the order of every worker's hand-overs.
  */
 function handOver(length: number): void {
-  const frame: RequestMessage = new Uint8Array(request.subarray(0, length));
-  if (frameOpcode(request) === Op.WRITE) port.postMessage(frame, [frame.buffer as ArrayBuffer]);
-  else toMain.postMessage(frame);
+  const frame = new Uint8Array(request.subarray(0, length));
+  const seq = Atomics.add(control, Control.HANDED, 1);
+  port.postMessage({ seq, frame } satisfies RequestMessage, [frame.buffer as ArrayBuffer]);
 }
 
 function serve(): string {
@@ -172,5 +166,4 @@ if (role === 'first') {
   Atomics.store(control, Control.ENDED, 1);
   Atomics.notify(control, Control.WAKE);
 }
-toMain.close();
 parentPort!.postMessage({ ended } satisfies EndMessage);

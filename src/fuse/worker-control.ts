@@ -9,9 +9,11 @@ export const Control = {
   ENDED: 1,
   /** Bumped by the main thread after it posts open/release messages: a worker takes them in only when it moved. */
   HANDLES: 2,
+  /** The next request a worker hands to the main thread takes this number (Atomics.add): the main thread answers in that order. */
+  HANDED: 3,
 } as const;
 /** Int32 words in WorkerData.control. */
-export const CONTROL_SIZE = 3;
+export const CONTROL_SIZE = 4;
 
 export function newControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(CONTROL_SIZE * 4));

@@ -1,6 +1,6 @@
 // The request workers of a session (request-worker.ts): started, restarted after a failure, and
 // told which open handles' layouts they may serve reads of.
-import { BroadcastChannel, MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SharedLayout } from '../io/shared-layout.js';
 import type { ReplyWriter } from './reply-writer.js';
 import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
@@ -22,6 +22,9 @@ export class WorkerPool {
   private readonly control = newControl();
   private running = 0;
   private done!: () => void;
+  /** The number of the next request to answer, and those that came in before it (RequestMessage.seq). */
+  private nextSeq = 0;
+  private readonly early = new Map<number, Buffer>();
 
   /** Starts `count` workers reading `dev`; every request they do not answer goes to `receive`. */
   constructor(
@@ -33,23 +36,34 @@ export class WorkerPool {
     private readonly receive: (frame: Buffer) => void,
   ) {
     this.ended = new Promise<void>((r) => (this.done = r));
-    const name = `synthvhd-fuse-${process.pid}-${dev}-${Date.now()}`;
-    const requests = new BroadcastChannel(name);
-    requests.onmessage = (e) => {
-      const m = (e as { data: RequestMessage }).data;
-      this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength));
-    };
-    void this.ended.then(() => requests.close());
-    for (let i = 0; i < count; i++) this.start(name, i === 0 ? 'first' : 'helper');
+    for (let i = 0; i < count; i++) this.start(i === 0 ? 'first' : 'helper');
   }
 
-  private start(requests: string, role: WorkerData['role']): void {
+  /** Answers the requests handed over in their order: one that overtook another waits for it. */
+  private inOrder({ seq, frame }: RequestMessage): void {
+    const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    if (seq !== this.nextSeq) {
+      this.early.set(seq, buf);
+      return;
+    }
+    this.receive(buf);
+    for (;;) {
+      // Int32 arithmetic, as Atomics.add counts: the numbers wrap after 2^31 requests.
+      this.nextSeq = (this.nextSeq + 1) | 0;
+      const next = this.early.get(this.nextSeq);
+      if (!next) return;
+      this.early.delete(this.nextSeq);
+      this.receive(next);
+    }
+  }
+
+  private start(role: WorkerData['role']): void {
     this.running++;
     const { port1, port2 } = new MessageChannel();
-    const data: WorkerData = { dev: this.dev, handles: port2, maxRead: this.maxRead, requests, role, control: this.control };
+    const data: WorkerData = { dev: this.dev, handles: port2, maxRead: this.maxRead, role, control: this.control };
     const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
     for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
-    port1.on('message', (m: RequestMessage) => this.receive(Buffer.from(m.buffer, m.byteOffset, m.byteLength)));
+    port1.on('message', (m: RequestMessage) => this.inOrder(m));
     // Only the worker keeps the session going, not its port.
     port1.unref();
     this.ports.add(port1);
@@ -63,7 +77,7 @@ export class WorkerPool {
       if (CONNECTION_GONE.has(end)) this.out.end();
       if (!this.out.gone) {
         this.log(`/dev/fuse: a request worker stopped (${end}); starting another`);
-        setTimeout(() => this.start(requests, role), RESTART_MS);
+        setTimeout(() => this.start(role), RESTART_MS);
       } else if (this.running === 0) this.done();
     });
   }
