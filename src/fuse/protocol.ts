@@ -88,8 +88,11 @@ export const RELEASE_IN_SIZE = 8;
 export const WRITE_IN_SIZE = 40;
 /** struct fuse_setattr_in (fuse.h). */
 export const SETATTR_IN_SIZE = 88;
-/** Our fuse_init_out.max_write: the most one WRITE carries (a writer's overlay takes them). */
-export const MAX_WRITE = 256 * 1024;
+/**
+ * Our fuse_init_out.max_write: the most one WRITE carries (a writer's overlay takes them). 1 MiB,
+ * as reads (max_pages 256): a 1 MiB write is one request, not four.
+ */
+export const MAX_WRITE = 1024 * 1024;
 /**
  * A buffer that holds any request: fs/fuse/dev.c refuses to read into less than the headers of a
  * WRITE plus max_write.
