@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic] [--backups N]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic|browse] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
@@ -12,8 +12,11 @@ import { run } from '../test/helpers/run.js';
 import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from './bench-fixture.js';
 import { type BenchResults, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
+import { browseSection } from './bench-browse.js';
+import { BROWSE_FULL, BROWSE_QUICK, makeBrowseFixture } from './bench-browse-fixture.js';
+import { type BrowseResults, browseChecks, browseTable } from './bench-browse-report.js';
 import { startSamba } from './bench-samba.js';
-import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
+import { BenchError, benchNode, CLI, type Served, cpuSeconds, exclusiveBytes, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
 
 /** Default runs per measurement (median taken); --quick uses one. */
 const DEFAULT_RUNS = 3;
@@ -36,12 +39,12 @@ const CHANGE_POLL_MS = 50;
 /** Longest wait for a change to show before the bench gives up on it. */
 const CHANGE_WAIT_MS = 60_000;
 
-const ONLY = ['scale', 'dynamic'] as const;
+const ONLY = ['scale', 'dynamic', 'browse'] as const;
 type Only = (typeof ONLY)[number];
 
 interface Options {
   readonly quick: boolean;
-  /** Only these rows (`scale`, or `dynamic`: section 7 on the bench backup): no fixture or server for the others. */
+  /** Only these rows (`scale`; `dynamic`: section 7 on the bench backup; `browse`: section 8): no fixture or server for the others. */
   readonly only: Only | undefined;
   /** Backups of the scale rows' storage. */
   readonly backups: number;
@@ -187,16 +190,6 @@ async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, f
   });
   log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
   return { samba, dynamic: await dynamicSection(fx, served.passthrough, smb, 'passthrough', o.runs, sideBySide) };
-}
-
-/** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
-async function exclusiveBytes(path: string): Promise<number> {
-  await run('sync', ['-f', path]);
-  const lines = (await run('btrfs', ['filesystem', 'du', '--raw', '-s', path])).trim().split('\n');
-  const fields = lines[lines.length - 1]!.trim().split(/\s+/);
-  const exclusive = Number(fields[1]);
-  if (!Number.isFinite(exclusive)) throw new BenchError(`btrfs filesystem du ${path}: cannot read the Exclusive column: ${lines.join(' | ')}`);
-  return exclusive;
 }
 
 async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults['build']> {
@@ -363,6 +356,13 @@ async function firstByteSection(fx: BenchFixture, o: Options): Promise<BenchResu
   return { passthroughMs: ms.passthrough, reflinkMs: ms.reflink };
 }
 
+/** Section 8 (issue 22) on its own fixture. */
+async function browseRows(o: Options, stack: Stack): Promise<BrowseResults> {
+  const fx = await makeBrowseFixture(o.quick ? BROWSE_QUICK : BROWSE_FULL, log);
+  stack.push(fx.cleanup);
+  return browseSection(fx, o.runs, sideBySide, log);
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark needs root (loop devices, mounts, drop_caches)');
@@ -376,6 +376,14 @@ async function main(): Promise<void> {
       const cs = scaleChecks(scale);
       process.stdout.write(scaleTable(scale, cs));
       await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, scale, checks: cs }, null, 2) + '\n');
+      log(`results written to ${o.out}`);
+      return;
+    }
+    if (o.only === 'browse') {
+      const browse = await browseRows(o, stack);
+      const cs = browseChecks(browse);
+      process.stdout.write(browseTable(browse, cs));
+      await writeFile(o.out, JSON.stringify({ meta: { quick: o.quick, runs: o.runs, date: new Date().toISOString(), kernel: release(), cpus: cpus().length }, browse, checks: cs }, null, 2) + '\n');
       log(`results written to ${o.out}`);
       return;
     }
@@ -415,6 +423,7 @@ async function main(): Promise<void> {
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
     const scale = await scaleSection(o, stack);
+    const browse = await browseRows(o, stack);
     const results: BenchResults = {
       meta: {
         quick: o.quick,
@@ -435,8 +444,9 @@ async function main(): Promise<void> {
       scale,
     };
     const cs = checks(results);
-    process.stdout.write(table(results, cs));
-    await writeFile(o.out, JSON.stringify({ ...results, checks: cs }, null, 2) + '\n');
+    const bcs = browseChecks(browse);
+    process.stdout.write(table(results, cs) + '\n' + browseTable(browse, bcs));
+    await writeFile(o.out, JSON.stringify({ ...results, browse, checks: [...cs, ...bcs] }, null, 2) + '\n');
     log(`results written to ${o.out}`);
   } finally {
     await stack.unwind();
