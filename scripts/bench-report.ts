@@ -176,7 +176,7 @@ export function series(runs: number[]): Series {
   return { runs, median };
 }
 
-function check(what: string, value: number, rule: Check['rule'], limit: number, unit: string): Check {
+export function check(what: string, value: number, rule: Check['rule'], limit: number, unit: string): Check {
   const pass = rule === '>=' ? value >= limit : rule === '<=' ? value <= limit : value < limit;
   return { what, value, limit, rule, unit, pass };
 }
@@ -251,15 +251,15 @@ export function checks(r: BenchResults): Check[] {
   return out;
 }
 
-const num = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+export const num = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 
-function rows(head: string[], body: string[][]): string {
+export function rows(head: string[], body: string[][]): string {
   const all = [head, ...body];
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')).join('\n');
 }
 
-function checkRows(cs: readonly Check[]): string {
+export function checkRows(cs: readonly Check[]): string {
   return rows(['check', 'value', 'target', ''], cs.map((c) => [c.what, `${num(c.value, 2)} ${c.unit}`, `${c.rule} ${c.limit} ${c.unit}`, c.pass ? 'PASS' : 'FAIL']));
 }
 

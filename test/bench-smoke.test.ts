@@ -1,10 +1,11 @@
 // `npm run bench` is not a test (timings are noisy); this only proves the script still runs end
 // to end on its tiny fixture and writes every section of its JSON.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BrowseResults } from '../scripts/bench-browse-report.js';
 import { TARGETS } from '../scripts/bench-report.js';
 import { requireTool, run } from './helpers/run.js';
 
@@ -53,9 +54,35 @@ test('bench --quick writes every section of its JSON, with one finite run per me
   for (const d of r.dynamic.sizes) t.true(d.dataBytes > 0 && d.vhdx > 0 && d.vhdx < d.vhdxFixed && d.vhdDynamic > 0 && d.vhd > 0, JSON.stringify(d));
   for (const s of [r.dynamic.seqCold.fixed, r.dynamic.seqCold.dynamic, r.dynamic.smbSeconds.fixed, r.dynamic.smbSeconds.dynamic]) t.true(isSeries(s), JSON.stringify(s));
   for (const s of overlaySeries(r.overlay)) t.true(overlayMeasured(s), JSON.stringify(s));
+  t.regex(stdout, /Targets \(issue 22\)/);
+  assertBrowse(t, r.browse);
 
   t.true(r.checks.length >= 23);
   for (const c of r.checks) t.is(typeof c.pass, 'boolean', c.what);
+});
+
+/** Section 8 (issue 22): both walks of both volumes, the listing, the large file and extract, each with one run. */
+function assertBrowse(t: ExecutionContext, b: BrowseResults): void {
+  for (const v of [b.ntfs, b.ext4]) {
+    t.true(v.files > 100, JSON.stringify(v));
+    for (const s of [v.readSeconds.synthvhd, v.readSeconds.other, v.statSeconds.synthvhd, v.statSeconds.other]) t.true(isSeries(s), JSON.stringify(s));
+  }
+  for (const s of [b.firstListingMs, b.largeFile.synthvhdSeconds, b.largeFile.rawSeconds, b.extract.extractSeconds, b.extract.cpSeconds, b.extract.nodeStartSeconds]) t.true(isSeries(s), JSON.stringify(s));
+  t.true(b.largeFile.extents >= 1 && b.largeFile.bytes > 0);
+  t.true(b.walkPeakRssBytes > 0 && b.extract.extractExclusiveBytes >= 0);
+}
+
+test('bench --quick --only browse writes section 8 alone, with its targets', async (t) => {
+  for (const tool of ['mkntfs', 'ntfs-3g', 'mkfs.ext4', 'losetup', 'btrfs']) requireTool(tool);
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-bench-smoke-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'results.json');
+  const stdout = await run(process.execPath, [BENCH, '--quick', '--only', 'browse', '--out', out]);
+  t.regex(stdout, /Targets \(issue 22\)/);
+  const r = JSON.parse(await readFile(out, 'utf8'));
+  assertBrowse(t, r.browse);
+  t.is(r.checks.length, 9);
+  t.is(r.sequential, undefined, 'no other section ran');
 });
 
 test('bench --quick --only dynamic writes section 7 alone, with its targets', async (t) => {
