@@ -1,7 +1,7 @@
 // The FUSE filesystem through a real mount. The server runs as a child process and every read of
 // the mount happens in other child processes (a process must not touch its own FUSE mount).
 import test, { type ExecutionContext } from 'ava';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, readlink, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -12,9 +12,9 @@ import { readLayout } from '../src/io/layout-reader.js';
 import { makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
 import { type FileSpec, type FixtureSpec, layoutOf } from './helpers/serve-fixture.js';
+import { type Server, startServer } from './helpers/fixture-server.js';
 
 const execFileP = promisify(execFile);
-const FIXTURE = new URL('./helpers/serve-fixture.js', import.meta.url).pathname;
 const MiB = 1 << 20;
 
 interface Fixture {
@@ -95,33 +95,6 @@ async function expected(spec: FileSpec): Promise<Buffer> {
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }
-}
-
-interface Server {
-  readonly child: ChildProcess;
-  stderr(): string;
-  /** Resolves with the exit code. */
-  readonly exited: Promise<number | null>;
-}
-
-async function startServer(t: ExecutionContext, f: Fixture): Promise<Server> {
-  const child = spawn(process.execPath, [FIXTURE, f.specPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  await new Promise<void>((ready, fail) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) ready();
-    });
-    void exited.then((code) => fail(new Error(`server exited (${code}) before mounting: ${err}`)));
-  });
-  return { child, stderr: () => err, exited };
 }
 
 async function stopServer(s: Server): Promise<number | null> {
@@ -205,7 +178,7 @@ test.before(() => {
 
 test.serial('tree: modes, sizes, mtimes, nlink and inodes that survive a restart; SIGTERM unmounts and exits 0', async (t) => {
   const f = await makeFixture(t);
-  let server = await startServer(t, f);
+  let server = await startServer(t, f.specPath);
   const { mount } = f.spec;
   t.deepEqual(await listDir(mount), ['client1', 'client2']);
   t.deepEqual(await listDir(join(mount, 'client1')), ['230520-0143_Image_C.vhdx', '230521-0143_Image_C.vhd']);
@@ -231,7 +204,7 @@ test.serial('tree: modes, sizes, mtimes, nlink and inodes that survive a restart
 
   t.is(await stopServer(server), 0);
   t.false(await isMounted(mount));
-  server = await startServer(t, f);
+  server = await startServer(t, f.specPath);
   const after = await statAll(mount, paths);
   t.deepEqual(paths.map((p) => after.get(p)![4]), inodes, 'same inodes after a restart');
   t.is(await stopServer(server), 0);
@@ -239,7 +212,7 @@ test.serial('tree: modes, sizes, mtimes, nlink and inodes that survive a restart
 
 test.serial('contents: 8 parallel readers of random ranges, then cmp of every file', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const files = [...f.byPath.entries()];
   const want = new Map(await Promise.all(files.map(async ([p, s]) => [p, await expected(s)] as const)));
   for (let round = 0; round < 4; round++) {
@@ -268,7 +241,7 @@ test.serial('data not in the page cache is read O_DIRECT and matches, also up to
   f.spec.files.push(spec);
   f.byPath.set('client3/230601-0000_Image_E.vhd', spec);
   await f.save();
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const wants = new Map<string, string>();
   for (const [path, s] of f.byPath) {
     wants.set(path, join(f.dir, `want-${path.replace('/', '_')}`));
@@ -292,7 +265,7 @@ test.serial('data not in the page cache is read O_DIRECT and matches, also up to
 
 test.serial('rescan: a new backup appears and a deleted one disappears within 5 s, without a remount', async (t) => {
   const f = await makeFixture(t);
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const client1 = join(f.spec.mount, 'client1');
   const added: FileSpec = { ...f.spec.files[0]!, name: '230601-0000_Image_C.vhdx', mtime: '2023-06-01T00:00:00Z' };
   f.spec.files.push(added);
@@ -310,7 +283,7 @@ test.serial('rescan: a new backup appears and a deleted one disappears within 5 
 
 test.serial('an open file keeps reading correct bytes after its backup is deleted', async (t) => {
   const f = await makeFixture(t, { rescanMs: 300 });
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const path = 'client2/230520-0200_Image_D.vhdx';
   const want = await expected(f.byPath.get(path)!);
   const out = join(f.dir, 'read-after-delete');
@@ -330,7 +303,7 @@ test.serial('an open file keeps reading correct bytes after its backup is delete
 
 test.serial('writes that would change the tree or what others see are refused: read-only file system', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const file = join(f.spec.mount, 'client1/230521-0143_Image_C.vhd');
   const refused = async (cmd: string): Promise<void> => {
     // The errno's own text, with LC_ALL=C: what the shell prints for EROFS.
@@ -351,7 +324,7 @@ test.serial('writes that would change the tree or what others see are refused: r
 
 test.serial('SIGTERM while a disk is open: the server still exits 0, the mount goes, the reader gets an error instead of hanging', async (t) => {
   const f = await makeFixture(t);
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const path = join(f.spec.mount, 'client1/230521-0143_Image_C.vhd');
   const reader = heldReader(t, path, '/dev/null');
   await reader.opened;
@@ -364,7 +337,7 @@ test.serial('a bad backup fails open with EIO (logged once); a source that shran
   const f = await makeFixture(t);
   f.spec.files[0]!.error = 'the .raw.mbr is garbage';
   await f.save();
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const bad = join(f.spec.mount, 'client1/230520-0143_Image_C.vhdx');
   for (let i = 0; i < 2; i++) t.regex((await t.throwsAsync(run('cat', [bad])))!.message, /Input\/output error/);
   t.is(server.stderr().split('the .raw.mbr is garbage').length - 1, 1, 'logged once');
@@ -378,11 +351,11 @@ test.serial('a bad backup fails open with EIO (logged once); a source that shran
 
 test.serial('after kill -9 a restart cleans the stale mount and serves again', async (t) => {
   const f = await makeFixture(t);
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   server.child.kill('SIGKILL');
   await server.exited;
   t.true(await isMounted(f.spec.mount), 'the dead server left its mount');
-  const again = await startServer(t, f);
+  const again = await startServer(t, f.specPath);
   t.regex(again.stderr(), /stale mount/);
   await cmpMounted(f, 'client1/230520-0143_Image_C.vhdx');
   t.is(await stopServer(again), 0);
@@ -394,7 +367,7 @@ test.serial('reflink mode on btrfs: first open builds the disk, later opens and 
   const fs = await makeLoopFs('btrfs', 256);
   t.teardown(() => fs.cleanup());
   const f = await makeFixture(t, { base: fs.mountpoint, mode: 'reflink', rescanMs: 300 });
-  let server = await startServer(t, f);
+  let server = await startServer(t, f.specPath);
   const aligned = 'client1/230520-0143_Image_C.vhdx';
   const cacheFile = join(f.spec.cacheDir!, encodeURIComponent(aligned));
   await t.throwsAsync(stat(cacheFile), undefined, 'nothing is built before the first open');
@@ -418,7 +391,7 @@ test.serial('reflink mode on btrfs: first open builds the disk, later opens and 
   await t.throwsAsync(stat(join(f.spec.cacheDir!, encodeURIComponent(unaligned))));
 
   t.is(await stopServer(server), 0);
-  server = await startServer(t, f);
+  server = await startServer(t, f.specPath);
   await cmpMounted(f, aligned);
   const reused = await stat(cacheFile);
   t.deepEqual([reused.ino, reused.mtimeMs], [built.ino, built.mtimeMs], 'reused after a restart');
@@ -433,7 +406,7 @@ test.serial('reflink mode: a built disk is read by the kernel itself (passthroug
   const fs = await makeLoopFs('btrfs', 256);
   t.teardown(() => fs.cleanup());
   const f = await makeFixture(t, { base: fs.mountpoint, mode: 'reflink' });
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const aligned = 'client1/230520-0143_Image_C.vhdx';
   const path = join(f.spec.mount, aligned);
   const want = join(f.dir, 'want.vhdx');
@@ -468,14 +441,14 @@ test.serial('reflink mode: a changed source makes the next open rebuild', async 
   const f = await makeFixture(t, { base: fs.mountpoint, mode: 'reflink' });
   const path = 'client2/230520-0200_Image_D.vhdx';
   const cacheFile = join(f.spec.cacheDir!, encodeURIComponent(path));
-  let server = await startServer(t, f);
+  let server = await startServer(t, f.specPath);
   await cmpMounted(f, path);
   await waitFor('the first open has built the cache file', () => builtInCache(cacheFile), 10_000);
   const first = await stat(cacheFile);
   t.is(await stopServer(server), 0);
 
   await writeFile(f.raws[1]!, randomBytes(3 * MiB));
-  server = await startServer(t, f);
+  server = await startServer(t, f.specPath);
   await cmpMounted(f, path);
   await waitFor('rebuilt from the new source', async () => (await builtInCache(cacheFile)) && (await stat(cacheFile)).ino !== first.ino, 10_000);
   await cmpMounted(f, path);
@@ -486,7 +459,7 @@ test.serial('auto mode serves in passthrough when the cache cannot share extents
   const storage = await makeLoopFs('ext4', 64);
   t.teardown(() => storage.cleanup());
   const f = await makeFixture(t, { base: storage.mountpoint, mode: 'auto' });
-  const server = await startServer(t, f);
+  const server = await startServer(t, f.specPath);
   const path = 'client1/230520-0143_Image_C.vhdx';
   await cmpMounted(f, path);
   t.regex(server.stderr(), /auto mode: .* cannot share extents with .*c\.raw: serving that filesystem in passthrough/);
@@ -496,12 +469,12 @@ test.serial('auto mode serves in passthrough when the cache cannot share extents
 
 test.serial('a busy mount point is refused with a clear one-line error', async (t) => {
   const f = await makeFixture(t);
-  const first = await startServer(t, f);
-  const live = await t.throwsAsync(startServer(t, f));
+  const first = await startServer(t, f.specPath);
+  const live = await t.throwsAsync(startServer(t, f.specPath));
   t.regex(live!.message, /is busy: already a mount point \(fuse\.synthvhd\); is another server running there\?/);
   t.is(await stopServer(first), 0);
 
   await writeFile(join(f.spec.mount, 'stray'), 'x');
-  const nonEmpty = await t.throwsAsync(startServer(t, f));
+  const nonEmpty = await t.throwsAsync(startServer(t, f.specPath));
   t.regex(nonEmpty!.message, /is busy: the folder is not empty/);
 });

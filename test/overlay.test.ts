@@ -3,7 +3,6 @@
 // is left after close or kill -9, the limit gives ENOSPC, and --read-only refuses the open.
 // The server runs as a child (serve-fixture) and every open of the mount is another child's.
 import test, { type ExecutionContext } from 'ava';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
@@ -14,11 +13,11 @@ import { OpenFileChild } from './helpers/open-file-child.js';
 import { tryWrites } from './helpers/write-ops.js';
 import { run } from './helpers/run.js';
 import { type FileSpec, type FixtureSpec, layoutOf } from './helpers/serve-fixture.js';
+import { type Server, startServer } from './helpers/fixture-server.js';
 import { readLayout } from '../src/io/layout-reader.js';
 import { parseByteSize } from '../src/cli/byte-size.js';
 import { synthvhd } from './helpers/cli.js';
 
-const FIXTURE = new URL('./helpers/serve-fixture.js', import.meta.url).pathname;
 const MiB = 1 << 20;
 const DISK = 'client1/230520-0143_Image_C.vhdx';
 
@@ -75,32 +74,6 @@ async function makeFixture(t: ExecutionContext, o: Partial<FixtureSpec> & { base
   return { dir, spec, specPath, path: join(mount, DISK), pristine, raw };
 }
 
-interface Server {
-  readonly child: ChildProcess;
-  stderr(): string;
-  readonly exited: Promise<number | null>;
-}
-
-async function startServer(t: ExecutionContext, f: Fixture, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
-  const child = spawn(process.execPath, [FIXTURE, f.specPath], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  await new Promise<void>((ready, fail) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) ready();
-    });
-    void exited.then((code) => fail(new Error(`server exited (${code}) before mounting: ${err}`)));
-  });
-  return { child, stderr: () => err, exited };
-}
-
 /** A child holding `path` open; killed at the test's end. */
 async function opened(t: ExecutionContext, path: string, flags: number): Promise<OpenFileChild> {
   const c = new OpenFileChild(path, flags);
@@ -125,7 +98,7 @@ async function usedBytes(): Promise<number> {
 
 test.serial('a writer reads its writes back; readers before, during and after see the pristine bytes and size; the writes go with the last close', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const size = f.pristine.length;
   const before = await opened(t, f.path, constants.O_RDONLY);
   t.true((await before.read(MiB, 64 * 1024)).equals(f.pristine.subarray(MiB, MiB + 64 * 1024)), 'cached by the reader before');
@@ -166,7 +139,7 @@ test.serial('a writer reads its writes back; readers before, during and after se
 
 test.serial('ftruncate changes only the writer\'s size; bytes past a shrink come back as zeros', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const w = await opened(t, f.path, constants.O_RDWR);
   await w.write(2 * MiB, Buffer.alloc(8192, 0x5a));
   await w.send({ op: 'truncate', size: 2 * MiB + 100 });
@@ -182,7 +155,7 @@ test.serial('ftruncate changes only the writer\'s size; bytes past a shrink come
 
 test.serial('O_DIRECT aligned writes and reads work', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   const w = await opened(t, f.path, constants.O_RDWR | constants.O_DIRECT);
   const data = randomBytes(64 * 1024);
   t.is(await w.write(3 * MiB, data), data.length);
@@ -192,7 +165,7 @@ test.serial('O_DIRECT aligned writes and reads work', async (t) => {
 
 test.serial('past --overlay-limit a write fails with ENOSPC, logged once, and the server keeps serving', async (t) => {
   const f = await makeFixture(t, { overlayLimit: 64 * 1024 });
-  const srv = await startServer(t, f);
+  const srv = await startServer(t, f.specPath);
   const w = await opened(t, f.path, constants.O_RDWR);
   t.is(await w.write(0, randomBytes(48 * 1024)), 48 * 1024);
   for (let i = 0; i < 2; i++) await t.throwsAsync(w.write(MiB, randomBytes(32 * 1024)), { code: 'ENOSPC' });
@@ -209,7 +182,7 @@ test.serial('past --overlay-limit a write fails with ENOSPC, logged once, and th
 
 test.serial('256 MiB written through one handle leave the server\'s RSS flat', async (t) => {
   const f = await makeFixture(t, { overlayLimit: 512 * MiB });
-  const srv = await startServer(t, f);
+  const srv = await startServer(t, f.specPath);
   const rss = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${srv.child.pid}/status`, 'utf8'))![1]) * 1024;
   // One small run first, so the request path's buffers are in place before the baseline.
   const w = await opened(t, f.path, constants.O_RDWR);
@@ -223,7 +196,7 @@ test.serial('256 MiB written through one handle leave the server\'s RSS flat', a
 
 test.serial('kill -9 while a disk is open for writing leaves nothing behind, and a restart serves the pristine disk', async (t) => {
   const f = await makeFixture(t);
-  const srv = await startServer(t, f);
+  const srv = await startServer(t, f.specPath);
   const base = await usedBytes();
   const w = await opened(t, f.path, constants.O_RDWR);
   for (let i = 0; i < 16; i++) await w.write(i * MiB, randomBytes(MiB));
@@ -233,13 +206,13 @@ test.serial('kill -9 while a disk is open for writing leaves nothing behind, and
   t.deepEqual(await readdir(f.spec.overlayDir!), []);
   await t.throwsAsync(w.read(0, 4096));
   t.true((await usedBytes()) - base < MiB, 'its space is free again');
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
 });
 
 test.serial('--read-only refuses opens for writing with EROFS and shows no write bits', async (t) => {
   const f = await makeFixture(t, { readOnly: true });
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EROFS/ });
   await t.throwsAsync(opened(t, f.path, constants.O_WRONLY), { message: /EROFS/ });
   t.is((await stat(f.path)).mode & 0o222, 0);
@@ -250,7 +223,7 @@ test.serial('a default overlay folder that cannot be made leaves serve as with -
   // file (ENOTDIR) or in /proc (ENOENT below a folder that exists, where Node's recursive mkdir never returns).
   for (const [cacheDir, code] of [[join(process.execPath, 'cache'), 'ENOTDIR'], ['/proc/synthvhd-no-cache', 'ENOENT']] as const) {
     const f = await makeFixture(t, { cacheDir, overlayDir: undefined });
-    const srv = await startServer(t, f);
+    const srv = await startServer(t, f.specPath);
     t.regex(srv.stderr(), new RegExp(`--overlay-dir ${cacheDir}/overlays: cannot make the folder: .*${code}.*opens for writing fail with EROFS`));
     await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EROFS/ });
     t.is((await stat(f.path)).mode & 0o222, 0);
@@ -262,7 +235,7 @@ test.serial('a default overlay folder that cannot be made leaves serve as with -
 
 test.serial('still refused: O_TRUNC, O_APPEND, chmod, chown, xattrs, create, delete, rename, links, mkdir; disks get write bits, folders none', async (t) => {
   const f = await makeFixture(t);
-  await startServer(t, f);
+  await startServer(t, f.specPath);
   for (const flags of [constants.O_WRONLY | constants.O_TRUNC, constants.O_RDWR | constants.O_APPEND]) await t.throwsAsync(opened(t, f.path, flags), { message: /EROFS/ });
   const dir = join(f.spec.mount, 'client1');
   const results = await tryWrites(f.path, dir);
@@ -283,7 +256,7 @@ async function built(srv: Server): Promise<void> {
 
 test.serial('reflink mode: a writer starts from a clone of the built disk; kernel passthrough readers make it wait (EBUSY), readers through synthvhd do not', async (t) => {
   const f = await makeFixture(t, { base: btrfs.mountpoint, mode: 'reflink', overlayDir: undefined });
-  const srv = await startServer(t, f);
+  const srv = await startServer(t, f.specPath);
   t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
   await built(srv);
   const w = await opened(t, f.path, constants.O_RDWR);
@@ -303,7 +276,7 @@ test.serial('reflink mode: a writer starts from a clone of the built disk; kerne
 
 test.serial('reflink mode without kernel passthrough: readers and writers of one disk open in any order', async (t) => {
   const f = await makeFixture(t, { base: btrfs.mountpoint, mode: 'reflink', overlayDir: undefined });
-  const srv = await startServer(t, f, { ...process.env, SYNTHVHD_KERNEL_WITHOUT: 'passthrough' });
+  const srv = await startServer(t, f.specPath, { ...process.env, SYNTHVHD_KERNEL_WITHOUT: 'passthrough' });
   t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
   await built(srv);
   const r = await opened(t, f.path, constants.O_RDONLY);
