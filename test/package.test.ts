@@ -213,7 +213,7 @@ synthvhd serve --storage ${STORAGE} --mount ${MOUNT} --mode ${mode} ${opts} 2>/t
 pid=$!
 i=0; until findmnt --mountpoint ${MOUNT} >/dev/null || [ $i -gt 600 ]; do sleep 0.2; i=$((i + 1)); done
 for pass in $(seq ${passes}); do
-  find ${MOUNT} -type f | sort | while read -r f; do echo "SYNTHVHD-HASH ${mode} $(md5sum "$f" | cut -d' ' -f1) \${f#${MOUNT}/}"; done
+  find ${MOUNT} -maxdepth 2 -type f | sort | while read -r f; do echo "SYNTHVHD-HASH ${mode} $(md5sum "$f" | cut -d' ' -f1) \${f#${MOUNT}/}"; done
   sleep 2
 done
 echo "SYNTHVHD-CACHED ${mode} $(find ${CACHE} -type f | wc -l)"
