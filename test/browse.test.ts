@@ -21,6 +21,8 @@ import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { realRawPath, unpackRealFixture } from './helpers/real-fixture.js';
 import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
+import { getxattr, lastErrno } from '../src/sys/libc.js';
+import { constants } from 'node:os';
 import { imageFolderName, writeImageBackup } from './helpers/urbackup-storage.js';
 import { wofCompressedData, wofReparsePoint } from './helpers/wimlib.js';
 
@@ -85,7 +87,7 @@ test.before(async () => {
   await disk.cleanup();
   before = await treeFingerprint(storage);
   mount = await tracker.mountpoint(work, 'mnt');
-  server = await tracker.serve(['--storage', storage, '--mount', mount, '--mode', 'passthrough', '--formats', 'vhdx', '--allow-other']);
+  server = await tracker.serve(['--storage', storage, '--mount', mount, '--mode', 'passthrough', '--formats', 'vhdx', '--allow-other', '--dos-attributes']);
 });
 
 guardStorage(() => ({ tracker, fs: undefined, work, storage, before }));
@@ -255,6 +257,10 @@ test.serial('the genuine UrBackup images (ext4): each image folder shows its vol
       t.deepEqual(got.lines, want.lines, img.folder);
       // The mount's times are whole milliseconds (Attr.mtime is a Date); ext4 keeps nanoseconds.
       t.deepEqual(Object.keys(want.mtimes).filter((p) => !(Math.abs(want.mtimes[p]! - got.mtimes[p]!) < 1)), [], img.folder);
+      // Without --dos-attributes the mount has no extended attributes: the kernel stops asking.
+      const file = Object.keys(want.lines).find((p) => want.lines[p]!.startsWith('file '))!;
+      t.is(getxattr(join(m, img.client, img.folder, file), 'user.DOSATTRIB', null, 0), -1);
+      t.is(lastErrno().errno, constants.errno.EOPNOTSUPP, file);
     } finally {
       await kernel.cleanup();
     }

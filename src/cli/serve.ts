@@ -22,6 +22,7 @@ export interface ServeArgs {
   showIncomplete: boolean;
   safetyScan: number;
   readOnly: boolean;
+  dosAttributes: boolean;
   overlayDir?: string;
   overlayLimit?: string;
 }
@@ -62,6 +63,11 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
       default: false,
       describe: 'refuse every open for writing (EROFS), as before overlays; by default a disk opened for writing (a read-write attach) takes the writes into a private overlay of its writer, thrown away at its last close: the storage is never written',
     })
+    .option('dos-attributes', {
+      type: 'boolean',
+      default: false,
+      describe: 'give the files inside image folders a user.DOSATTRIB extended attribute with the hidden, system, read-only and archive bits and the creation time NTFS stores, which Samba shows Windows (the shipped share stores DOS attributes); then every getxattr of every file reaches serve, and listings such as ls -l take several times longer',
+    })
     .option('overlay-dir', {
       type: 'string',
       describe: 'folder (made 0700) for the writers\' overlays, kept as unlinked files that vanish with their last close or a crash (default: <cache-dir>/overlays, else /var/tmp/synthvhd-overlays)',
@@ -96,7 +102,7 @@ export async function runServe(a: ServeArgs, log: (s: string) => void): Promise<
   log(`scanning ${a.storage}; the mount comes up once that is done`);
   const overlays = { readOnly: a.readOnly, ...(a.overlayDir !== undefined && { overlayDir: a.overlayDir }), ...(overlayLimit !== undefined && { overlayLimit }) };
   const access = group && groupAccess(group.gid, !a.readOnly);
-  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(access && { access }), ...overlays, safetyScanMs: a.safetyScan * 1000, log });
+  const server = await serve({ catalog, mount: a.mount, mode: a.mode, ...(a.cacheDir && { cacheDir: a.cacheDir }), allowOther: a.allowOther, ...(access && { access }), ...overlays, dosAttributes: a.dosAttributes, safetyScanMs: a.safetyScan * 1000, log });
   if (group) log(`every disk is readable${a.readOnly ? '' : ' (and writable into private overlays)'} by group ${group.name} (gid ${group.gid}) and root only`);
   stop.serving(server);
 }

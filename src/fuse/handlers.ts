@@ -230,10 +230,14 @@ function lseek(c: OpContext, req: Request): void {
   c.later(req, () => seek(fh, offset, whence), (at) => c.out.send(lseekReply(req, at)));
 }
 
-/** No value is ENODATA; a buffer too small for it ERANGE (getxattr(2)). */
+/**
+ * No value is ENODATA; a buffer too small for it ERANGE (getxattr(2)). A filesystem without
+ * extended attributes: ENOSYS, after which the kernel asks no more (ls -l asks for every file).
+ */
 function getxattr(c: OpContext, req: Request): void {
+  if (!c.fs.getxattr) return c.out.status(req, E.ENOSYS);
   const { size, name } = decodeGetxattr(req.body);
-  const value = c.fs.getxattr?.(req.nodeid, name);
+  const value = c.fs.getxattr(req.nodeid, name);
   if (!value) return c.out.status(req, E.ENODATA);
   if (size !== 0 && value.length > size) return c.out.status(req, E.ERANGE);
   c.out.send(getxattrReply(req, value, size));

@@ -69,9 +69,12 @@ export class VirtualFs implements FuseFs {
     private readonly access: AccessPolicy = storageAccess(),
     /** Where writes go; none: opens for writing fail with EROFS. */
     private readonly overlays?: Overlays,
+    /** Whether to answer getxattr (user.DOSATTRIB); without it every getxattr is ENOSYS, which the kernel remembers. */
+    dosAttributes = false,
   ) {
     this.ns = new Namespace(this.startTime);
     this.browser = new Browser(opener.fds, (image) => this.access.disk(image.file), log);
+    if (!dosAttributes) this.getxattr = undefined;
   }
 
   /** Shows a new scan; returns what changed. Open handles are not affected. */
@@ -114,9 +117,8 @@ export class VirtualFs implements FuseFs {
   }
 
   /** The files inside backups have `user.DOSATTRIB` (docs/browsing.md §3); the disk files have no extended attribute. */
-  getxattr(ino: number, name: string): Buffer | undefined {
-    return isBrowseIno(ino) ? this.browser.getxattr(ino, name) : undefined;
-  }
+  getxattr: ((ino: number, name: string) => Buffer | undefined) | undefined = (ino, name) =>
+    isBrowseIno(ino) ? this.browser.getxattr(ino, name) : undefined;
 
   given(_dir: number, entry: Dirent): void {
     if (isBrowseIno(entry.ino)) this.browser.given(entry);

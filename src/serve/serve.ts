@@ -37,6 +37,11 @@ export interface ServeOptions {
   /** Where overlays live (default: defaultOverlayDir) and how much they may take together (default: a share of its free space). */
   overlayDir?: string;
   overlayLimit?: Bytes;
+  /**
+   * Answer getxattr for `user.DOSATTRIB` of the files inside image folders (docs/browsing.md §3).
+   * Off: the kernel is told, once, that there are no extended attributes (ENOSYS), and asks no more.
+   */
+  dosAttributes?: boolean;
   /** Interval of periodic scans when the storage cannot be watched. */
   rescanMs?: number;
   /** Interval of the safety-net scan while the storage is watched. */
@@ -119,7 +124,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   if (opts.mode === 'auto' && !cache) log('auto mode without a cache directory: serving in passthrough');
   if (!hasCachestat()) log('the kernel has no cachestat (Linux 6.5 brought it): large cold reads go through the page cache instead of O_DIRECT');
   const overlays = await openOverlays(opts, log);
-  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access ?? storageAccess(overlays !== undefined), overlays);
+  const vfs = new VirtualFs(new FileOpener(opts.mode, fds, cache, log), log, opts.access ?? storageAccess(overlays !== undefined), overlays, opts.dosAttributes ?? false);
   const report = reporter(log);
   const s: Scanned = { opts, vfs, fds, cache, report, notifier: undefined, shown: [] };
   const queue = new RescanQueue({
