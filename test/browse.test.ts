@@ -11,6 +11,7 @@ import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { openNtfs } from '../src/filesystem/ntfs/ntfs-filesystem.js';
 import { openFileVolume } from '../src/io/file-volume.js';
 import { buildDisk } from './helpers/disk-builder.js';
+import { cachedBytes } from './helpers/page-cache.js';
 import { hexValue, symlink } from './helpers/ntfs-reparse.js';
 import { makeNtfsImage, mountedTree, withNtfs3g, type Tree } from './helpers/ntfs-volume.js';
 import { mountReadOnly } from './helpers/ext4-volume.js';
@@ -191,6 +192,22 @@ test.serial('a folder of 2000 files: ls -l in one pass', async (t) => {
   const out = await run('ls', ['-l', join(imageDir('C'), 'big')]);
   t.log(`ls -l of 2000 entries: ${Date.now() - started} ms`);
   t.is(out.split('\n').filter((l) => /entry-\d+\.txt$/.test(l)).length, 2000);
+});
+
+test.serial('a small file is in the page cache once open() returns; not when another open of it may be reading', async (t) => {
+  const note = join(imageDir('C'), 'Users/alice/Documents/note.txt');
+  const size = (await stat(note)).size;
+  // cachedBytes opens the file itself: the first open stores its bytes (docs/browsing.md §4).
+  t.is(cachedBytes(note), Math.ceil(size / 4096) * 4096, 'stored by the open');
+  const held = await open(note, 'r');
+  try {
+    await run('sh', ['-c', 'echo 1 > /proc/sys/vm/drop_caches']);
+    t.is(cachedBytes(note), 0, 'another handle is open: nothing stored');
+  } finally {
+    await held.close();
+  }
+  t.is(cachedBytes(note), Math.ceil(size / 4096) * 4096, 'stored again once alone');
+  t.is(await readFile(note, 'utf8'), 'hello\n');
 });
 
 test.serial('a volume no reader opens shows one text file saying why, logged once', async (t) => {

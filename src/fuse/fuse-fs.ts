@@ -20,6 +20,12 @@ export interface OpenHandle {
   /** The file's layout in shared memory: the request workers answer its cached reads themselves. */
   readonly shared?: SharedLayout;
   /**
+   * The whole file, put into the kernel's page cache before the open is answered
+   * (FUSE_NOTIFY_STORE): its reads never reach the server. Only where no READ of the inode can be
+   * waiting: the store locks the inode's pages, which such a READ holds until it is answered.
+   */
+  readonly contents?: Buffer;
+  /**
    * Reads and writes of this handle go to the filesystem, never through the inode's page cache
    * (FOPEN_DIRECT_IO): a writer's private bytes (docs/overlays.md §3).
    */

@@ -11,7 +11,7 @@ import {
   decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, getxattrReply, Init, INIT_IN_SIZE, initReply,
   LSEEK_IN_SIZE, lseekReply, MAX_WRITE, negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, readlinkReply,
-  RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE, statfsReply, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
+  RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE, statfsReply, storeNotification, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
 } from './protocol.js';
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -110,7 +110,8 @@ function open(c: OpContext, req: Request): void {
     if (h.direct) return c.passthrough.inPassthrough(ino) ? refuseWriter(c, req, h.fh) : c.out.send(openReply(req, h.fh, FOPEN_DIRECT_IO));
     const backingId = c.passthrough.opened(ino, h);
     // Before the reply: the kernel can send a READ of this handle only after it has the reply.
-    if (backingId === 0 && h.shared) c.workers.publish(h.fh, h.shared);
+    if (h.contents) c.out.send(storeNotification(ino, h.contents));
+    else if (backingId === 0 && h.shared) c.workers.publish(h.fh, h.shared);
     // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
     c.out.send(openReply(req, h.fh, backingId > 0 ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
   });

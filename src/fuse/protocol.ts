@@ -51,6 +51,7 @@ export const NO_REPLY_OPS: ReadonlySet<number> = new Set([Op.FORGET, Op.BATCH_FO
 /** enum fuse_notify_code (fuse.h): sent with unique 0 and the code in fuse_out_header.error. */
 const FUSE_NOTIFY_INVAL_INODE = 2;
 const FUSE_NOTIFY_INVAL_ENTRY = 3;
+const FUSE_NOTIFY_STORE = 4;
 
 /** struct fuse_in_header: len, opcode, unique, nodeid, uid, gid, pid, total_extlen, padding. */
 export const IN_HEADER_SIZE = 40;
@@ -559,4 +560,18 @@ export function invalEntryNotification(parent: number, name: string): Buffer {
   b.writeUInt32LE(n.length, 8);
   n.copy(b, 16);
   return notification(FUSE_NOTIFY_INVAL_ENTRY, b);
+}
+
+/**
+ * struct fuse_notify_store_out: nodeid, offset, size, padding, then the bytes, which the kernel
+ * puts into the inode's page cache. From offset 0 and to the file's end, the last page is zeroed
+ * past the end and every page is marked up to date (fs/fuse/dev.c fuse_notify_store).
+ */
+export function storeNotification(ino: number, data: Buffer): Buffer {
+  const b = Buffer.alloc(24 + data.length);
+  u64(b, 0, ino);
+  u64(b, 8, 0);
+  b.writeUInt32LE(data.length, 16);
+  data.copy(b, 24);
+  return notification(FUSE_NOTIFY_STORE, b);
 }

@@ -39,3 +39,18 @@ export class DecodedFile implements ReadableHandle {
     this.released();
   }
 }
+
+/** `handle`, calling `closed` once it is released. */
+export function afterRelease(handle: ReadableHandle, closed: () => void): ReadableHandle {
+  return {
+    key: handle.key,
+    wholeFileFd: handle.wholeFileFd,
+    shared: handle.shared,
+    read: (pos, buf, length) => handle.read(pos, buf, length),
+    seek: (offset, whence) => handle.seek(offset, whence),
+    release() {
+      handle.release();
+      closed();
+    },
+  };
+}

@@ -9,7 +9,7 @@ import type { FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs
 import { FuseError } from '../fuse/fuse-fs.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
-import { DecodedFile, type ReadableHandle } from './browse-handle.js';
+import { afterRelease, DecodedFile, type ReadableHandle } from './browse-handle.js';
 import { DOSATTRIB_XATTR, dosAttrib } from './dos-attrib.js';
 import type { FdCache } from './fd-cache.js';
 import { type OpenedImage, openImageFiles, unreadableNote } from './image-volume.js';
@@ -30,6 +30,12 @@ const NOTE_ID = 0;
 /** Unit of st_blocks and the I/O size shown, as for the disk files (filesystem.ts). */
 const STAT_BLOCK = 512;
 const BLOCK_SIZE = 4096;
+/**
+ * Files up to this size are read whole when opened and put into the kernel's page cache with the
+ * open's answer (OpenHandle.contents): a small file is then read in one round trip, not two
+ * (docs/browsing.md §3).
+ */
+const STORE_MAX = 128 * 1024;
 /** Parents walked to name a node in a log line. */
 const MAX_PATH_DEPTH = 4096;
 
@@ -71,6 +77,8 @@ export class Browser {
   private readonly held = new Map<number, Held>();
   private readonly openSlots = new LRUCache<number, Slot>({ max: OPEN_VOLUMES, dispose: (slot) => this.evict(slot) });
   private readonly logged = new Set<string>();
+  /** Open handles by inode: a file's bytes are stored at open only where no other handle of it is open (OpenHandle.contents). */
+  private readonly opens = new Map<number, number>();
   /** The node behind each entry of a listing, while the listing lives (an open folder's snapshot). */
   private readonly listed = new WeakMap<Dirent, { readonly slot: Slot; readonly node: FsNode; readonly parent: number }>();
 
@@ -133,14 +141,29 @@ export class Browser {
     return this.within(h.slot, this.pathOf(ino), (opened) => (opened.kind === 'files' ? opened.fs.readlink(h.node) : Promise.reject(new FuseError(errno.EINVAL))));
   }
 
-  async open(ino: number): Promise<ReadableHandle> {
+  /** An open handle of file `ino`, and, for a small file no other handle has open, its bytes (OpenHandle.contents). */
+  async open(ino: number): Promise<{ handle: ReadableHandle; contents: Buffer | undefined }> {
     const h = this.heldOrFail(ino);
     if (h.node.type === 'dir') throw new FuseError(errno.EISDIR);
     const key = `${h.slot.image.file.dir}/${h.slot.image.name}${this.pathOf(ino)}`;
     const data = await this.within(h.slot, this.pathOf(ino), async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
-    if (data.kind === 'layout') return openLayout({ key }, data.layout, this.fds);
-    h.slot.busy++;
-    return new DecodedFile(key, data, () => this.idle(h.slot));
+    let inner: ReadableHandle;
+    if (data.kind === 'layout') inner = await openLayout({ key }, data.layout, this.fds);
+    else {
+      h.slot.busy++;
+      inner = new DecodedFile(key, data, () => this.idle(h.slot));
+    }
+    const alone = !this.opens.has(ino);
+    this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1);
+    const handle = afterRelease(inner, () => this.closed(ino));
+    const size = data.kind === 'layout' ? data.layout.size : data.size;
+    return { handle, contents: alone && size > 0 && size <= STORE_MAX ? await wholeFile(handle, size) : undefined };
+  }
+
+  private closed(ino: number): void {
+    const n = this.opens.get(ino)! - 1;
+    if (n > 0) this.opens.set(ino, n);
+    else this.opens.delete(ino);
   }
 
   forget(ino: number, nlookup: number): void {
@@ -262,6 +285,13 @@ export class Browser {
 }
 
 const parentIno = (parent: ImageNode | number): number => (typeof parent === 'number' ? parent : parent.ino);
+
+/** All `size` bytes of an open file, or undefined when they cannot be read now (its READs then say why). */
+async function wholeFile(handle: ReadableHandle, size: number): Promise<Buffer | undefined> {
+  const buf = Buffer.allocUnsafe(size);
+  const n = await handle.read(0, buf, size).catch(() => -1);
+  return n === size ? buf : undefined;
+}
 
 function noteData(text: Buffer): FileData {
   return { kind: 'layout', layout: { size: text.length, segments: [{ kind: 'bytes', start: 0, length: text.length, data: text }] } };

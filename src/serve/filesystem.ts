@@ -157,8 +157,8 @@ export class VirtualFs implements FuseFs {
     const writing = (flags & O_ACCMODE) !== constants.O_RDONLY;
     if (isBrowseIno(ino)) {
       if (writing) throw new FuseError(errno.EROFS);
-      const open = await this.browser.open(ino);
-      return { fh: this.handles.add({ open }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+      const { handle, contents } = await this.browser.open(ino);
+      return { fh: this.handles.add({ open: handle }), wholeFileFd: handle.wholeFileFd, shared: handle.shared, ...(contents && { contents }) };
     }
     // O_APPEND would write past the pristine end on every write: no use for a disk image.
     if (writing && (!this.overlays || flags & constants.O_APPEND)) throw new FuseError(errno.EROFS);
