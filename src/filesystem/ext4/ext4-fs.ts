@@ -18,11 +18,15 @@ export { looksLikeExt4 };
 
 /** The root folder's inode (EXT4_ROOT_INO). */
 const ROOT_INO = 2;
-/** Metadata is read in chunks of this size, at most this many kept (a bound on memory per volume). */
+/**
+ * Metadata is read in chunks of this size, at most this many kept (a bound on memory per volume,
+ * of which 16 may be open): 8 MiB, the inode tables of 32 768 inodes of 256 bytes, enough for a
+ * walk, which reads them in order.
+ */
 const META_CHUNK_BYTES = 64 * 1024;
-const META_CHUNKS = 512;
-/** Folders' name indexes kept, counted in entries. */
-const FOLDER_INDEX_ENTRIES = 200_000;
+const META_CHUNKS = 128;
+/** Folders' name indexes kept, counted in entries: a folder larger than this is read again on each lookup. */
+const FOLDER_INDEX_ENTRIES = 100_000;
 /** A folder larger than this is treated as corrupt (a bound on memory; real ones are far smaller). */
 const MAX_FOLDER_BYTES = 64 * 1024 * 1024;
 /** Folder data is read in pieces of at most this size. */
