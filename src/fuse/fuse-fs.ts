@@ -17,8 +17,8 @@ export interface OpenHandle {
    * read it itself (passthrough) and this handle's reads never reach read().
    */
   readonly wholeFileFd?: number;
-  /** The file's layout in shared memory: the request workers answer its cached reads themselves. */
-  readonly shared?: SharedLayout;
+  /** The file's layout in shared memory, made when asked: the request workers answer its cached reads themselves. */
+  readonly share?: () => SharedLayout;
   /**
    * The whole file, put into the kernel's page cache before the open is answered
    * (FUSE_NOTIFY_STORE): its reads never reach the server. Only where no READ of the inode can be

@@ -111,7 +111,7 @@ function open(c: OpContext, req: Request): void {
     const backingId = c.passthrough.opened(ino, h);
     // Before the reply: the kernel can send a READ of this handle only after it has the reply.
     if (h.contents) c.out.send(storeNotification(ino, h.contents));
-    else if (backingId === 0 && h.shared) c.workers.publish(h.fh, h.shared);
+    else if (backingId === 0 && h.share) c.workers.publish(h.fh, h.share());
     // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
     c.out.send(openReply(req, h.fh, backingId > 0 ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
   });

@@ -10,7 +10,8 @@ export interface ReadableHandle {
   /** Names the file in log lines. */
   readonly key: string;
   readonly wholeFileFd?: number | undefined;
-  readonly shared?: SharedLayout | undefined;
+  /** The layout in shared memory, for the request workers (OpenHandle.share). */
+  share?(): SharedLayout;
   read(pos: Bytes, buf: Buffer, length: Bytes): Promise<number>;
   /** lseek(2) SEEK_DATA / SEEK_HOLE: undefined for ENXIO. */
   seek(offset: Bytes, whence: typeof SEEK_DATA | typeof SEEK_HOLE): Bytes | undefined;
@@ -45,7 +46,7 @@ export function afterRelease(handle: ReadableHandle, closed: () => void): Readab
   return {
     key: handle.key,
     wholeFileFd: handle.wholeFileFd,
-    shared: handle.shared,
+    ...(handle.share && { share: () => handle.share!() }),
     read: (pos, buf, length) => handle.read(pos, buf, length),
     seek: (offset, whence) => handle.seek(offset, whence),
     release() {

@@ -158,7 +158,7 @@ export class VirtualFs implements FuseFs {
     if (isBrowseIno(ino)) {
       if (writing) throw new FuseError(errno.EROFS);
       const { handle, contents } = await this.browser.open(ino);
-      return { fh: this.handles.add({ open: handle }), wholeFileFd: handle.wholeFileFd, shared: handle.shared, ...(contents && { contents }) };
+      return { fh: this.handles.add({ open: handle }), wholeFileFd: handle.wholeFileFd, share: handle.share?.bind(handle), ...(contents && { contents }) };
     }
     // O_APPEND would write past the pristine end on every write: no use for a disk image.
     if (writing && (!this.overlays || flags & constants.O_APPEND)) throw new FuseError(errno.EROFS);
@@ -175,7 +175,7 @@ export class VirtualFs implements FuseFs {
       }
       throw new FuseError(errno.EIO);
     }
-    if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, shared: open.shared };
+    if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, share: () => open.share() };
     try {
       const { key, overlay, pristine } = await this.overlays.acquire(ino, uid, open, node.file.computeSize());
       return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true };

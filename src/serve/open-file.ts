@@ -43,13 +43,16 @@ export class OpenFile implements ReadableHandle {
 
   /** Set when the handle reads a built disk file: its descriptor holds the virtual file's exact bytes. */
   readonly wholeFileFd: number | undefined;
-  /** The layout with its descriptors, for the FUSE request workers. */
-  readonly shared: SharedLayout;
+  private shared: SharedLayout | undefined;
 
   constructor(readonly file: Pick<VirtualFile, 'key'>, private readonly layout: Layout, private readonly leases: readonly FdLease[], private readonly fds: FdCache, whole: boolean) {
     for (const l of leases) this.fdByPath.set(l.path, l);
     this.wholeFileFd = whole ? leases[0]?.fd : undefined;
-    this.shared = sharedFor(layout, leases, (s) => this.fdOf(s).fd);
+  }
+
+  /** The layout with its descriptors, for the FUSE request workers; made on the first call (a stored small file never needs it). */
+  share(): SharedLayout {
+    return (this.shared ??= sharedFor(this.layout, this.leases, (s) => this.fdOf(s).fd));
   }
 
   get key(): string {
