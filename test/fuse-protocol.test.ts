@@ -1,5 +1,6 @@
 // The FUSE wire encoders and decoders against the struct layouts of include/uapi/linux/fuse.h.
 import test from 'ava';
+import fc from 'fast-check';
 import { constants } from 'node:fs';
 import {
   attrReply, decodeInit, decodeRead, decodeRequest, direntsReply, entryReply, Init, initReply, IN_HEADER_SIZE, Op, openReply,
@@ -65,6 +66,19 @@ test('fuse_entry_out and fuse_attr_out place the attributes where the kernel rea
   const r = attrReply(req(), attr, 1);
   t.is(r.length, OUT_HEADER_SIZE + 104);
   t.is(r.readBigUInt64LE(OUT_HEADER_SIZE + 16 + 8), BigInt(attr.size));
+});
+
+test('property: 64-bit attribute fields hold any safe size and inode number, and times before 1970', (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: -(2 ** 44), max: 2 ** 44 }), (ino, size, ms) => {
+      const attr = { ino, size, blocks: size, mtime: new Date(ms), mode: constants.S_IFREG, nlink: 1, uid: 0, gid: 0, blksize: 4096 };
+      const a = attrReply(req(), attr, 1).subarray(OUT_HEADER_SIZE + 16);
+      const sec = Math.floor(ms / 1000);
+      return a.readBigUInt64LE(0) === BigInt(ino) && a.readBigUInt64LE(8) === BigInt(size) && a.readBigInt64LE(32) === BigInt(sec) && a.readUInt32LE(52) === (ms - sec * 1000) * 1e6;
+    }),
+    { seed: 22, numRuns: 2000 },
+  );
+  t.pass();
 });
 
 test('fuse_open_out carries fh, open flags and the passthrough backing id', (t) => {

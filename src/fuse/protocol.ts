@@ -203,8 +203,19 @@ export interface Attr {
   readonly uncached?: boolean;
 }
 
+/**
+ * A 64-bit field from a safe integer, as two 32-bit halves: a BigInt per field cost a listing of
+ * 100 000 entries 60 ms and its garbage.
+ */
 function u64(b: Buffer, at: number, n: number): void {
-  b.writeBigUInt64LE(BigInt(n), at);
+  b.writeUInt32LE(n >>> 0, at);
+  b.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+}
+
+/** A signed 64-bit field (a time before 1970), as u64. */
+function i64(b: Buffer, at: number, n: number): void {
+  b.writeUInt32LE(n >>> 0, at);
+  b.writeInt32LE(Math.floor(n / 2 ** 32), at + 4);
 }
 
 function writeAttr(b: Buffer, a: Attr): void {
@@ -214,7 +225,7 @@ function writeAttr(b: Buffer, a: Attr): void {
   u64(b, 0, a.ino);
   u64(b, 8, a.size);
   u64(b, 16, a.blocks);
-  for (const at of [24, 32, 40]) b.writeBigInt64LE(BigInt(sec), at); // atime, mtime, ctime
+  for (const at of [24, 32, 40]) i64(b, at, sec); // atime, mtime, ctime
   for (const at of [48, 52, 56]) b.writeUInt32LE(nsec, at);
   b.writeUInt32LE(a.mode, 60);
   b.writeUInt32LE(a.nlink, 64);
