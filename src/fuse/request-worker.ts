@@ -8,6 +8,7 @@
 // requests queue up. With all of them asleep in read(2) the kernel hands requests out in turn
 // (fs/fuse/dev.c wakes the longest waiter), so a lone reader's every request would wake a
 // different thread (docs/fuse-protocol.md §6); several jobs need the others.
+import { availableParallelism } from 'node:os';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../sys/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
@@ -111,15 +112,22 @@ function awaitQueue(): void {
 /**
  * How long the first worker looks for the next request (poll) before it blocks in read(2) after
  * an answer: a thread asleep in read(2) is woken through the scheduler, on a VM through the
- * host. Only after a READ answered here: a request handed to the main thread is answered after
- * storage reads, and a spin then takes the CPU the main thread and smbd need
+ * host. After a READ answered here; not after a READ handed to the main thread, which is
+ * answered after storage reads, while a spin takes the CPU the main thread and smbd need
  * (docs/fuse-protocol.md §6). An idle server never spins.
  */
 const SPIN_MS = 0.05;
+/**
+ * How long the first worker looks for the next request after handing the main thread one that is
+ * not a READ (OPEN, LOOKUP, RELEASE...): the main thread answers those from memory, and a program
+ * walking files sends its next one soon after (an open, then a close; docs/fuse-protocol.md §6).
+ * Never with one core, where the spin would hold the CPU the main thread needs to answer.
+ */
+const HANDED_SPIN_MS = availableParallelism() > 1 ? 0.2 : 0;
 
-/** Waits for the next request without sleeping, for at most SPIN_MS. */
-function spin(): void {
-  const until = performance.now() + SPIN_MS;
+/** Waits for the next request without sleeping, for at most `ms`. */
+function spin(ms: number): void {
+  const until = performance.now() + ms;
   while (!pending() && performance.now() < until);
 }
 
@@ -134,10 +142,12 @@ function handOver(length: number): void {
 }
 
 function serve(): string {
-  let answered = false;
+  /** What the last request was: answered here, handed over (not a READ), or a READ handed over. */
+  let last: 'answered' | 'handed' | 'read-handed' = 'read-handed';
   for (;;) {
     if (role === 'helper') awaitQueue();
-    else if (answered) spin();
+    else if (last === 'answered') spin(SPIN_MS);
+    else if (last === 'handed' && HANDED_SPIN_MS > 0) spin(HANDED_SPIN_MS);
     const length = readRaw(dev, request, request.length);
     if (length < 0) {
       const { code } = lastErrno();
@@ -151,13 +161,17 @@ function serve(): string {
       Atomics.notify(control, Control.WAKE, 1);
     }
     catchUp();
-    answered = false;
+    let answered = false;
     try {
       answered = readHere(length);
     } catch {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }
-    if (!answered) handOver(length);
+    if (answered) last = 'answered';
+    else {
+      last = frameOpcode(request) === Op.READ ? 'read-handed' : 'handed';
+      handOver(length);
+    }
   }
 }
 
