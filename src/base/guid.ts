@@ -21,7 +21,7 @@ export function msGuid(text: string): Buffer {
 /**
  * A 16-byte id that depends only on `name`: SHA-256 of it, cut to 16 bytes, with the RFC 4122
  * variant bits and version 8 ("custom") set so that tools show it as a well-formed UUID.
- * Used for ids that must survive restarts (README "Identity and --unique-ids").
+ * Used for ids that must survive restarts (docs/admin.md §3).
  */
 export function nameBasedId(name: string): Buffer {
   const id = hash('sha256', name, 'buffer').subarray(0, 16);

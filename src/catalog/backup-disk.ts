@@ -56,8 +56,8 @@ export function backupDisk(main: LoadedImage, partners: readonly LoadedImage[] =
 }
 
 /**
- * The disk's id in its container, stable and distinct per backup (README "Identity and
- * --unique-ids"). Made when a layout is, not per disk of a scan: a listing needs none
+ * The disk's id in its container, stable and distinct per backup (docs/admin.md
+ * §3). Made when a layout is, not per disk of a scan: a listing needs none
  * (docs/architecture.md §6).
  */
 export function diskId(b: Pick<BackupDisk, 'client' | 'folder'>): Buffer {

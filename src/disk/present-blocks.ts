@@ -1,5 +1,5 @@
-// Which blocks of a disk hold data: the blocks a restore would write (issue 12, README "Dynamic
-// disks"). A block is present when any byte of it comes from a `bytes` segment (partition tables,
+// Which blocks of a disk hold data: the blocks a restore would write (issue 12, docs/admin.md
+// §1). A block is present when any byte of it comes from a `bytes` segment (partition tables,
 // GPT copies, extra data) or from a part of a backing file that holds data.
 import { Bitset } from '../base/bitset.js';
 import type { Bytes } from '../base/units.js';
