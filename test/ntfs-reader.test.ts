@@ -5,6 +5,11 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import fc from 'fast-check';
+import { readSafeI64, readSafeU64 } from '../src/base/int64.js';
+import { decodeRuns } from '../src/filesystem/ntfs/data-runs.js';
+import { NtfsFormatError } from '../src/filesystem/ntfs/format-error.js';
+import { ntTimeToMs } from '../src/filesystem/ntfs/nt-time.js';
 import { looksLikeNtfs, openNtfs } from '../src/filesystem/ntfs/ntfs-filesystem.js';
 import { CorruptVolumeError, UnsupportedDataError, type FsNode } from '../src/filesystem/volume-fs.js';
 import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
@@ -354,4 +359,27 @@ test('link targets: drive-absolute ones relative to the link folder, climbs abov
   t.is(path(junction('\\??\\Volume{01234567-89ab-cdef-0123-456789abcdef}\\x'), []), undefined);
   t.is(path(symlink('\\x', true), ['a']), undefined);
   t.is(parseLinkTarget(otherReparse(0x80000017, Buffer.alloc(16))), undefined);
+});
+
+test('64-bit fields, NT times and data run fields read without BigInt equal the BigInt reading, or are refused past 2^53', (t) => {
+  const nt = (b: Buffer): number => {
+    const v = b.readBigUInt64LE(0) - 116444736000000000n;
+    return Number(v / 10000n) + Number(v % 10000n) / 10000;
+  };
+  const safe = (v: bigint): number | undefined => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined);
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.integer({ min: 1, max: 8 }), (v, size) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(v);
+      t.is(readSafeU64(b, 0), safe(v));
+      t.is(readSafeI64(b, 0), safe(b.readBigInt64LE(0)));
+      t.is(ntTimeToMs(b, 0), nt(b));
+      const signed = BigInt.asIntN(8 * size, v);
+      const run = Buffer.concat([Buffer.from([0x10 | size]), b.subarray(0, size), Buffer.alloc(8)]);
+      const want = safe(signed);
+      if (want === undefined || want <= 0) t.throws(() => decodeRuns(run, 0, 0, 1 << 30, 2 ** 52), { instanceOf: NtfsFormatError });
+      else t.is(decodeRuns(run, 0, 0, want - 1, 2 ** 53)[0]!.length, want);
+    }),
+    { seed: 64, numRuns: 20000 },
+  );
 });

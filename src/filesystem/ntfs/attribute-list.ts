@@ -1,6 +1,6 @@
 // $ATTRIBUTE_LIST: where each attribute of a file lies when they do not fit its base record
 // (docs/filesystems-ntfs.md §6).
-import { check } from './format-error.js';
+import { check, safe64 } from './format-error.js';
 import { readRef, type FileRef } from './mft-record.js';
 
 const ENTRY_HEADER = 0x1a;
@@ -22,12 +22,11 @@ export function parseAttributeList(b: Buffer): AttributeListEntry[] {
     const nameOffset = b[at + 7]!;
     check(length >= ENTRY_HEADER && at + length <= b.length, `attribute list entry at ${at} has length ${length}`);
     check(nameLength === 0 || nameOffset + 2 * nameLength <= length, `attribute list entry at ${at}: name runs past it`);
-    const startVcn = b.readBigUInt64LE(at + 8);
-    check(startVcn <= BigInt(Number.MAX_SAFE_INTEGER), `attribute list entry at ${at}: start VCN ${startVcn}`);
+    const startVcn = safe64(b, at + 8, `attribute list entry at ${at}: start VCN`);
     entries.push({
       type: b.readUInt32LE(at),
       name: b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength),
-      startVcn: Number(startVcn),
+      startVcn,
       record: readRef(b, at + 0x10),
     });
     at += length;

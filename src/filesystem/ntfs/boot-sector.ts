@@ -1,7 +1,7 @@
 // The NTFS boot sector ($Boot, sector 0 of the volume): the geometry every other structure is
 // read with (docs/filesystems-ntfs.md §1).
 import type { Bytes } from '../../base/units.js';
-import { check } from './format-error.js';
+import { check, safe64 } from './format-error.js';
 
 /** §1: the OEM id at byte 3. */
 const OEM_ID = 'NTFS    ';
@@ -41,12 +41,6 @@ function clustersOrLog(raw: number, clusterSize: Bytes): Bytes {
   return v > 0 ? v * clusterSize : v < 0 && v >= -31 ? 2 ** -v : 0;
 }
 
-/** A 64-bit little-endian count that must fit a safe integer. */
-function safeU64(b: Buffer, at: number, what: string): number {
-  const v = b.readBigUInt64LE(at);
-  check(v <= BigInt(Number.MAX_SAFE_INTEGER), `${what} ${v} is too large`);
-  return Number(v);
-}
 
 export function parseBootSector(b: Buffer, volumeSize: Bytes): BootSector {
   check(looksLikeNtfs(b), 'no NTFS boot sector (OEM id "NTFS    " and 0xAA55) at byte 0');
@@ -58,9 +52,9 @@ export function parseBootSector(b: Buffer, volumeSize: Bytes): BootSector {
   check(isPowerOfTwo(sectorsPerCluster), `sectors per cluster byte 0x${spc.toString(16)} is not a power of two`);
   const clusterSize = sectorsPerCluster * bytesPerSector;
   check(clusterSize <= MAX_CLUSTER, `cluster size ${clusterSize} is over 2 MiB`);
-  const totalSectors = safeU64(b, TOTAL_SECTORS_OFFSET, 'total sectors');
+  const totalSectors = safe64(b, TOTAL_SECTORS_OFFSET, 'total sectors');
   const totalClusters = Math.min(Math.floor((totalSectors * bytesPerSector) / clusterSize), Math.floor(volumeSize / clusterSize));
-  const mftLcn = safeU64(b, MFT_LCN_OFFSET, 'MFT LCN');
+  const mftLcn = safe64(b, MFT_LCN_OFFSET, 'MFT LCN');
   check(mftLcn < totalClusters, `MFT LCN ${mftLcn} lies outside the volume's ${totalClusters} clusters`);
   const mftRecordSize = clustersOrLog(b[CLUSTERS_PER_MFT_RECORD_OFFSET]!, clusterSize);
   const indexBlockSize = clustersOrLog(b[CLUSTERS_PER_INDEX_BLOCK_OFFSET]!, clusterSize);

@@ -1,7 +1,7 @@
 // The entries of a $I30 index node, in $INDEX_ROOT or in an INDX block of $INDEX_ALLOCATION
 // (docs/filesystems-ntfs.md §9).
 import { parseFileName, type FileName } from './file-name.js';
-import { check } from './format-error.js';
+import { check, safe64 } from './format-error.js';
 import { readRef, type FileRef } from './mft-record.js';
 
 /** §9 index entry flags. */
@@ -36,9 +36,7 @@ export function indexRootBlockSize(root: Buffer): number {
 /** The sub-node VCN in an entry's last 8 bytes. */
 function subnodeOf(b: Buffer, pos: number, length: number, flags: number): number | undefined {
   if (!(flags & ENTRY_HAS_SUBNODE)) return undefined;
-  const vcn = b.readBigUInt64LE(pos + length - 8);
-  check(vcn <= BigInt(Number.MAX_SAFE_INTEGER), `sub-node VCN ${vcn}`);
-  return Number(vcn);
+  return safe64(b, pos + length - 8, 'sub-node VCN');
 }
 
 /** The entries of the node whose header is at `at` of `b`; entries past the node are an error. */
@@ -70,7 +68,7 @@ export function indexRootNode(root: Buffer): IndexNode {
 
 /** The node of an INDX block whose fixups were applied; its VCN field must be `vcn`. */
 export function indexBlockNode(block: Buffer, vcn: number): IndexNode {
-  const own = block.readBigUInt64LE(INDX_VCN_FIELD);
-  check(own === BigInt(vcn), `index block at VCN ${vcn} says it is VCN ${own}`);
+  const own = safe64(block, INDX_VCN_FIELD, `index block at VCN ${vcn}: its VCN`);
+  check(own === vcn, `index block at VCN ${vcn} says it is VCN ${own}`);
   return nodeEntries(block, INDX_NODE_HEADER);
 }

@@ -2,7 +2,7 @@
 // record's bytes, with fixups applied, in; its attributes out.
 import type { Bytes } from '../../base/units.js';
 import { decodeRuns, type Run } from './data-runs.js';
-import { check } from './format-error.js';
+import { check, safe64 } from './format-error.js';
 
 /** §3 FILE record header fields. */
 const SEQUENCE_FIELD = 0x10;
@@ -74,22 +74,16 @@ export interface MftRecord {
   readonly attributes: readonly Attribute[];
 }
 
-/** A signed 64-bit field that must be a safe integer. */
-function safeI64(b: Buffer, at: number, what: string): number {
-  const v = b.readBigInt64LE(at);
-  check(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER), `${what} ${v} is out of range`);
-  return Number(v);
-}
 
 function parseNonResident(b: Buffer, at: number, length: number, totalClusters: number): NonResident {
   check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
-  const startVcn = safeI64(b, at + 0x10, 'start VCN');
-  const lastVcn = safeI64(b, at + 0x18, 'last VCN');
+  const startVcn = safe64(b, at + 0x10, 'start VCN', true);
+  const lastVcn = safe64(b, at + 0x18, 'last VCN', true);
   const runsOffset = b.readUInt16LE(at + 0x20);
   const compressionUnit = b.readUInt16LE(at + 0x22);
-  const allocatedSize = safeI64(b, at + 0x28, 'allocated size');
-  const dataSize = safeI64(b, at + 0x30, 'data size');
-  const initializedSize = safeI64(b, at + 0x38, 'initialized size');
+  const allocatedSize = safe64(b, at + 0x28, 'allocated size', true);
+  const dataSize = safe64(b, at + 0x30, 'data size', true);
+  const initializedSize = safe64(b, at + 0x38, 'initialized size', true);
   check(startVcn >= 0 && lastVcn >= startVcn - 1, `VCNs ${startVcn}-${lastVcn}`);
   check(dataSize >= 0 && initializedSize >= 0 && allocatedSize >= 0, 'negative attribute size');
   check(compressionUnit <= 16, `compression unit 2^${compressionUnit} clusters`);
