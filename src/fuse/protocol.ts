@@ -218,21 +218,26 @@ function i64(b: Buffer, at: number, n: number): void {
   b.writeInt32LE(Math.floor(n / 2 ** 32), at + 4);
 }
 
-function writeAttr(b: Buffer, a: Attr): void {
+/** struct fuse_attr at `at` of `b` (offsets, not views: a listing writes one per entry). */
+function writeAttr(b: Buffer, at: number, a: Attr): void {
   const ms = a.mtime.getTime();
   const sec = Math.floor(ms / 1000);
   const nsec = (ms - sec * 1000) * 1e6;
-  u64(b, 0, a.ino);
-  u64(b, 8, a.size);
-  u64(b, 16, a.blocks);
-  for (const at of [24, 32, 40]) i64(b, at, sec); // atime, mtime, ctime
-  for (const at of [48, 52, 56]) b.writeUInt32LE(nsec, at);
-  b.writeUInt32LE(a.mode, 60);
-  b.writeUInt32LE(a.nlink, 64);
-  b.writeUInt32LE(a.uid, 68);
-  b.writeUInt32LE(a.gid, 72);
-  b.writeUInt32LE(0, 76); // rdev
-  b.writeUInt32LE(a.blksize, 80);
+  u64(b, at, a.ino);
+  u64(b, at + 8, a.size);
+  u64(b, at + 16, a.blocks);
+  i64(b, at + 24, sec); // atime
+  i64(b, at + 32, sec); // mtime
+  i64(b, at + 40, sec); // ctime
+  b.writeUInt32LE(nsec, at + 48);
+  b.writeUInt32LE(nsec, at + 52);
+  b.writeUInt32LE(nsec, at + 56);
+  b.writeUInt32LE(a.mode, at + 60);
+  b.writeUInt32LE(a.nlink, at + 64);
+  b.writeUInt32LE(a.uid, at + 68);
+  b.writeUInt32LE(a.gid, at + 72);
+  b.writeUInt32LE(0, at + 76); // rdev
+  b.writeUInt32LE(a.blksize, at + 80);
 }
 
 /** A validity in seconds as fuse.h's (seconds, nanoseconds) pair. */
@@ -242,17 +247,17 @@ function writeValid(b: Buffer, at: number, nsecAt: number, seconds: number): voi
   b.writeUInt32LE(Math.round((seconds - whole) * 1e9), nsecAt);
 }
 
-/** struct fuse_entry_out for `attr` into `b` (zero-filled). */
-function writeEntryOut(b: Buffer, attr: Attr, entrySeconds: number, attrSeconds: number): void {
-  u64(b, 0, attr.ino); // nodeid: the inode number, stable for the life of the mount
-  u64(b, 8, 0); // generation
-  writeValid(b, 16, 32, entrySeconds);
-  writeValid(b, 24, 36, attrSeconds);
-  writeAttr(b.subarray(40), attr);
+/** struct fuse_entry_out for `attr` at `at` of `b` (zero-filled). */
+function writeEntryOut(b: Buffer, at: number, attr: Attr, entrySeconds: number, attrSeconds: number): void {
+  u64(b, at, attr.ino); // nodeid: the inode number, stable for the life of the mount
+  u64(b, at + 8, 0); // generation
+  writeValid(b, at + 16, at + 32, entrySeconds);
+  writeValid(b, at + 24, at + 36, attrSeconds);
+  writeAttr(b, at + 40, attr);
 }
 
 export function entryReply(req: Request, attr: Attr, entrySeconds: number, attrSeconds: number): Buffer {
-  return reply(req, ENTRY_OUT_SIZE, (b) => writeEntryOut(b, attr, entrySeconds, attrSeconds));
+  return reply(req, ENTRY_OUT_SIZE, (b) => writeEntryOut(b, 0, attr, entrySeconds, attrSeconds));
 }
 
 /**
@@ -267,7 +272,7 @@ export function negativeEntryReply(req: Request, entrySeconds: number): Buffer {
 export function attrReply(req: Request, attr: Attr, attrSeconds: number): Buffer {
   return reply(req, ATTR_OUT_SIZE, (b) => {
     writeValid(b, 0, 8, attrSeconds);
-    writeAttr(b.subarray(16), attr);
+    writeAttr(b, 16, attr);
   });
 }
 
@@ -405,11 +410,11 @@ export function direntsReply(req: Request, entries: readonly Dirent[], from: num
   const parts: Buffer[] = [];
   let used = 0;
   for (let i = from; i < entries.length; i++) {
-    const name = Buffer.from(entries[i]!.name, 'utf8');
-    const len = (DIRENT_SIZE + name.length + 7) & ~7;
+    const nameBytes = Buffer.byteLength(entries[i]!.name, 'utf8');
+    const len = (DIRENT_SIZE + nameBytes + 7) & ~7;
     if (used + len > size) break;
     const d = Buffer.alloc(len);
-    writeDirent(d, 0, entries[i]!, i + 1, name);
+    writeDirent(d, 0, entries[i]!, i + 1, nameBytes);
     parts.push(d);
     used += len;
   }
@@ -417,12 +422,13 @@ export function direntsReply(req: Request, entries: readonly Dirent[], from: num
 }
 
 /** struct fuse_dirent at `at`: ino, off, namelen, type (the file type bits of st_mode shifted down 12), name. */
-function writeDirent(d: Buffer, at: number, e: Dirent, off: number, name: Buffer): void {
+/** struct fuse_dirent of `e`, its name `nameBytes` long in UTF-8, at `at` of `d`. */
+function writeDirent(d: Buffer, at: number, e: Dirent, off: number, nameBytes: number): void {
   u64(d, at, e.ino);
   u64(d, at + 8, off);
-  d.writeUInt32LE(name.length, at + 16);
+  d.writeUInt32LE(nameBytes, at + 16);
   d.writeUInt32LE((e.mode >>> 12) & 0xf, at + 20);
-  name.copy(d, at + DIRENT_SIZE);
+  d.write(e.name, at + DIRENT_SIZE, nameBytes, 'utf8');
 }
 
 /** A folder's READDIRPLUS entries, encoded once: entry i is bytes [ends[i-1] (0 for the first), ends[i]). */
@@ -438,16 +444,17 @@ export interface DirentsPlus {
  * fuse_direntplus_link), and the kernel looks that name up when it needs it (`.` and `..` too).
  */
 export function encodeDirentsPlus(entries: readonly Dirent[], attrOf: (e: Dirent) => Attr | undefined, entrySeconds: number, attrSeconds: number): DirentsPlus {
-  const names = entries.map((e) => Buffer.from(e.name, 'utf8'));
+  const nameBytes = entries.map((e) => Buffer.byteLength(e.name, 'utf8'));
   const ends: number[] = [];
   let total = 0;
-  for (const n of names) ends.push((total += (ENTRY_OUT_SIZE + DIRENT_SIZE + n.length + 7) & ~7));
+  for (const n of nameBytes) ends.push((total += (ENTRY_OUT_SIZE + DIRENT_SIZE + n + 7) & ~7));
   const bytes = Buffer.alloc(total);
-  for (const [i, e] of entries.entries()) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     const at = i === 0 ? 0 : ends[i - 1]!;
     const attr = attrOf(e);
-    if (attr) writeEntryOut(bytes.subarray(at), attr, entrySeconds, attrSeconds);
-    writeDirent(bytes, at + ENTRY_OUT_SIZE, e, i + 1, names[i]!);
+    if (attr) writeEntryOut(bytes, at, attr, entrySeconds, attrSeconds);
+    writeDirent(bytes, at + ENTRY_OUT_SIZE, e, i + 1, nameBytes[i]!);
   }
   return { bytes, ends };
 }

@@ -79,8 +79,6 @@ export class Browser {
   private readonly logged = new Set<string>();
   /** Open handles by inode: a file's bytes are stored at open only where no other handle of it is open (OpenHandle.contents). */
   private readonly opens = new Map<number, number>();
-  /** The node behind each entry of a listing, while the listing lives (an open folder's snapshot). */
-  private readonly listed = new WeakMap<Dirent, { readonly slot: Slot; readonly node: FsNode; readonly parent: number }>();
 
   constructor(
     private readonly fds: FdCache,
@@ -113,14 +111,14 @@ export class Browser {
     ];
     return this.within(slot, this.pathOf(self), async (opened) => {
       const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await opened.fs.list(dir ?? (await opened.fs.root()));
-      return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => this.entry(slot, self, e.name, e.node))];
+      const access = this.accessOf(slot.image);
+      return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
     });
   }
 
   /** READDIRPLUS gave the kernel `entry` of a listing: one more lookup of it. */
   given(entry: Dirent): void {
-    const listed = this.listed.get(entry);
-    if (listed) this.give(listed.slot, listed.node, listed.parent, entry.name);
+    if (entry instanceof ListedEntry) this.hold(entry.slot, entry.node, entry.parent, entry.name);
   }
 
   getattr(ino: number): Attr | undefined {
@@ -197,28 +195,27 @@ export class Browser {
     return slot;
   }
 
-  /** Gives the kernel a node: one more lookup of it. */
+  /** Gives the kernel a node, with its attributes: one more lookup of it. */
   private give(slot: Slot, node: FsNode, parent: number, name: string): Attr | undefined {
     if (node.id >= SLOT_SPAN) return undefined;
+    this.hold(slot, node, parent, name);
+    return this.attr(slot, node);
+  }
+
+  /** One more lookup of a node the kernel was given. */
+  private hold(slot: Slot, node: FsNode, parent: number, name: string): void {
     const ino = slot.index * SLOT_SPAN + node.id;
     const h = this.held.get(ino);
     if (h) h.refs++;
     else this.held.set(ino, { slot, node, parent, name, refs: 1 });
-    return this.attr(slot, node);
   }
 
-  private attr(slot: Slot, node: FsNode): Attr {
-    const { uid, gid, mode } = this.accessOf(slot.image);
+  /** A node's stat; `access`: the image's, when the caller has it (a listing asks once, not per entry). */
+  private attr(slot: Slot, node: FsNode, access = this.accessOf(slot.image)): Attr {
+    const { uid, gid, mode } = access;
     const shown = node.type === 'dir' ? folderMode(mode) : fileMode(mode);
     const nlink = node.type === 'dir' ? 2 : Math.max(1, node.nlink);
     return { ino: slot.index * SLOT_SPAN + node.id, size: node.size, blocks: Math.ceil(node.size / STAT_BLOCK), mtime: new Date(node.mtimeMs), mode: TYPE_BITS[node.type] | shown, nlink, uid, gid, blksize: BLOCK_SIZE };
-  }
-
-  /** A listing's entry, with its attributes for READDIRPLUS and what given() needs. */
-  private entry(slot: Slot, parent: number, name: string, node: FsNode): Dirent {
-    const e: Dirent = { ino: slot.index * SLOT_SPAN + node.id, name, mode: TYPE_BITS[node.type], attr: this.attr(slot, node) };
-    this.listed.set(e, { slot, node, parent });
-    return e;
   }
 
   private noteNode(note: Extract<Opened, { kind: 'note' }>): FsNode {
@@ -281,6 +278,23 @@ export class Browser {
     const parts: string[] = [];
     for (let h = this.held.get(ino), i = 0; h && i < MAX_PATH_DEPTH; h = this.held.get(h.parent), i++) parts.unshift(h.name);
     return parts.map((p) => `/${p}`).join('');
+  }
+}
+
+/** A listing's entry, with its attributes for READDIRPLUS and the node given() holds when the kernel takes it. */
+class ListedEntry implements Dirent {
+  readonly ino: number;
+  readonly mode: number;
+
+  constructor(
+    readonly attr: Attr,
+    readonly name: string,
+    readonly slot: Slot,
+    readonly node: FsNode,
+    readonly parent: number,
+  ) {
+    this.ino = attr.ino;
+    this.mode = TYPE_BITS[node.type];
   }
 }
 
