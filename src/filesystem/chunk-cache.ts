@@ -17,8 +17,8 @@ export class ChunkCache {
     this.chunks = new LRUCache({ max: maxChunks });
   }
 
-  /** The bytes if the one chunk they lie in is cached; else undefined. */
-  private peek(offset: Bytes, length: number): Buffer | undefined {
+  /** The bytes if the one chunk they lie in is cached; else undefined (also for a range outside the volume: read() says why). */
+  peek(offset: Bytes, length: number): Buffer | undefined {
     const first = Math.floor(offset / this.chunkBytes);
     if (Math.floor((offset + length - 1) / this.chunkBytes) !== first || length === 0) return undefined;
     const chunk = this.chunks.get(first);

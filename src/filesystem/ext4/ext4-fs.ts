@@ -64,10 +64,14 @@ class Ext4FileSystem implements VolumeFileSystem {
     const index = await this.folder(dir);
     const out: DirEntry[] = [];
     for (const e of index.entries) {
-      const node = await this.child(e.ino).catch((err: unknown) => {
-        if (err instanceof CorruptVolumeError) return undefined; // this entry fails its own lookup; the others list
-        throw err;
-      });
+      let node: FsNode | undefined;
+      try {
+        // Most inodes of a folder lie in cached chunks: read those without a promise each.
+        const inode = this.cachedInode(e.ino) ?? (await this.inode(e.ino));
+        node = inode.type && toNode(inode);
+      } catch (err) {
+        if (!(err instanceof CorruptVolumeError)) throw err; // this entry fails its own lookup; the others list
+      }
       if (node) out.push({ name: e.name, node });
     }
     return out;
@@ -110,6 +114,15 @@ class Ext4FileSystem implements VolumeFileSystem {
     const table = await this.inodeTable(group);
     const offset = table * sb.blockSize + ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
     return parseInode(await this.meta.read(offset, sb.inodeSize, `ext4 inode ${ino}`), ino, sb.hugeFile);
+  }
+
+  /** Inode `ino` if its group's table is known and its bytes are cached; else undefined (inode() reads it, or says why not). */
+  private cachedInode(ino: number): Ext4Inode | undefined {
+    const sb = this.sb;
+    if (!Number.isSafeInteger(ino) || ino < 1 || ino > sb.inodesCount) return undefined;
+    const table = this.inodeTables.get(Math.floor((ino - 1) / sb.inodesPerGroup));
+    const bytes = table === undefined ? undefined : this.meta.peek(table * sb.blockSize + ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize, sb.inodeSize);
+    return bytes && parseInode(bytes, ino, sb.hugeFile);
   }
 
   private async inodeTable(group: number): Promise<number> {
