@@ -74,10 +74,8 @@ export interface MftRecord {
   readonly attributes: readonly Attribute[];
 }
 
-/** A non-resident attribute's header fields, checked, and where its mapping pairs start. */
-type NonResidentHeader = Omit<NonResident, 'runs'> & { readonly runsOffset: number };
 
-export function nonResidentHeader(b: Buffer, at: number, length: number): NonResidentHeader {
+function parseNonResident(b: Buffer, at: number, length: number, totalClusters: number): NonResident {
   check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
   const startVcn = safe64(b, at + 0x10, 'start VCN', true);
   const lastVcn = safe64(b, at + 0x18, 'last VCN', true);
@@ -90,71 +88,48 @@ export function nonResidentHeader(b: Buffer, at: number, length: number): NonRes
   check(dataSize >= 0 && initializedSize >= 0 && allocatedSize >= 0, 'negative attribute size');
   check(compressionUnit <= 16, `compression unit 2^${compressionUnit} clusters`);
   check(runsOffset >= NON_RESIDENT_HEADER && runsOffset < length, `mapping pairs at ${runsOffset} of a ${length}-byte attribute`);
-  return { startVcn, lastVcn, compressionUnit, allocatedSize, dataSize, initializedSize, runsOffset };
-}
-
-/** A resident attribute's value: where it starts in the record and its length, checked. */
-export function residentValue(b: Buffer, at: number, length: number): { readonly offset: number; readonly length: number } {
-  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
-  const valueLength = b.readUInt32LE(at + 0x10);
-  const valueOffset = b.readUInt16LE(at + 0x14);
-  check(valueOffset + valueLength <= length, `attribute 0x${b.readUInt32LE(at).toString(16)}'s value runs past it`);
-  return { offset: at + valueOffset, length: valueLength };
+  const runs = decodeRuns(b.subarray(at, at + length), runsOffset, startVcn, lastVcn, totalClusters);
+  return { startVcn, lastVcn, compressionUnit, allocatedSize, dataSize, initializedSize, runs };
 }
 
 function parseAttribute(b: Buffer, at: number, length: number, totalClusters: number): Attribute {
   const type = b.readUInt32LE(at);
   const nameLength = b[at + 9]!;
   const nameOffset = b.readUInt16LE(at + 10);
-  const name = nameLength === 0 ? '' : b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
+  check(nameLength === 0 || nameOffset + 2 * nameLength <= length, `attribute 0x${type.toString(16)}'s name runs past it`);
+  const name = b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
   const flags = b.readUInt16LE(at + 12);
   const id = b.readUInt16LE(at + 14);
-  if (b[at + 8] !== 0) {
-    const { runsOffset, ...header } = nonResidentHeader(b, at, length);
-    const runs = decodeRuns(b.subarray(at, at + length), runsOffset, header.startVcn, header.lastVcn, totalClusters);
-    return { type, name, flags, id, nonResident: { ...header, runs } };
-  }
-  const v = residentValue(b, at, length);
-  return { type, name, flags, id, value: b.subarray(v.offset, v.offset + v.length) };
-}
-
-/** A FILE record's header fields. */
-export interface RecordHeader extends Omit<MftRecord, 'attributes'> {
-  readonly bytesInUse: number;
-}
-
-export function recordHeader(b: Buffer): RecordHeader {
-  const bytesInUse = b.readUInt32LE(BYTES_IN_USE_FIELD);
-  check(bytesInUse <= b.length, `${bytesInUse} bytes in use in a ${b.length}-byte record`);
-  return { sequence: b.readUInt16LE(SEQUENCE_FIELD), linkCount: b.readUInt16LE(LINK_COUNT_FIELD), flags: b.readUInt16LE(FLAGS_FIELD), base: readRef(b, BASE_RECORD_FIELD), bytesInUse };
-}
-
-/**
- * Calls `visit` with the offset and length of each attribute of the record, its header and name
- * checked against the record, while `visit` returns true, up to the end marker.
- */
-export function walkAttributes(b: Buffer, h: RecordHeader, visit: (at: number, length: number) => boolean): void {
-  let at = b.readUInt16LE(FIRST_ATTRIBUTE_FIELD);
-  check(at % 8 === 0 && at >= 0x30, `first attribute at ${at}`);
-  // Each attribute takes at least 16 bytes, so the record's size bounds the loop.
-  for (;;) {
-    check(at + 4 <= h.bytesInUse, 'attributes run past the bytes in use without an end marker');
-    if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) return;
-    check(at + 16 <= h.bytesInUse, `attribute at ${at} runs past the bytes in use`);
-    const length = b.readUInt32LE(at + 4);
-    check(length >= 16 && length % 8 === 0 && at + length <= h.bytesInUse, `attribute at ${at} has length ${length}`);
-    const nameLength = b[at + 9]!;
-    check(nameLength === 0 || b.readUInt16LE(at + 10) + 2 * nameLength <= length, `attribute 0x${b.readUInt32LE(at).toString(16)}'s name runs past it`);
-    if (!visit(at, length)) return;
-    at += length;
-  }
+  if (b[at + 8] !== 0) return { type, name, flags, id, nonResident: parseNonResident(b, at, length, totalClusters) };
+  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
+  const valueLength = b.readUInt32LE(at + 0x10);
+  const valueOffset = b.readUInt16LE(at + 0x14);
+  check(valueOffset + valueLength <= length, `attribute 0x${type.toString(16)}'s value runs past it`);
+  return { type, name, flags, id, value: b.subarray(at + valueOffset, at + valueOffset + valueLength) };
 }
 
 /** The header and attributes of a FILE record whose fixups were applied. */
 export function parseMftRecord(b: Buffer, totalClusters: number): MftRecord {
-  const h = recordHeader(b);
+  const bytesInUse = b.readUInt32LE(BYTES_IN_USE_FIELD);
+  check(bytesInUse <= b.length, `${bytesInUse} bytes in use in a ${b.length}-byte record`);
   const attributes: Attribute[] = [];
-  walkAttributes(b, h, (at, length) => attributes.push(parseAttribute(b, at, length, totalClusters)) > 0);
-  const { bytesInUse: _, ...header } = h;
-  return { ...header, attributes };
+  let at = b.readUInt16LE(FIRST_ATTRIBUTE_FIELD);
+  check(at % 8 === 0 && at >= 0x30, `first attribute at ${at}`);
+  // Each attribute takes at least 16 bytes, so the record's size bounds the loop.
+  for (;;) {
+    check(at + 4 <= bytesInUse, 'attributes run past the bytes in use without an end marker');
+    if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) break;
+    check(at + 16 <= bytesInUse, `attribute at ${at} runs past the bytes in use`);
+    const length = b.readUInt32LE(at + 4);
+    check(length >= 16 && length % 8 === 0 && at + length <= bytesInUse, `attribute at ${at} has length ${length}`);
+    attributes.push(parseAttribute(b, at, length, totalClusters));
+    at += length;
+  }
+  return {
+    sequence: b.readUInt16LE(SEQUENCE_FIELD),
+    linkCount: b.readUInt16LE(LINK_COUNT_FIELD),
+    flags: b.readUInt16LE(FLAGS_FIELD),
+    base: readRef(b, BASE_RECORD_FIELD),
+    attributes,
+  };
 }

@@ -18,7 +18,6 @@ const CACHED_BLOCKS = 256;
 export class Mft {
   readonly recordCount: number;
   private readonly blocks = new LRUCache<number, Promise<Buffer>>({ max: CACHED_BLOCKS });
-  private readonly scratch: Buffer;
 
   constructor(
     private readonly volume: Volume,
@@ -26,7 +25,6 @@ export class Mft {
     private readonly stream: Stream,
   ) {
     this.recordCount = Math.floor(stream.dataSize / boot.mftRecordSize);
-    this.scratch = Buffer.alloc(boot.mftRecordSize);
   }
 
   private block(i: number): Promise<Buffer> {
@@ -42,30 +40,13 @@ export class Mft {
 
   /** The raw bytes of record `n` with fixups applied, in a buffer of its own. */
   async recordBytes(n: number): Promise<Buffer> {
-    const b = Buffer.alloc(this.boot.mftRecordSize);
-    this.copyRecord(n, await this.blockOf(n), b);
-    return b;
-  }
-
-  private blockOf(n: number): Promise<Buffer> {
     check(Number.isSafeInteger(n) && n >= 0 && n < this.recordCount, `MFT record ${n} is not in the ${this.recordCount}-record MFT`);
-    return this.block(Math.floor((n * this.boot.mftRecordSize) / MFT_BLOCK));
-  }
-
-  private copyRecord(n: number, block: Buffer, into: Buffer): void {
-    const at = (n * this.boot.mftRecordSize) % MFT_BLOCK;
-    check(block.copy(into, 0, at, at + this.boot.mftRecordSize) === into.length, `MFT record ${n} runs past the MFT`);
-    applyFixups(into, 'FILE');
-  }
-
-  /**
-   * `f` of record `n` with fixups applied, in a buffer reused for every record: `f` must not keep
-   * it. Saves a listing a copy per file (record-summary.ts).
-   */
-  async withRecord<T>(n: number, f: (record: Buffer) => T): Promise<T> {
-    const block = await this.blockOf(n);
-    this.copyRecord(n, block, this.scratch);
-    return f(this.scratch);
+    const size = this.boot.mftRecordSize;
+    const at = n * size;
+    const block = await this.block(Math.floor(at / MFT_BLOCK));
+    const b = Buffer.from(block.subarray(at % MFT_BLOCK, (at % MFT_BLOCK) + size));
+    applyFixups(b, 'FILE');
+    return b;
   }
 
   /** Record `n`, parsed; it must be in use. */

@@ -14,8 +14,7 @@ import type { IndexEntry } from './index-node.js';
 import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType } from './mft-record.js';
 import { openMft } from './open-mft.js';
 import { IO_REPARSE_TAG_WOF, parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
-import { FILE_ATTRIBUTE_ENCRYPTED, type StandardInformation } from './standard-information.js';
-import { summarizeRecord } from './record-summary.js';
+import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
 import { streamLayout, type Backing } from './stream-layout.js';
 import { makeUpcase, UPCASE_BYTES } from './upcase.js';
 import { cachedLoad } from './weighed-cache.js';
@@ -85,7 +84,8 @@ export class NtfsFileSystem implements VolumeFileSystem {
   /** The FsNode of an inode; undefined for a link that points out of the volume. */
   private node(inode: Inode, folderParts: readonly string[] | undefined): Promise<FsNode | undefined> {
     return this.guard(inode.record, async () => {
-      const base = baseNode(inode.record, inode.info, inode.linkCount);
+      const info = inode.info;
+      const base = { id: inode.record, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
       const link = await this.linkText(inode, folderParts);
       if (link === null) return undefined;
       if (link !== undefined) return { ...base, type: 'symlink' as NodeType, size: Buffer.byteLength(link) };
@@ -150,19 +150,12 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return cachedLoad(this.folders, dir.id, load, (f) => f.entries.length);
   }
 
-  /**
-   * The entry of index entry `e`: from a summary of its record (record-summary.ts), or, for a
-   * record that may be a link or have attributes elsewhere, or that is parsed already, its inode.
-   */
   private async child(e: IndexEntry, folderParts: readonly string[] | undefined): Promise<Child> {
-    const record = e.file.record;
-    const summary = this.inodes.has(record) ? 'whole' : await this.guard(record, () => this.g.mft.withRecord(record, summarizeRecord));
-    const sequence = summary === 'whole' ? (await this.inode(record)).sequence : summary.sequence;
-    if (sequence !== e.file.sequence) {
-      throw new CorruptVolumeError(this.volume, `MFT record ${record}: sequence ${sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
+    const inode = await this.inode(e.file.record);
+    if (inode.sequence !== e.file.sequence) {
+      throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${inode.sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
     }
-    if (summary !== 'whole') return { name: e.key.name, node: { ...baseNode(record, summary.info, summary.linkCount), type: summary.isDirectory ? 'dir' : 'file', size: summary.size } };
-    const node = await this.node(await this.inode(record), folderParts);
+    const node = await this.node(inode, folderParts);
     return node && { name: e.key.name, node };
   }
 
@@ -235,11 +228,6 @@ export class NtfsFileSystem implements VolumeFileSystem {
     const inode = await this.inode(file.id);
     return this.guard(file.id, () => reparseOf(this.g, inode));
   }
-}
-
-/** What every FsNode of record `id` has, whatever its type. */
-function baseNode(id: number, info: StandardInformation, nlink: number): Omit<FsNode, 'type' | 'size'> {
-  return { id, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink, dosAttributes: info.dosAttributes };
 }
 
 /** An attribute's size as its value or its first extent says it (its runs are checked when it is read). */
