@@ -153,6 +153,26 @@ test.serial('ftruncate changes only the writer\'s size; bytes past a shrink come
   t.is((await run('stat', ['-c', '%s', f.path])).trim(), String(f.pristine.length));
 });
 
+test.serial('with the pristine bytes in the page cache, a writer still reads what it wrote and zeros past a shrink (the request workers answer only regions it never touched)', async (t) => {
+  const f = await makeFixture(t);
+  await startServer(t, f.specPath);
+  const cache = async (): Promise<void> => void (await readFile(f.raw)); // the workers read only cached pristine bytes
+  const w = await opened(t, f.path, constants.O_RDWR);
+  await cache();
+  t.true((await w.read(2 * MiB, 4096)).equals(f.pristine.subarray(2 * MiB, 2 * MiB + 4096)), 'an untouched region reads pristine');
+  const data = randomBytes(4096);
+  await w.write(2 * MiB + 8192, data);
+  await cache();
+  t.true((await w.read(2 * MiB + 8192, 4096)).equals(data), 'a written granule reads its write');
+  t.true((await w.read(2 * MiB, 4096)).equals(f.pristine.subarray(2 * MiB, 2 * MiB + 4096)), 'and the pristine bytes beside it');
+  await w.send({ op: 'truncate', size: 3 * MiB + 100 });
+  await w.send({ op: 'truncate', size: 8 * MiB });
+  await cache();
+  t.true((await w.read(4 * MiB, 4096)).equals(Buffer.alloc(4096)), 'past the shrink: zeros, not the cached pristine bytes');
+  t.true((await w.read(MiB, 4096)).equals(f.pristine.subarray(MiB, MiB + 4096)), 'below it: pristine');
+  t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
+});
+
 test.serial('O_DIRECT aligned writes and reads work', async (t) => {
   const f = await makeFixture(t);
   await startServer(t, f.specPath);

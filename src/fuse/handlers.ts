@@ -107,7 +107,11 @@ function open(c: OpContext, req: Request): void {
   c.later(req, () => c.fs.open(ino, decodeOpenFlags(req.body), req.uid), (h) => {
     // A writer's handle stays out of the inode's page cache, which holds the pristine bytes for
     // everyone else, and out of passthrough (fs/fuse/iomode.c: direct I/O handles are neutral).
-    if (h.direct) return c.passthrough.inPassthrough(ino) ? refuseWriter(c, req, h.fh) : c.out.send(openReply(req, h.fh, FOPEN_DIRECT_IO));
+    if (h.direct) {
+      if (c.passthrough.inPassthrough(ino)) return refuseWriter(c, req, h.fh);
+      if (h.share) c.workers.publish(h.fh, h.share());
+      return c.out.send(openReply(req, h.fh, FOPEN_DIRECT_IO));
+    }
     const backingId = c.passthrough.opened(ino, h);
     // Before the reply: the kernel can send a READ of this handle only after it has the reply.
     if (h.contents) c.out.send(storeNotification(ino, h.contents));

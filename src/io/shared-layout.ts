@@ -7,6 +7,7 @@ import type { Bytes } from '../base/units.js';
 import { type Layout, type SourceFile } from '../disk/layout.js';
 import { nothingCached, readCached } from '../sys/cached-read.js';
 import { DIRECT_MIN } from './layout-reader.js';
+import { anyWritten } from './written-regions.js';
 
 /** What the table says a segment is. */
 const ZERO = 0;
@@ -21,6 +22,12 @@ export interface SharedLayout {
   readonly table: Float64Array;
   /** The data of every `bytes` segment, end to end, over a SharedArrayBuffer. */
   readonly bytes: Uint8Array;
+  /**
+   * For a writer's handle: the regions its overlay holds (written-regions.ts). Its view may be
+   * larger or smaller than the layout, so only reads inside the layout that touch no written
+   * region are answered from it.
+   */
+  readonly written?: Int32Array;
 }
 
 /** Lays `layout` out in shared memory; `fdOf` gives the descriptor each file segment reads. */
@@ -71,6 +78,7 @@ function segmentAt(table: Float64Array, pos: Bytes): number {
  * readahead into the .raw's page cache), so that the reader can take it O_DIRECT.
  */
 export function readCachedLayout(l: SharedLayout, pos: Bytes, out: Buffer, length: Bytes): number {
+  if (l.written && (pos + length > l.size || anyWritten(l.written, pos, pos + length))) return -1;
   if (pos >= l.size || length <= 0) return 0;
   const total = Math.min(length, l.size - pos, out.length);
   const t = l.table;

@@ -16,6 +16,7 @@ import type { VirtualFile } from '../catalog/virtual-file.js';
 import { type AccessPolicy, storageAccess } from './access.js';
 import type { Overlay } from './overlay.js';
 import type { Overlays } from './overlays.js';
+import type { SharedLayout } from '../io/shared-layout.js';
 
 const errno = osConstants.errno;
 /** Unit of st_blocks (stat(2)). */
@@ -178,7 +179,10 @@ export class VirtualFs implements FuseFs {
     if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, share: () => open.share() };
     try {
       const { key, overlay, pristine } = await this.overlays.acquire(ino, uid, open, node.file.computeSize());
-      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true };
+      const regions = overlay.regions;
+      // The workers answer reads of regions nobody wrote from the pristine layout (docs/overlays.md §5).
+      const share = regions && ((): SharedLayout => ({ ...pristine.share(), written: regions }));
+      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true, ...(share && { share }) };
     } catch (e) {
       this.log(`${node.file.key}: cannot open for writing: ${(e as Error).message}`);
       throw new FuseError(errnoOf(e));

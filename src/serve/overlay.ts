@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import type { Bytes } from '../base/units.js';
 import { FuseError } from '../fuse/fuse-fs.js';
 import type { OverlayStore } from './overlay-store.js';
+import { markWritten, newWrittenRegions } from '../io/written-regions.js';
 import { WrittenGranules } from './written-granules.js';
 
 const errno = osConstants.errno;
@@ -38,6 +39,11 @@ export class Overlay {
   size: Bytes;
   /** Bytes counted against the store's limit. */
   private taken: Bytes = 0;
+  /**
+   * Over a pristine disk: the regions written or cut by a truncate, shared with the request
+   * workers, which answer reads of the other regions from the pristine layout themselves.
+   */
+  readonly regions: Int32Array | undefined;
   /** Writes and truncates one at a time: a partial granule's copy-up must not interleave with another write. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -48,6 +54,7 @@ export class Overlay {
   constructor(private readonly file: FileHandle, private readonly pristine: Pristine | undefined, size: Bytes, private readonly store: OverlayStore) {
     this.size = size;
     this.pristineEnd = pristine ? size : 0;
+    this.regions = pristine ? newWrittenRegions(size) : undefined;
   }
 
   /** Fills `buf` from `pos`; resolves the byte count (short only at the view's end). */
@@ -85,6 +92,8 @@ export class Overlay {
     return this.serially(async () => {
       if (size > MAX_VIEW_SIZE) throw new FuseError(errno.EFBIG);
       await this.file.truncate(size);
+      // Before the answer: from now on a worker must not read pristine bytes there.
+      if (this.regions && size < this.pristineEnd) markWritten(this.regions, size, this.pristineEnd);
       this.pristineEnd = Math.min(this.pristineEnd, size);
       this.size = size;
     });
@@ -122,6 +131,7 @@ export class Overlay {
     }
     this.taken += fresh;
     this.written.mark(first, last);
+    if (this.regions) markWritten(this.regions, first * GRANULE, last * GRANULE);
     if (end > this.size) this.size = end;
     return data.length;
   }
