@@ -179,10 +179,9 @@ export class VirtualFs implements FuseFs {
     if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, share: () => open.share() };
     try {
       const { key, overlay, pristine } = await this.overlays.acquire(ino, uid, open, node.file.computeSize());
-      const regions = overlay.regions;
-      // The workers answer reads of regions nobody wrote from the pristine layout (docs/overlays.md §5).
-      const share = regions && ((): SharedLayout => ({ ...pristine.share(), written: regions }));
-      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true, ...(share && { share }) };
+      // The workers answer reads of regions nobody wrote from the disk as served (docs/overlays.md §5).
+      const share = (): SharedLayout => ({ ...pristine.share(), written: overlay.regions });
+      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true, share };
     } catch (e) {
       this.log(`${node.file.key}: cannot open for writing: ${(e as Error).message}`);
       throw new FuseError(errnoOf(e));

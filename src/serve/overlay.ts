@@ -40,10 +40,12 @@ export class Overlay {
   /** Bytes counted against the store's limit. */
   private taken: Bytes = 0;
   /**
-   * Over a pristine disk: the regions written or cut by a truncate, shared with the request
-   * workers, which answer reads of the other regions from the pristine layout themselves.
+   * The regions written or cut by a truncate, shared with the request workers: the view's other
+   * regions hold the disk as served (a clone's too), which they read from its layout themselves.
    */
-  readonly regions: Int32Array | undefined;
+  readonly regions: Int32Array;
+  /** Where the last shrink cut the disk as served (its size at first). */
+  private cutAt: Bytes;
   /** Writes and truncates one at a time: a partial granule's copy-up must not interleave with another write. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -54,7 +56,8 @@ export class Overlay {
   constructor(private readonly file: FileHandle, private readonly pristine: Pristine | undefined, size: Bytes, private readonly store: OverlayStore) {
     this.size = size;
     this.pristineEnd = pristine ? size : 0;
-    this.regions = pristine ? newWrittenRegions(size) : undefined;
+    this.regions = newWrittenRegions(size);
+    this.cutAt = size;
   }
 
   /** Fills `buf` from `pos`; resolves the byte count (short only at the view's end). */
@@ -93,7 +96,8 @@ export class Overlay {
       if (size > MAX_VIEW_SIZE) throw new FuseError(errno.EFBIG);
       await this.file.truncate(size);
       // Before the answer: from now on a worker must not read pristine bytes there.
-      if (this.regions && size < this.pristineEnd) markWritten(this.regions, size, this.pristineEnd);
+      if (size < this.cutAt) markWritten(this.regions, size, this.cutAt);
+      this.cutAt = Math.min(this.cutAt, size);
       this.pristineEnd = Math.min(this.pristineEnd, size);
       this.size = size;
     });
@@ -131,7 +135,7 @@ export class Overlay {
     }
     this.taken += fresh;
     this.written.mark(first, last);
-    if (this.regions) markWritten(this.regions, first * GRANULE, last * GRANULE);
+    markWritten(this.regions, first * GRANULE, last * GRANULE);
     if (end > this.size) this.size = end;
     return data.length;
   }
