@@ -11,7 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { alignedBuffer } from '../sys/aligned-buffer.js';
-import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, writevRaw } from '../sys/libc.js';
+import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, schedYield, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { Control } from './worker-control.js';
 import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, writeOkHeaderFor } from './protocol.js';
@@ -128,7 +128,7 @@ const HANDED_SPIN_MS = availableParallelism() > 1 ? 0.2 : 0;
 /** Waits for the next request without sleeping, for at most `ms`. */
 function spin(ms: number): void {
   const until = performance.now() + ms;
-  while (!pending() && performance.now() < until);
+  while (!pending() && performance.now() < until) schedYield();
 }
 
 /**

@@ -88,6 +88,9 @@ export const openRaw = libc.func('int open(const char *path, int flags, ...)') a
 export const closeRaw = libc.func('int close(int fd)') as (fd: number) => number;
 
 /** poll(2); `fds` holds struct pollfd { int fd; short events; short revents; } entries (8 bytes each). */
+/** sched_yield(2): lets another thread that is ready to run have this CPU now. */
+export const schedYield = libc.func('int sched_yield()') as () => number;
+
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeout: number) => number;
 
 /** mount(2); `data` is the filesystem's option string. */
