@@ -3,6 +3,8 @@
 // updates the BAT, headers and log), reads it back in a new process, and `qemu-img check` of the
 // writer's view is clean; after the last close the disk is byte for byte `build`'s output again.
 // A held O_RDWR handle of the same user keeps the overlay alive between the qemu runs (§1).
+// Both modes: in reflink mode the held handle opens first and alone, so the kernel writes the
+// view (a reflinked clone of the built disk) itself, and qemu's handles share it (§4).
 import { constants } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,8 @@ import { requireTool, run, runToEnd } from './helpers/run.js';
 import * as sc from './helpers/scenarios.js';
 import { ServeTracker } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
+import { builtDisks } from './helpers/built-disks.js';
+import { sharedMap } from './helpers/shared-map.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 const MiB = 1 << 20;
@@ -22,7 +26,8 @@ let fs: LoopFs;
 let work: string;
 let storage: string;
 let before: Record<string, string>;
-let mount: string;
+/** The mount of each mode. */
+const mounts = new Map<string, string>();
 let uefi: sc.Scenario;
 const tracker = new ServeTracker();
 /** By the name's ending after the backup's folder: the `build --format` and qemu's format. */
@@ -49,8 +54,15 @@ test.before(async () => {
     built.set(k.ext, out);
   }
   before = await treeFingerprint(storage);
-  mount = await tracker.mountpoint(work, 'mnt');
-  await tracker.serve(['--storage', storage, '--mount', mount, '--mode', 'passthrough', '--formats', 'vhd,vhdx,vhd-dynamic', '--overlay-dir', join(fs.mountpoint, 'overlays')]);
+  const formats = ['--formats', 'vhd,vhdx,vhd-dynamic'];
+  mounts.set('passthrough', await tracker.mountpoint(work, 'mnt'));
+  await tracker.serve(['--storage', storage, '--mount', mounts.get('passthrough')!, '--mode', 'passthrough', ...formats, '--overlay-dir', join(fs.mountpoint, 'overlays')]);
+  mounts.set('reflink', await tracker.mountpoint(work, 'mnt-reflink'));
+  const cache = join(fs.mountpoint, 'cache');
+  await tracker.serve(['--storage', storage, '--mount', mounts.get('reflink')!, '--mode', 'reflink', ...formats, '--cache-dir', cache, '--overlay-limit', '4G']);
+  // A first open builds each disk; writers then start from clones of the built disks.
+  for (const k of KINDS) await run('cmp', [join(mounts.get('reflink')!, nameOf(k.ext)), built.get(k.ext)!]);
+  await builtDisks(cache, KINDS.length, 60_000);
 });
 
 guardStorage(() => ({ tracker, fs, work, storage, before }));
@@ -71,13 +83,14 @@ async function unstored(image: string, format: string): Promise<number> {
 
 const qemuIo = (format: string, path: string, cmd: string): Promise<{ code: number; stderr: string; stdout: string }> => runToEnd('qemu-io', ['-f', format, '-c', cmd, path]);
 
-for (const k of KINDS) {
-  test.serial(`qemu-io writes into ${k.dynamic ? `a block the dynamic ${k.format} does not store` : `the fixed ${k.format}`}; the writer's view stays valid; after the last close the disk is build's again`, async (t) => {
-    const path = join(mount, nameOf(k.ext));
+for (const [mode, k] of (['passthrough', 'reflink'] as const).flatMap((m) => KINDS.map((kind) => [m, kind] as const))) {
+  test.serial(`${mode} mode: qemu-io writes into ${k.dynamic ? `a block the dynamic ${k.format} does not store` : `the fixed ${k.format}`}; the writer's view stays valid; after the last close the disk is build's again`, async (t) => {
+    const path = join(mounts.get(mode)!, nameOf(k.ext));
     const ref = built.get(k.ext)!;
     const hold = new OpenFileChild(path, constants.O_RDWR);
     t.teardown(() => hold.kill());
     await hold.opened;
+    if (mode === 'reflink') await t.notThrowsAsync(sharedMap(path, 0), 'the kernel writes the view: a shared map works');
     const size = await hold.seekEnd();
     const at = k.dynamic ? await unstored(built.get('-dynamic.vhd')!, 'vpc') : 100 * MiB;
     const wrote = await qemuIo(k.qemu, path, `write -P 0xa5 ${at} 1M`);

@@ -12,6 +12,7 @@ import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { OpenFileChild } from './helpers/open-file-child.js';
 import { tryWrites } from './helpers/write-ops.js';
 import { run } from './helpers/run.js';
+import { sharedMap } from './helpers/shared-map.js';
 import { type FileSpec, type FixtureSpec, layoutOf } from './helpers/serve-fixture.js';
 import { type Server, startServer } from './helpers/fixture-server.js';
 import { readLayout } from '../src/io/layout-reader.js';
@@ -281,24 +282,57 @@ async function built(srv: Server): Promise<void> {
   if (!srv.stderr().includes('reflinked copy ready')) throw new Error(`not built: ${srv.stderr()}`);
 }
 
-test.serial('reflink mode: a writer starts from a clone of the built disk; kernel passthrough readers make it wait (EBUSY), readers through synthvhd do not', async (t) => {
+test.serial('reflink mode with kernel passthrough: a writer opening alone gets its clone through the kernel; readers meanwhile read the disk as served through synthvhd', async (t) => {
   const f = await makeFixture(t, { base: btrfs.mountpoint, mode: 'reflink', overlayDir: undefined });
   const srv = await startServer(t, f.specPath);
-  t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
+  const size = f.pristine.length;
+  t.deepEqual(await asNewReader(f.path), { size, sha: sha(f.pristine) });
   await built(srv);
   const w = await opened(t, f.path, constants.O_RDWR);
   t.deepEqual(await readdir(join(f.spec.cacheDir!, 'overlays')), [], 'the default overlay folder is under the cache, holding no names');
   const x = randomBytes(4096);
   await w.write(2 * MiB, x);
   t.true((await w.read(2 * MiB - 10, 4106)).equals(Buffer.concat([f.pristine.subarray(2 * MiB - 10, 2 * MiB), x])));
+  // A second handle of the same writer shares the view, through the kernel: a shared map works.
+  const mark = Buffer.from('mapped');
+  t.true((await sharedMap(f.path, 2 * MiB, mark)).equals(Buffer.concat([mark, x.subarray(mark.length)])));
+  t.true((await w.read(2 * MiB, 6)).equals(mark), 'the writer reads what its map wrote');
+  await w.write(size + 4096, randomBytes(5000));
+  t.is(await w.seekEnd(), size + 4096 + 5000, 'the writer sees its own size');
+
   const r = await opened(t, f.path, constants.O_RDONLY);
-  t.true((await r.read(2 * MiB, 4096)).equals(f.pristine.subarray(2 * MiB, 2 * MiB + 4096)));
+  t.true((await r.read(2 * MiB, 4096)).equals(f.pristine.subarray(2 * MiB, 2 * MiB + 4096)), 'a reader opened meanwhile reads the pristine disk');
+  t.is(await r.seekEnd(), size, 'and its size');
+  t.deepEqual(await asNewReader(f.path), { size, sha: sha(f.pristine) });
   await w.close();
-  // r reads through kernel passthrough: the kernel allows no other kind of handle beside it.
+  // r keeps the closed writer's clone as the inode's backing file: a new writer waits for it.
+  await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EBUSY/ });
+  await r.close();
+  const again = await opened(t, f.path, constants.O_RDWR);
+  t.true((await again.read(2 * MiB, 4096)).equals(f.pristine.subarray(2 * MiB, 2 * MiB + 4096)), 'a new writer starts from the pristine disk');
+  t.is(await again.seekEnd(), size);
+  await again.close();
+
+  // Readers first: the kernel reads the built disk itself, and allows no other backing file beside it.
+  const first = await opened(t, f.path, constants.O_RDONLY);
   await t.throwsAsync(opened(t, f.path, constants.O_RDWR), { message: /EBUSY/ });
   t.regex(srv.stderr(), /read through kernel passthrough: an open for writing fails with EBUSY/);
-  await r.close();
+  await first.close();
   await (await opened(t, f.path, constants.O_RDWR)).close();
+  t.deepEqual(await asNewReader(f.path), { size, sha: sha(f.pristine) });
+});
+
+test.serial('reflink mode: a writer whose disk the overlay limit cannot take whole stays with synthvhd, and its writes past the limit fail with ENOSPC', async (t) => {
+  const f = await makeFixture(t, { base: btrfs.mountpoint, mode: 'reflink', overlayDir: undefined, overlayLimit: MiB });
+  const srv = await startServer(t, f.specPath);
+  await asNewReader(f.path);
+  await built(srv);
+  const w = await opened(t, f.path, constants.O_RDWR);
+  await t.throwsAsync(sharedMap(f.path, 0), { message: /ENODEV/ }, 'a direct I/O handle: no shared map');
+  t.regex(srv.stderr(), /--overlay-limit leaves \d+ bytes, less than the \d+ its writer could take/);
+  t.is(await w.write(MiB, randomBytes(MiB / 2)), MiB / 2);
+  await t.throwsAsync(w.write(3 * MiB, randomBytes(MiB)), { code: 'ENOSPC' });
+  t.deepEqual(await asNewReader(f.path), { size: f.pristine.length, sha: sha(f.pristine) });
 });
 
 test.serial('reflink mode, with the built disk in the page cache: a writer still reads what it wrote and zeros past a shrink', async (t) => {

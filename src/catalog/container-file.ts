@@ -5,7 +5,7 @@ import type { Bytes } from '../base/units.js';
 import { ContainerError } from '../container/disk-image.js';
 import type { Layout } from '../disk/layout.js';
 import type { BackupDisk } from './backup-disk.js';
-import { type ContainerKind, checkKind, kindFileName, kindLayout, kindRefusal, kindSize, sizeNeedsDataMaps } from './container-kind.js';
+import { type ContainerKind, checkKind, kindFileName, kindFullSize, kindLayout, kindRefusal, kindSize, sizeNeedsDataMaps } from './container-kind.js';
 import type { SourceAccess, VirtualFile } from './virtual-file.js';
 
 /** Runs `fn`, naming the backup's folder in a ContainerError. */
@@ -98,6 +98,10 @@ export class ContainerFile implements VirtualFile {
 
   computeSize(): Bytes {
     return (this.knownSize ??= containerSize(this.disk, this.kind));
+  }
+
+  fullSize(): Bytes {
+    return naming(this.disk, () => kindFullSize(this.disk, this.kind));
   }
 
   get sizeKnown(): boolean {

@@ -102,6 +102,14 @@ export function kindSize(b: BackupDisk, kind: ContainerKind): Bytes {
   }
 }
 
+/** The largest file the kind makes of this disk: a dynamic kind's with every block stored, as a writer may make it. */
+export function kindFullSize(b: BackupDisk, kind: ContainerKind): Bytes {
+  const blockSize = dynamicBlockSize(kind);
+  if (blockSize === undefined) return kindSize(b, kind);
+  const blocks = Math.ceil(b.disk.layout.size / blockSize);
+  return kind === 'vhdx' ? dynamicVhdxSize(b.disk.layout.size, b.disk.sectorSize, blocks) : dynamicVhdSize(b.disk.layout.size, blocks);
+}
+
 /** How many blocks a dynamic kind stores: its present blocks are kept only once built for a layout (a stat needs only the count). */
 function presentCount(b: BackupDisk, kind: ContainerKind): number {
   return (presentCache.get(b)?.get(dynamicBlockSize(kind)!) ?? presentBlocks(b.disk.layout, dynamicBlockSize(kind)!, dataMapOf(b))).count;

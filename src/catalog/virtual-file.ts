@@ -35,6 +35,8 @@ export interface VirtualFile {
    * files' data: blocking I/O), then kept. Throws an Error naming the file it cannot read.
    */
   computeSize(): Bytes;
+  /** The largest size writers may legitimately give it (a dynamic disk with every block stored); absent: computeSize's. */
+  fullSize?(): Bytes;
   /** False while computeSize would still do that work; absent means true. */
   readonly sizeKnown?: boolean;
   /** The backing files whose data maps computeSize would still compute (none once known). */

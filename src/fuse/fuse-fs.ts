@@ -30,6 +30,17 @@ export interface OpenHandle {
    * (FOPEN_DIRECT_IO): a writer's private bytes (docs/overlays.md §3).
    */
   readonly direct?: boolean;
+  /** A writer's view that the kernel may read and write itself (passthrough, docs/overlays.md §4). */
+  readonly kernelView?: KernelView;
+}
+
+export interface KernelView {
+  /** A descriptor of the whole view, from offset 0. */
+  readonly fd: number;
+  /** Whose view it is, by identity: the handles of one writer share it while any is open. */
+  readonly owner: object;
+  /** Hands the view to the kernel; false where it must stay with the filesystem (its overlay limit). */
+  claim(): boolean;
 }
 
 /** A SETATTR: the fuse_setattr_in fields this filesystem looks at. */

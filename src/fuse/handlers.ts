@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 import type { AttrsGiven } from './attrs-given.js';
 import type { Directories } from './directories.js';
 import { FuseError, type FuseFs } from './fuse-fs.js';
-import type { PassthroughIds } from './passthrough.js';
+import { type PassthroughIds, REFUSED } from './passthrough.js';
 import {
   type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeGetxattr, decodeInit, decodeLseek, decodeName,
   decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
@@ -106,28 +106,31 @@ function open(c: OpContext, req: Request): void {
   const ino = req.nodeid;
   c.later(req, () => c.fs.open(ino, decodeOpenFlags(req.body), req.uid), (h) => {
     // A writer's handle stays out of the inode's page cache, which holds the pristine bytes for
-    // everyone else, and out of passthrough (fs/fuse/iomode.c: direct I/O handles are neutral).
-    if (h.direct) {
-      if (c.passthrough.inPassthrough(ino)) return refuseWriter(c, req, h.fh);
-      if (h.share) c.workers.publish(h.fh, h.share());
-      return c.out.send(openReply(req, h.fh, FOPEN_DIRECT_IO));
-    }
-    const backingId = c.passthrough.opened(ino, h);
+    // everyone else: its own view through passthrough, else direct I/O (docs/overlays.md §4).
+    const io = h.direct ? c.passthrough.writerOpened(ino, h) : c.passthrough.opened(ino, h);
+    if (io === REFUSED) return refuseWriter(c, req, h.fh);
+    const passthrough = io.backingId > 0;
     // Before the reply: the kernel can send a READ of this handle only after it has the reply.
     if (h.contents) c.out.send(storeNotification(ino, h.contents));
-    else if (backingId === 0 && h.share) c.workers.publish(h.fh, h.share());
-    // KEEP_CACHE: a file's bytes never change under one inode number (a changed file gets a new one).
-    c.out.send(openReply(req, h.fh, backingId > 0 ? FOPEN_PASSTHROUGH : FOPEN_KEEP_CACHE, backingId));
+    else if ((!passthrough || io.throughServer) && h.share) c.workers.publish(h.fh, h.share());
+    c.out.send(openReply(req, h.fh, openFlags(h.direct === true, passthrough, io.throughServer), io.backingId));
   });
 }
 
+/** KEEP_CACHE for readers: a file's bytes never change under one inode number (a changed file gets a new one). */
+function openFlags(direct: boolean, passthrough: boolean, throughServer: boolean): number {
+  if (passthrough) return throughServer ? FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO : FOPEN_PASSTHROUGH;
+  return direct ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE;
+}
+
 /**
- * A writer of an inode the kernel reads through passthrough: it would refuse the direct I/O
- * handle itself (one backing file per inode, fs/fuse/iomode.c), so EBUSY until those readers close.
+ * A writer of an inode the kernel reads from another backing file (the disk as served, or
+ * another user's view): it would refuse the writer's handle itself (one backing file per inode,
+ * fs/fuse/iomode.c), so EBUSY until those handles close.
  */
 function refuseWriter(c: OpContext, req: Request, fh: number): void {
   c.fs.release(fh);
-  c.o.log(`/dev/fuse: inode ${req.nodeid} is read through kernel passthrough: an open for writing fails with EBUSY until those readers close (docs/overlays.md §4)`);
+  c.o.log(`/dev/fuse: inode ${req.nodeid} is read through kernel passthrough: an open for writing fails with EBUSY until its handles close (docs/overlays.md §4)`);
   c.out.status(req, E.EBUSY);
 }
 

@@ -1,6 +1,7 @@
 // The virtual tree as a FUSE filesystem: a tree nobody changes, read concurrently through open
 // handles; a disk opened for writing takes the writes into its writer's private overlay
 // (docs/overlays.md), or is refused with EROFS without overlays (serve --read-only).
+import type { Bytes } from '../base/units.js';
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { type DirNode, type FileNode, Namespace, type NamespaceChange, type Node, ROOT_INO, type RootNode } from './namespace.js';
@@ -57,6 +58,7 @@ export class VirtualFs implements FuseFs {
   private readonly loggedOpen = new Set<string>();
   private readonly loggedRead = new WeakSet<ReadableHandle>();
   private readonly loggedWrite = new WeakSet<Overlay>();
+  private loggedReserve = false;
   /** The files inside the backups' volumes, under their image folders (docs/browsing.md). */
   private readonly browser: Browser;
   private readonly startTime = new Date();
@@ -178,14 +180,28 @@ export class VirtualFs implements FuseFs {
     }
     if (!writing || !this.overlays) return { fh: this.handles.add({ open, node }), wholeFileFd: open.wholeFileFd, share: () => open.share() };
     try {
-      const { key, overlay, pristine } = await this.overlays.acquire(ino, uid, open, node.file.computeSize());
+      const { key, overlay, pristine, first } = await this.overlays.acquire(ino, uid, open, node.file.computeSize());
       // The workers answer reads of regions nobody wrote from the disk as served (docs/overlays.md §5).
       const share = (): SharedLayout => ({ ...pristine.share(), written: overlay.regions });
-      return { fh: this.handles.add({ open: pristine, node, writer: { key, overlay } }), direct: true, share };
+      const fh = this.handles.add({ open: pristine, node, writer: { key, overlay } });
+      const fd = overlay.wholeViewFd;
+      if (fd === undefined) return { fh, direct: true, share };
+      // The kernel may take a clone only from its first handle (none through synthvhd beside it),
+      // with the most the disk's writes can take reserved (docs/overlays.md §4).
+      const reserve = node.file.fullSize?.() ?? node.file.computeSize();
+      const claim = (): boolean => overlay.inKernel || (first && (overlay.toKernel(reserve) || this.keptFromKernel(node.file.key, reserve)));
+      return { fh, direct: true, share, kernelView: { fd, owner: overlay, claim } };
     } catch (e) {
       this.log(`${node.file.key}: cannot open for writing: ${(e as Error).message}`);
       throw new FuseError(errnoOf(e));
     }
+  }
+
+  /** Logs once why a clone stays with synthvhd; false. */
+  private keptFromKernel(key: string, reserve: Bytes): boolean {
+    if (!this.loggedReserve) this.log(`${key}: --overlay-limit leaves ${this.overlays!.store.remaining} bytes, less than the ${reserve} its writer could take: its writes go through synthvhd, not the kernel (docs/overlays.md §4)`);
+    this.loggedReserve = true;
+    return false;
   }
 
   async write(fh: number, offset: number, data: Buffer): Promise<number> {

@@ -57,11 +57,15 @@ export class OverlayStore {
 
   /** Counts `bytes` more against the limit; false past it (logged once until space is given back). */
   take(bytes: Bytes): boolean {
-    if (this.used + bytes > this.limit) {
-      if (!this.loggedFull) this.log(`overlays in ${this.dir} reached their limit (${this.limit} bytes): writes fail with ENOSPC until a disk open for writing is closed`);
-      this.loggedFull = true;
-      return false;
-    }
+    if (this.reserve(bytes)) return true;
+    if (!this.loggedFull) this.log(`overlays in ${this.dir} reached their limit (${this.limit} bytes): writes fail with ENOSPC until a disk open for writing is closed`);
+    this.loggedFull = true;
+    return false;
+  }
+
+  /** Counts `bytes` more if the limit leaves them, silently: the caller has another way. */
+  reserve(bytes: Bytes): boolean {
+    if (this.used + bytes > this.limit) return false;
     this.used += bytes;
     return true;
   }

@@ -1,5 +1,6 @@
 // One writer's private view of a disk (docs/overlays.md): the pristine bytes with its writes on
 // top, in an unlinked file of the overlay folder. The storage and the built disk are never written.
+import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import type { Bytes } from '../base/units.js';
@@ -36,9 +37,15 @@ export class Overlay {
   /** Below this the unwritten bytes are pristine; above it zeros (a shrink cuts it). */
   private pristineEnd: Bytes;
   /** The view's size, which writes past the end and truncates change. */
-  size: Bytes;
+  private sizeNow: Bytes;
   /** Bytes counted against the store's limit. */
   private taken: Bytes = 0;
+  /** Set once the kernel reads and writes the file itself (passthrough, docs/overlays.md §4). */
+  private kernel = false;
+
+  get inKernel(): boolean {
+    return this.kernel;
+  }
   /**
    * The regions written or cut by a truncate, shared with the request workers: the view's other
    * regions hold the disk as served (a clone's too), which they read from its layout themselves.
@@ -54,10 +61,35 @@ export class Overlay {
    * the built disk), else only the granules written over `pristine`, which is `size` bytes.
    */
   constructor(private readonly file: FileHandle, private readonly pristine: Pristine | undefined, size: Bytes, private readonly store: OverlayStore) {
-    this.size = size;
+    this.sizeNow = size;
     this.pristineEnd = pristine ? size : 0;
     this.regions = newWrittenRegions(size);
     this.cutAt = size;
+  }
+
+  /** The view's size: the file's own once the kernel writes it (its writes past the end grow it). */
+  get size(): Bytes {
+    return this.kernel ? fstatSync(this.file.fd).size : this.sizeNow;
+  }
+
+  /** The descriptor the kernel may read and write itself: a clone holds the whole view; an overlay over `pristine` does not. */
+  get wholeViewFd(): number | undefined {
+    return this.pristine ? undefined : this.file.fd;
+  }
+
+  /**
+   * Hands the view to the kernel, which then writes it without asking (passthrough): `reserve`,
+   * the most its writes can make the clone take, is counted against the limit at once. False
+   * when the limit cannot take it (the view stays with synthvhd) or the view holds no clone.
+   */
+  toKernel(reserve: Bytes): boolean {
+    if (this.kernel) return true;
+    if (this.pristine || !this.store.reserve(reserve)) return false;
+    this.taken += reserve;
+    this.kernel = true;
+    // No request worker reads the disk as served for this view any more.
+    markWritten(this.regions, 0, Infinity);
+    return true;
   }
 
   /** Fills `buf` from `pos`; resolves the byte count (short only at the view's end). */
@@ -99,7 +131,7 @@ export class Overlay {
       if (size < this.cutAt) markWritten(this.regions, size, this.cutAt);
       this.cutAt = Math.min(this.cutAt, size);
       this.pristineEnd = Math.min(this.pristineEnd, size);
-      this.size = size;
+      this.sizeNow = size;
     });
   }
 
@@ -121,6 +153,8 @@ export class Overlay {
     const end = pos + data.length;
     if (end > MAX_VIEW_SIZE) throw new FuseError(errno.EFBIG);
     if (data.length === 0) return 0;
+    // The reservation covers it (toKernel).
+    if (this.kernel) return this.writeAll(data, pos).then(() => data.length);
     const first = Math.floor(pos / GRANULE);
     const last = Math.ceil(end / GRANULE);
     const fresh = this.written.missing(first, last) * GRANULE;
@@ -136,7 +170,7 @@ export class Overlay {
     this.taken += fresh;
     this.written.mark(first, last);
     markWritten(this.regions, first * GRANULE, last * GRANULE);
-    if (end > this.size) this.size = end;
+    if (end > this.sizeNow) this.sizeNow = end;
     return data.length;
   }
 

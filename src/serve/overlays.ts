@@ -30,17 +30,17 @@ export class Overlays {
   /**
    * The overlay of `uid`'s writes to `ino`, made from `open` (kept as its pristine reader) when it
    * is the first; a later handle's `open` is released at once. Resolves the key to release with,
-   * and the pristine reader the overlay keeps.
+   * the pristine reader the overlay keeps, and whether this is the overlay's first handle.
    */
-  async acquire(ino: number, uid: number, open: OpenFile, size: Bytes): Promise<{ key: string; overlay: Overlay; pristine: OpenFile }> {
+  async acquire(ino: number, uid: number, open: OpenFile, size: Bytes): Promise<{ key: string; overlay: Overlay; pristine: OpenFile; first: boolean }> {
     const key = `${ino}:${uid}`;
     let s = this.byWriter.get(key);
     if (s) open.release();
     else this.byWriter.set(key, (s = { ino, overlay: this.make(open, size), pristine: open, handles: 0 }));
-    s.handles++;
+    const first = ++s.handles === 1;
     this.writers.set(ino, (this.writers.get(ino) ?? 0) + 1);
     try {
-      return { key, overlay: await s.overlay, pristine: s.pristine };
+      return { key, overlay: await s.overlay, pristine: s.pristine, first };
     } catch (e) {
       await this.release(key);
       throw e;
