@@ -108,12 +108,14 @@ export interface ServeSpec {
   readonly formats?: string;
   /** serve --overlay-dir, when not the default. */
   readonly overlayDir?: string;
+  /** serve --overlay-limit in bytes, when not the default. */
+  readonly overlayLimit?: number;
 }
 
 /** Starts `synthvhd serve` and waits until it is mounted; stop() sends SIGTERM (it unmounts). */
 export async function startServe(spec: ServeSpec): Promise<Served> {
   await mkdir(spec.mount, { recursive: true });
-  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : []), ...(spec.overlayDir ? ['--overlay-dir', spec.overlayDir] : [])];
+  const args = [CLI, 'serve', '--storage', spec.storage, '--mount', spec.mount, '--mode', spec.mode, ...(spec.cacheDir ? ['--cache-dir', spec.cacheDir] : []), ...(spec.formats ? ['--formats', spec.formats] : []), ...(spec.overlayDir ? ['--overlay-dir', spec.overlayDir] : []), ...(spec.overlayLimit ? ['--overlay-limit', String(spec.overlayLimit)] : [])];
   const t = process.hrtime.bigint();
   const child = spawn(node, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
