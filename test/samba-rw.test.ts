@@ -3,9 +3,10 @@
 // and Samba's own client library opening a served .vhdx as Windows' VHD driver does
 // (GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, unbuffered). Its writes stay its own, a
 // read-only open beside it and every later open read the pristine disk, nothing new can be
-// created, and a [readonly] share over a `serve --read-only` mount still reads. Outcomes are
-// told by NTSTATUS codes, never by message text.
-import test from 'ava';
+// created, and a [readonly] share over a `serve --read-only` mount still reads. A [reflink] share
+// over a reflink-mode mount does the same where the kernel writes the writer's clone itself
+// (docs/overlays.md §4). Outcomes are told by NTSTATUS codes, never by message text.
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, open, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import {
   type SmbEntry, type SmbOp, type SmbResult, requirePythonSamba, smbOps,
 } from './helpers/smb-ops.js';
 import { guardStorage } from './helpers/storage-guard.js';
+import { builtDisks } from './helpers/built-disks.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 
 const CLIENT = 'uefi-pc';
@@ -67,11 +69,17 @@ test.before(async () => {
   const readOnly = await tracker.mountpoint(work, 'mnt-ro');
   await tracker.serve(['--storage', storage, '--mount', mount, '--allow-other', '--mode', 'passthrough', '--formats', 'vhdx', '--overlay-dir', join(work, 'overlays')]);
   await tracker.serve(['--storage', storage, '--mount', readOnly, '--allow-other', '--mode', 'passthrough', '--formats', 'vhdx', '--read-only']);
-  const share = await synthvhd(['samba-conf', '--mount', readOnly, '--share', 'readonly']);
-  if (share.code !== 0) throw new Error(share.stderr);
+  const reflink = await tracker.mountpoint(work, 'mnt-reflink');
+  const cache = join(fs.mountpoint, 'cache');
+  await tracker.serve(['--storage', storage, '--mount', reflink, '--allow-other', '--mode', 'reflink', '--formats', 'vhdx', '--cache-dir', cache, '--overlay-limit', '1G']);
+  // A first open builds the disk; writers then start from its clone.
+  await pristine(reflink);
+  await builtDisks(cache, 1, 60_000);
+  const shares = await Promise.all([['readonly', readOnly], ['reflink', reflink]].map(([name, at]) => synthvhd(['samba-conf', '--mount', at!, '--share', name!])));
+  for (const share of shares) if (share.code !== 0) throw new Error(share.stderr);
   // After the mounts: the namespace's commands see the host's mounts as they were then.
   netns = await makeNetns();
-  smbd = await startSmbd({ sharePath: mount, port: SMB_PORT, dir: join(work, 'smbd'), extraShares: share.stdout, netns });
+  smbd = await startSmbd({ sharePath: mount, port: SMB_PORT, dir: join(work, 'smbd'), extraShares: shares.map((x) => x.stdout).join('\n'), netns });
   user = await addSambaUser(smbd.conf, `svhd-rw${randomBytes(3).toString('hex')}`);
 });
 
@@ -113,23 +121,28 @@ function value<T>(r: SmbResult | undefined, what: string): T {
 const bytes = (r: SmbResult | undefined, what: string): Buffer => Buffer.from(value<string>(r, what), 'base64');
 const status = (r: SmbResult | undefined): number | undefined => (r && 'ntstatus' in r ? r.ntstatus : undefined);
 
-test.serial('a read-write open as Windows attaches reads its own writes; a read-only open beside it and a later open read the pristine disk', async (t) => {
-  const want = await pristine();
+for (const [share, mode] of [['backups', 'passthrough'], ['reflink', 'reflink']] as const) {
+  test.serial(`${mode} mode: a read-write open as Windows attaches reads its own writes; a read-only open beside it and a later open read the pristine disk`, (t) =>
+    writerBesideReaders(t, share, join(work, share === 'backups' ? 'mnt' : 'mnt-reflink')));
+}
+
+async function writerBesideReaders(t: ExecutionContext, share: string, base: string): Promise<void> {
+  const want = await pristine(base);
   t.true(WRITES.every((w, i) => !w.data.equals(want[i]!)));
   const r = await ops([
-    openReadWrite('writer', 'rw'),
+    openReadWrite('writer', 'rw', share),
     ...WRITES.map(({ offset, data }): SmbOp => ({ op: 'write', handle: 'rw', offset, data: data.toString('base64') })),
     ...reads('rw'),
-    openReadOnly('reader', 'ro'),
+    openReadOnly('reader', 'ro', share),
     ...reads('ro'),
     // A second read-only open on the writer's own connection too.
-    openReadOnly('writer', 'ro2'),
+    openReadOnly('writer', 'ro2', share),
     ...reads('ro2'),
-    { op: 'list', conn: 'reader', share: 'backups', dir: CLIENT },
+    { op: 'list', conn: 'reader', share, dir: CLIENT },
     { op: 'close', handle: 'rw' },
     { op: 'close', handle: 'ro' },
     { op: 'close', handle: 'ro2' },
-    openReadWrite('again', 'rw2'),
+    openReadWrite('again', 'rw2', share),
     ...reads('rw2'),
     { op: 'close', handle: 'rw2' },
   ]);
@@ -148,8 +161,8 @@ test.serial('a read-write open as Windows attaches reads its own writes; a read-
   for (const i of [4, 5, 6]) value(r[3 + 4 * n + i - 3], `close ${i - 3}`);
   value(r[7 + 4 * n], 'the read-write open after the others closed');
   t.true(r.slice(8 + 4 * n, 8 + 5 * n).every((x, i) => bytes(x, `read ${i}`).equals(want[i]!)), 'after the last close a new open reads the pristine bytes');
-  t.deepEqual(await pristine(), want, 'a local read of the mount reads the pristine bytes');
-});
+  t.deepEqual(await pristine(base), want, 'a local read of the mount reads the pristine bytes');
+}
 
 test.serial('the served files are never SPARSE or COMPRESSED, written or not', async (t) => {
   const r = await ops([
