@@ -4,7 +4,7 @@
 // filesystem, and O_DIRECT reads of ranges nobody wrote through a read-write open against a
 // read-only open of the same disk (docs/performance.md §2).
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Bytes } from '../src/base/units.js';
 import { builtDisks } from '../test/helpers/built-disks.js';
 import { run } from '../test/helpers/run.js';
@@ -44,9 +44,11 @@ async function modeRows(o: OverlayRun, served: Served, plainFile: string, cacheD
   const seq = { rw: 'write', blockSize: SEQ_BLOCK, length: seqBytes } as const;
   const rand = { rw: 'randwrite', blockSize: RANDOM_BLOCK, length: fx.volumeBytes, runtimeSeconds } as const;
   // Each run opens the disk anew, so its overlay starts empty; the plain file starts empty too.
+  // The filesystem is synced first: the last run's freed overlay or plain file is not this one's cost.
   const write = (shape: typeof seq | typeof rand): Promise<Record<'served' | 'plain', Series>> =>
     sideBySide(['served', 'plain'] as const, runs, async (t) => {
       await rm(plainFile, { force: true });
+      await run('sync', ['-f', dirname(plainFile)]);
       return figure({ ...shape, ...(t === 'served' ? disk : { file: plainFile, offset: 0 }), jobs: 1, direct: true });
     });
   const read = (shape: Omit<FioJob, 'file' | 'offset' | 'jobs'>): Promise<Record<'readWrite' | 'readOnly', Series>> =>
