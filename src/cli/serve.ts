@@ -74,7 +74,7 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     })
     .option('overlay-limit', {
       type: 'string',
-      describe: 'the most all overlays may take together, e.g. 20G; past it a write fails with ENOSPC (default: a quarter of --overlay-dir\'s free space at start)',
+      describe: 'the most all overlays may take together, e.g. 20G; past it a write fails with ENOSPC (default: a quarter of --overlay-dir\'s free space at start). In reflink mode the kernel writes a writer\'s clone itself where this can take the disk\'s full size, counted at the open',
     })
     .option('urbackup-db', DATABASE_OPTION) as unknown as Argv<ServeArgs>;
 }
