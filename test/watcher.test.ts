@@ -12,6 +12,7 @@ import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { run } from './helpers/run.js';
 import { ServeTracker, eventually, forceUnmount } from './helpers/serve-process.js';
 import { type StorageKind, writeImageBackup } from './helpers/urbackup-storage.js';
+import { StorageWatcher } from '../src/serve/storage-watcher.js';
 
 const FUSE_MIRROR = fileURLToPath(new URL('./helpers/fuse-mirror.js', import.meta.url));
 /** The issue's bound for a change to show. */
@@ -175,4 +176,25 @@ test.serial('on a filesystem without inotify events (a FUSE mirror) the server p
   t.true(await gone(m, /240301-0100/), 'a deleted one');
   t.is(srv.log().match(/is on FUSE, where inotify does not see changes made elsewhere: scanning the storage every 2 s instead of watching it/g)?.length, 1, srv.log());
   t.is(await srv.stop(), 0);
+});
+
+test('a folder first watched after the rescan that found it is read once more: what changed in it before its watch raised no event', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-watch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const seen: string[][] = [];
+  const watcher = new StorageWatcher((dirs) => seen.push([...dirs]), (why) => t.fail(why));
+  t.teardown(() => watcher.close());
+  const settled = (): Promise<void> => new Promise((r) => setTimeout(r, 500));
+  await watcher.sync(new Map([[dir, false]]));
+  await settled();
+  t.deepEqual(seen, [], 'the first sync follows the full scan: nothing to read again');
+  const client = join(dir, 'client');
+  await mkdir(client);
+  await settled();
+  t.deepEqual(seen, [[dir]], 'a new folder is an event of its parent');
+  // Between the rescan of `dir` and the watch on `client`: no event can tell of this file.
+  await writeFile(join(client, 'image.raw.sync'), '');
+  await watcher.sync(new Map([[dir, false], [client, false]]));
+  await settled();
+  t.deepEqual(seen, [[dir], [client]]);
 });

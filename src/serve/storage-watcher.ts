@@ -43,6 +43,8 @@ export class StorageWatcher {
   private timer: NodeJS.Timeout | undefined;
   private firstPending = 0;
   private failed = false;
+  /** Set after the first sync, which follows the full scan. */
+  private synced = false;
 
   /**
    * `onChange` gets the folders that changed, once they settle; `onUnwatchable` is called once
@@ -65,8 +67,13 @@ export class StorageWatcher {
       const [dir, contents] = added[i]!;
       const fs = NO_INOTIFY.get(types[i] ?? 0);
       if (fs) this.fail(`${dir} is on ${fs}, where inotify does not see changes made elsewhere`);
-      else if (types[i] !== undefined) this.add(dir, contents);
+      else if (types[i] !== undefined && this.add(dir, contents) && this.synced) {
+        // What changed in it between the rescan that found it and this watch raised no event:
+        // read it once more (a backup finished in that moment stayed hidden until the safety scan).
+        this.note(dir);
+      }
     }
+    this.synced = true;
   }
 
   close(): void {
@@ -76,7 +83,8 @@ export class StorageWatcher {
     this.failed = true;
   }
 
-  private add(dir: string, contents: boolean): void {
+  /** Whether `dir` is watched now. */
+  private add(dir: string, contents: boolean): boolean {
     let watcher: FSWatcher;
     try {
       watcher = watch(dir, { persistent: false }, (event, name) => {
@@ -86,15 +94,16 @@ export class StorageWatcher {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // Gone meanwhile: the rescan its parent's event causes will tell.
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      if (code === 'ENOSPC') return this.fail(`${dir} cannot be watched: the inotify watch limit is reached (sysctl fs.inotify.max_user_watches)`);
-      return this.fail(`${dir} cannot be watched (${code ?? (e as Error).message})`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      this.fail(code === 'ENOSPC' ? `${dir} cannot be watched: the inotify watch limit is reached (sysctl fs.inotify.max_user_watches)` : `${dir} cannot be watched (${code ?? (e as Error).message})`);
+      return false;
     }
     watcher.on('error', () => {
       this.rewatch.add(dir);
       this.note(dir);
     });
     this.watches.set(dir, { watcher, contents });
+    return true;
   }
 
   private fail(why: string): void {
