@@ -8,12 +8,18 @@ export const FIXUP_BLOCK = 512;
 const USA_OFFSET_FIELD = 0x04;
 const USA_COUNT_FIELD = 0x06;
 
+/** Whether `b` starts with the ASCII `magic` (compared byte by byte: no string per record). */
+function hasMagic(b: Buffer, magic: string): boolean {
+  for (let i = 0; i < magic.length; i++) if (b[i] !== magic.charCodeAt(i)) return false;
+  return true;
+}
+
 /**
  * Checks the 4-byte magic and restores the original bytes of `record` in place (a buffer the
  * caller owns); throws on a wrong magic, a bad array or a block whose last bytes do not match.
  */
 export function applyFixups(record: Buffer, magic: string): void {
-  check(record.toString('latin1', 0, 4) === magic, `no ${magic} magic`);
+  check(hasMagic(record, magic), `no ${magic} magic`);
   const blocks = record.length / FIXUP_BLOCK;
   const usaOffset = record.readUInt16LE(USA_OFFSET_FIELD);
   const usaCount = record.readUInt16LE(USA_COUNT_FIELD);

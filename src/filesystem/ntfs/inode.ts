@@ -60,10 +60,9 @@ export async function valueOf(g: Geometry, attrs: readonly Attribute[], max: Byt
   return readStream(g.volume, s, g.clusterSize, 0, s.dataSize);
 }
 
-/** The attributes of record `n` and of its extension records. */
-async function allAttributes(g: Geometry, n: number, base: MftRecord): Promise<Attribute[]> {
-  const list = await valueOf(g, attributesOf(base, AttrType.attributeList, ''), MAX_LIST_BYTES, '$ATTRIBUTE_LIST');
-  if (!list) return [...base.attributes];
+/** The attributes of record `n`'s extension records, named by its attribute list, after its own. */
+async function withExtensions(g: Geometry, n: number, base: MftRecord, listAttrs: readonly Attribute[]): Promise<Attribute[]> {
+  const list = (await valueOf(g, listAttrs, MAX_LIST_BYTES, '$ATTRIBUTE_LIST'))!;
   const records = [...new Set(parseAttributeList(list).map((e) => e.record.record))].filter((r) => r !== n);
   check(records.length <= MAX_EXTENSION_RECORDS, `${records.length} extension records`);
   const out = [...base.attributes];
@@ -75,13 +74,11 @@ async function allAttributes(g: Geometry, n: number, base: MftRecord): Promise<A
   return out;
 }
 
-export async function loadInode(g: Geometry, n: number): Promise<Inode> {
-  const base = await g.mft.record(n);
-  check(base.base.record === 0, `record ${n} is an extension record of ${base.base.record}`);
-  const attributes = await allAttributes(g, n, base);
-  const si = attributesOf({ attributes }, AttrType.standardInformation, '')[0]?.value;
+function inodeOf(n: number, base: MftRecord, attributes: readonly Attribute[]): Inode {
+  const si = attributes.find((a) => a.type === AttrType.standardInformation && a.name === '')?.value;
   check(si !== undefined, 'no resident $STANDARD_INFORMATION');
-  const names = attributes.filter((a) => a.type === AttrType.fileName && a.value).map((a) => parseFileName(a.value!));
+  const names: FileName[] = [];
+  for (const a of attributes) if (a.type === AttrType.fileName && a.value) names.push(parseFileName(a.value));
   return {
     record: n,
     sequence: base.sequence,
@@ -91,6 +88,24 @@ export async function loadInode(g: Geometry, n: number): Promise<Inode> {
     info: parseStandardInformation(si),
     names,
   };
+}
+
+/** The inode of base record `base`: at once when its attributes are all in it, else once its extension records are read. */
+function fromBase(g: Geometry, n: number, base: MftRecord): Inode | Promise<Inode> {
+  check(base.base.record === 0, `record ${n} is an extension record of ${base.base.record}`);
+  const list = attributesOf(base, AttrType.attributeList, '');
+  if (list.length === 0) return inodeOf(n, base, base.attributes);
+  return withExtensions(g, n, base, list).then((attributes) => inodeOf(n, base, attributes));
+}
+
+/** Inode `n` (or the promise of it, when it has extension records) if its base record's MFT block is cached; else undefined. */
+export function inodeNow(g: Geometry, n: number): Inode | Promise<Inode> | undefined {
+  const base = g.mft.recordNow(n);
+  return base && fromBase(g, n, base);
+}
+
+export async function loadInode(g: Geometry, n: number): Promise<Inode> {
+  return fromBase(g, n, g.mft.recordNow(n) ?? (await g.mft.record(n)));
 }
 
 /** The reparse point's bytes, or undefined when the file has none. */

@@ -97,7 +97,7 @@ function parseAttribute(b: Buffer, at: number, length: number, totalClusters: nu
   const nameLength = b[at + 9]!;
   const nameOffset = b.readUInt16LE(at + 10);
   check(nameLength === 0 || nameOffset + 2 * nameLength <= length, `attribute 0x${type.toString(16)}'s name runs past it`);
-  const name = b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
+  const name = nameLength === 0 ? '' : b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
   const flags = b.readUInt16LE(at + 12);
   const id = b.readUInt16LE(at + 14);
   if (b[at + 8] !== 0) return { type, name, flags, id, nonResident: parseNonResident(b, at, length, totalClusters) };

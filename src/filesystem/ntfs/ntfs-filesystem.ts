@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../../base/units.js';
 import type { Layout } from '../../disk/layout.js';
 import { CorruptVolumeError, UnsupportedDataError, type DirEntry, type FileData, type FsNode, type NodeType, type Volume, type VolumeFileSystem } from '../volume-fs.js';
-import { attributesOf, inodeWeight, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
+import { attributesOf, inodeNow, inodeWeight, loadInode, reparseOf, streamOf, valueOf, type Geometry, type Inode } from './inode.js';
 import { compressedStream } from './compressed-stream.js';
 import { findInIndex, readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
@@ -32,8 +32,6 @@ const MAX_DEPTH = 1024;
 /** §11: the only compression NTFS writes: LZNT1 in units of 16 clusters of at most 4 KiB. */
 const LZNT1_UNIT = 4;
 const MAX_COMPRESSED_CLUSTER: Bytes = 4096;
-/** Children whose records are read at once while listing. */
-const LIST_BATCH = 64;
 
 export { looksLikeNtfs } from './boot-sector.js';
 
@@ -44,10 +42,17 @@ interface Folder {
 
 /** One entry of a listing or lookup, or nothing when the entry is left out (a link out of the volume). */
 type Child = DirEntry | undefined;
+/** The path of the folder a link lies in, asked only when there is a link. */
+type FolderParts = () => Promise<readonly string[] | undefined>;
+/** A value at once, when what it needs is cached, or its promise. */
+type Soon<T> = T | Promise<T>;
+
+const then = <T, U>(v: Soon<T>, f: (t: T) => Soon<U>): Soon<U> => (v instanceof Promise ? v.then(f) : f(v));
 
 export class NtfsFileSystem implements VolumeFileSystem {
   readonly type = 'ntfs' as const;
-  private readonly inodes = new LRUCache<number, Promise<Inode>>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT });
+  private readonly inodes = new LRUCache<number, Inode>({ max: CACHED_INODES, maxSize: CACHED_INODE_WEIGHT, sizeCalculation: (i) => Math.max(1, inodeWeight(i)) });
+  private readonly loading = new Map<number, Promise<Inode>>();
   private readonly folders = new LRUCache<number, Promise<Folder>>({ maxSize: CACHED_DIR_ENTRIES });
   private readonly backing: Backing;
 
@@ -61,36 +66,64 @@ export class NtfsFileSystem implements VolumeFileSystem {
     this.backing = { source: volume.source, sourceOffset: volume.sourceOffset, clusterSize: g.clusterSize };
   }
 
+  /** A format error as a CorruptVolumeError that names the record; any other error as it is. */
+  private named(record: number, e: unknown): unknown {
+    return e instanceof NtfsFormatError ? new CorruptVolumeError(this.volume, `MFT record ${record}: ${e.message}`) : e;
+  }
+
   /** Runs `f`, turning a format error into a CorruptVolumeError that names the record. */
   private async guard<T>(record: number, f: () => Promise<T>): Promise<T> {
     try {
       return await f();
     } catch (e) {
-      if (e instanceof NtfsFormatError) throw new CorruptVolumeError(this.volume, `MFT record ${record}: ${e.message}`);
-      throw e;
+      throw this.named(record, e);
     }
   }
 
-  private inode(n: number): Promise<Inode> {
-    return cachedLoad(this.inodes, n, () => this.guard(n, () => loadInode(this.g, n)), inodeWeight);
+  /**
+   * Inode `n`, at once when it is cached or its MFT block is (and it has no extension records).
+   * `keep` false: one parsed from its block now is not cached (a listing's: what it shows is in its
+   * nodes, and keeping thousands of parsed files was most of a walk's garbage collection).
+   */
+  private inodeSoon(n: number, keep = true): Soon<Inode> {
+    const known = this.inodes.get(n) ?? this.loading.get(n);
+    if (known) return known;
+    let now: Soon<Inode> | undefined;
+    try {
+      now = inodeNow(this.g, n);
+    } catch (e) {
+      throw this.named(n, e);
+    }
+    if (now !== undefined && !(now instanceof Promise)) {
+      if (keep) this.inodes.set(n, now);
+      return now;
+    }
+    const p = this.guard(n, () => now ?? loadInode(this.g, n));
+    this.loading.set(n, p);
+    p.then(
+      (i) => this.loading.delete(n) && this.inodes.set(n, i),
+      () => this.loading.delete(n),
+    );
+    return p;
+  }
+
+  private async inode(n: number): Promise<Inode> {
+    return this.inodeSoon(n);
   }
 
   async root(): Promise<FsNode> {
-    const node = await this.node(await this.inode(ROOT_RECORD), []);
+    const node = await this.node(await this.inode(ROOT_RECORD), async () => []);
     if (node?.type !== 'dir') throw new CorruptVolumeError(this.volume, `MFT record ${ROOT_RECORD}, the root, is not a folder`);
     return node;
   }
 
-  /** The FsNode of an inode; undefined for a link that points out of the volume. */
-  private node(inode: Inode, folderParts: readonly string[] | undefined): Promise<FsNode | undefined> {
+  /** The FsNode of an inode, at once unless it has a reparse point; undefined for a link that points out of the volume. */
+  private node(inode: Inode, folderParts: FolderParts): Soon<FsNode | undefined> {
+    if (!inode.attributes.some((a) => a.type === AttrType.reparsePoint && a.name === '')) return plainNode(inode);
     return this.guard(inode.record, async () => {
-      const info = inode.info;
-      const base = { id: inode.record, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
-      const link = await this.linkText(inode, folderParts);
+      const link = await this.linkText(inode, await folderParts());
       if (link === null) return undefined;
-      if (link !== undefined) return { ...base, type: 'symlink' as NodeType, size: Buffer.byteLength(link) };
-      if (inode.isDirectory) return { ...base, type: 'dir' as NodeType, size: sizeOf(inode, AttrType.indexAllocation, '$I30') };
-      return { ...base, type: 'file' as NodeType, size: sizeOf(inode, AttrType.data, '') };
+      return link === undefined ? plainNode(inode) : nodeOf(inode, 'symlink', Buffer.byteLength(link));
     });
   }
 
@@ -150,23 +183,39 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return cachedLoad(this.folders, dir.id, load, (f) => f.entries.length);
   }
 
-  private async child(e: IndexEntry, folderParts: readonly string[] | undefined): Promise<Child> {
-    const inode = await this.inode(e.file.record);
-    if (inode.sequence !== e.file.sequence) {
-      throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${inode.sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
-    }
-    const node = await this.node(inode, folderParts);
-    return node && { name: e.key.name, node };
+  private child(e: IndexEntry, folderParts: FolderParts, keep: boolean): Soon<Child> {
+    return then(this.inodeSoon(e.file.record, keep), (inode) => {
+      if (inode.sequence !== e.file.sequence) {
+        throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${inode.sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
+      }
+      return then(this.node(inode, folderParts), (node) => node && { name: e.key.name, node });
+    });
   }
 
-  /** Every entry once; an entry whose record is corrupt is left out (a lookup of it fails). */
+  /** Memoized: the folder's path is walked only when one of its entries is a link. */
+  private partsOf(dir: FsNode): FolderParts {
+    let parts: Promise<readonly string[] | undefined> | undefined;
+    return () => (parts ??= this.folderParts(dir));
+  }
+
+  /**
+   * Every entry once; an entry whose record is corrupt is left out (a lookup of it fails). The
+   * entries' MFT blocks are read first, together; then most entries are made without a promise.
+   */
   async list(dir: FsNode): Promise<readonly DirEntry[]> {
     const folder = await this.folder(dir);
-    const parts = await this.folderParts(dir);
+    await this.g.mft.preload(folder.entries.map((e) => e.file.record));
+    const parts = this.partsOf(dir);
     const out: DirEntry[] = [];
-    for (let i = 0; i < folder.entries.length; i += LIST_BATCH) {
-      const batch = folder.entries.slice(i, i + LIST_BATCH).map((e) => this.child(e, parts).catch(skipCorrupt));
-      for (const c of await Promise.all(batch)) if (c) out.push(c);
+    for (const e of folder.entries) {
+      let c: Child;
+      try {
+        const soon = this.child(e, parts, false);
+        c = soon instanceof Promise ? await soon : soon;
+      } catch (err) {
+        c = skipCorrupt(err);
+      }
+      if (c) out.push(c);
     }
     return out;
   }
@@ -177,7 +226,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
     const listed = this.folders.get(dir.id);
     const e = listed ? (await listed).byName.get(key) : await this.guard(dir.id, async () => findInIndex(this.g, await this.folderInode(dir), this.indexBlockSize, key, this.upcase));
     if (!e || !isListed(e)) return undefined;
-    return this.child(e, await this.folderParts(dir));
+    return this.child(e, this.partsOf(dir), true);
   }
 
   async readlink(link: FsNode): Promise<string> {
@@ -230,10 +279,27 @@ export class NtfsFileSystem implements VolumeFileSystem {
   }
 }
 
+/** One object literal, not a spread of a common part: a listing makes one per entry. */
+function nodeOf(inode: Inode, type: NodeType, size: Bytes): FsNode {
+  const info = inode.info;
+  return { id: inode.record, type, size, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
+}
+
+/** The node of a file or folder that is no link. */
+function plainNode(inode: Inode): FsNode {
+  return inode.isDirectory ? nodeOf(inode, 'dir', sizeOf(inode, AttrType.indexAllocation, '$I30')) : nodeOf(inode, 'file', sizeOf(inode, AttrType.data, ''));
+}
+
 /** An attribute's size as its value or its first extent says it (its runs are checked when it is read). */
 function sizeOf(inode: Inode, type: number, name: string): Bytes {
-  const attrs = attributesOf(inode, type, name);
-  return attrs[0]?.value?.length ?? attrs.find((a) => a.nonResident?.startVcn === 0)?.nonResident?.dataSize ?? 0;
+  let first = true;
+  for (const a of inode.attributes) {
+    if (a.type !== type || a.name !== name) continue;
+    if (first && a.value) return a.value.length;
+    first = false;
+    if (a.nonResident?.startVcn === 0) return a.nonResident.dataSize;
+  }
+  return 0;
 }
 
 function residentLayout(value: Buffer): Layout {
