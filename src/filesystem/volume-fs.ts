@@ -12,7 +12,7 @@ export interface Volume {
   /** The file that holds the volume, and the volume's first byte in it. */
   readonly source: SourceFile;
   readonly sourceOffset: Bytes;
-  /** `length` bytes at `offset` of the volume; rejects a range outside [0, size). */
+  /** `length` bytes at `offset` of the volume, in a buffer the caller owns (the NTFS reader applies fixups in place); rejects a range outside [0, size). */
   read(offset: Bytes, length: number): Promise<Buffer>;
 }
 

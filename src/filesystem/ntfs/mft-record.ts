@@ -3,6 +3,7 @@
 import type { Bytes } from '../../base/units.js';
 import { decodeRuns, type Run } from './data-runs.js';
 import { check, safe64 } from './format-error.js';
+import { parseStandardInformation, type StandardInformation } from './standard-information.js';
 
 /** §3 FILE record header fields. */
 const SEQUENCE_FIELD = 0x10;
@@ -11,7 +12,7 @@ const FIRST_ATTRIBUTE_FIELD = 0x14;
 const FLAGS_FIELD = 0x16;
 const BYTES_IN_USE_FIELD = 0x18;
 const BASE_RECORD_FIELD = 0x20;
-export const RECORD_IN_USE = 0x0001;
+const RECORD_IN_USE = 0x0001;
 export const RECORD_IS_DIRECTORY = 0x0002;
 /** §4: the type that ends the attribute list of a record. */
 const END_OF_ATTRIBUTES = 0xffffffff;
@@ -108,28 +109,112 @@ function parseAttribute(b: Buffer, at: number, length: number, totalClusters: nu
   return { type, name, flags, id, value: b.subarray(at + valueOffset, at + valueOffset + valueLength) };
 }
 
-/** The header and attributes of a FILE record whose fixups were applied. */
-export function parseMftRecord(b: Buffer, totalClusters: number): MftRecord {
+/**
+ * Calls `visit` with the offset and length of each attribute of a FILE record whose fixups were
+ * applied, each checked to lie inside the bytes in use. Each attribute takes at least 16 bytes,
+ * so the record's size bounds the loop.
+ */
+function eachAttribute(b: Buffer, visit: (at: number, length: number) => void): void {
   const bytesInUse = b.readUInt32LE(BYTES_IN_USE_FIELD);
   check(bytesInUse <= b.length, `${bytesInUse} bytes in use in a ${b.length}-byte record`);
-  const attributes: Attribute[] = [];
   let at = b.readUInt16LE(FIRST_ATTRIBUTE_FIELD);
   check(at % 8 === 0 && at >= 0x30, `first attribute at ${at}`);
-  // Each attribute takes at least 16 bytes, so the record's size bounds the loop.
   for (;;) {
     check(at + 4 <= bytesInUse, 'attributes run past the bytes in use without an end marker');
-    if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) break;
+    if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) return;
     check(at + 16 <= bytesInUse, `attribute at ${at} runs past the bytes in use`);
     const length = b.readUInt32LE(at + 4);
     check(length >= 16 && length % 8 === 0 && at + length <= bytesInUse, `attribute at ${at} has length ${length}`);
-    attributes.push(parseAttribute(b, at, length, totalClusters));
+    visit(at, length);
     at += length;
   }
+}
+
+export function isInUse(b: Buffer): boolean {
+  return (b.readUInt16LE(FLAGS_FIELD) & RECORD_IN_USE) !== 0;
+}
+
+/** The header and attributes of a FILE record whose fixups were applied. */
+export function parseMftRecord(b: Buffer, totalClusters: number): MftRecord {
+  const attributes: Attribute[] = [];
+  eachAttribute(b, (at, length) => attributes.push(parseAttribute(b, at, length, totalClusters)));
   return {
     sequence: b.readUInt16LE(SEQUENCE_FIELD),
     linkCount: b.readUInt16LE(LINK_COUNT_FIELD),
     flags: b.readUInt16LE(FLAGS_FIELD),
     base: readRef(b, BASE_RECORD_FIELD),
     attributes,
+  };
+}
+
+/** What a listing shows of a record: its header, its times and attributes, and the size a stat shows. */
+export interface RecordSummary {
+  readonly sequence: number;
+  readonly linkCount: number;
+  readonly flags: number;
+  /** The base record of an extension record; 0 for a base record. */
+  readonly baseRecord: number;
+  readonly info: StandardInformation;
+  /** A file's unnamed $DATA, a folder's $I30 allocation: the first such attribute's value length, else its extent at VCN 0's data size. */
+  readonly size: Bytes;
+}
+
+/** Whether the attribute at `at` has the name `name` (UTF-16LE, compared unit by unit: no string per attribute). */
+function named(b: Buffer, at: number, length: number, name: string): boolean {
+  if (b[at + 9] !== name.length) return false;
+  const nameAt = at + b.readUInt16LE(at + 10);
+  check(name.length === 0 || nameAt + 2 * name.length <= at + length, `attribute at ${at}: its name runs past it`);
+  for (let i = 0; i < name.length; i++) if (b.readUInt16LE(nameAt + 2 * i) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** A resident attribute's value, checked to lie inside it. */
+function residentValue(b: Buffer, at: number, length: number): Buffer {
+  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
+  const valueLength = b.readUInt32LE(at + 0x10);
+  const valueOffset = b.readUInt16LE(at + 0x14);
+  check(valueOffset + valueLength <= length, `attribute at ${at}: its value runs past it`);
+  return b.subarray(at + valueOffset, at + valueOffset + valueLength);
+}
+
+/**
+ * A listing's view of a base or extension record (§3, §4, §7) from one pass over its attribute
+ * headers, the runs left undecoded; undefined when it has an attribute list or a reparse point,
+ * whose meaning needs the whole file (inode.ts). What it does not read is checked when the file
+ * is opened.
+ */
+export function summarizeRecord(b: Buffer): RecordSummary | undefined {
+  const sizeType = b.readUInt16LE(FLAGS_FIELD) & RECORD_IS_DIRECTORY ? AttrType.indexAllocation : AttrType.data;
+  const sizeName = sizeType === AttrType.data ? '' : '$I30';
+  let si: Buffer | undefined;
+  let siSeen = false;
+  let special = false;
+  let size: Bytes | undefined;
+  let sizeSeen = false;
+  eachAttribute(b, (at, length) => {
+    const type = b.readUInt32LE(at);
+    const resident = b[at + 8] === 0;
+    if ((type === AttrType.attributeList || type === AttrType.reparsePoint) && named(b, at, length, '')) special = true;
+    else if (type === AttrType.standardInformation && !siSeen && named(b, at, length, '')) {
+      siSeen = true;
+      si = resident ? residentValue(b, at, length) : undefined;
+    } else if (type === sizeType && size === undefined && named(b, at, length, sizeName)) {
+      if (resident && !sizeSeen) size = residentValue(b, at, length).length;
+      else if (!resident) {
+        check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
+        if (safe64(b, at + 0x10, 'start VCN', true) === 0) size = safe64(b, at + 0x30, 'data size', true);
+      }
+      sizeSeen = true;
+    }
+  });
+  if (special) return undefined;
+  check(si !== undefined, 'no resident $STANDARD_INFORMATION');
+  return {
+    sequence: b.readUInt16LE(SEQUENCE_FIELD),
+    linkCount: b.readUInt16LE(LINK_COUNT_FIELD),
+    flags: b.readUInt16LE(FLAGS_FIELD),
+    baseRecord: b.readUIntLE(BASE_RECORD_FIELD, 6),
+    info: parseStandardInformation(si),
+    size: size ?? 0,
   };
 }

@@ -1,15 +1,15 @@
 // The MFT, read on demand: record numbers mapped through $MFT's own data runs, records read in
-// blocks into a bounded cache, fixups applied per record (docs/filesystems-ntfs.md §3). A record
-// whose block is cached is parsed without a promise: a listing reads its blocks first, then
-// parses its files on the spot (docs/performance.md §9).
+// blocks into a bounded cache, fixups applied to each record of a block once it is read
+// (docs/filesystems-ntfs.md §3). A record whose block is cached is parsed without a promise: a
+// listing reads its blocks first, then summarizes its files on the spot (docs/performance.md §9).
 import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../../base/units.js';
 import type { Volume } from '../volume-fs.js';
 import type { Stream } from './attribute-runs.js';
 import type { BootSector } from './boot-sector.js';
 import { applyFixups } from './fixups.js';
-import { check } from './format-error.js';
-import { parseMftRecord, RECORD_IN_USE, type MftRecord } from './mft-record.js';
+import { check, NtfsFormatError } from './format-error.js';
+import { isInUse, parseMftRecord, summarizeRecord, type MftRecord, type RecordSummary } from './mft-record.js';
 import { readStream } from './stream-read.js';
 
 /** Records are read this many bytes at a time: neighbours in a folder are usually neighbours here. */
@@ -19,8 +19,8 @@ const CACHED_BLOCKS = 256;
 
 export class Mft {
   readonly recordCount: number;
-  private readonly blocks = new LRUCache<number, Buffer>({ max: CACHED_BLOCKS });
-  private readonly pending = new Map<number, Promise<Buffer>>();
+  private readonly blocks = new LRUCache<number, Block>({ max: CACHED_BLOCKS });
+  private readonly pending = new Map<number, Promise<Block>>();
 
   constructor(
     private readonly volume: Volume,
@@ -35,13 +35,14 @@ export class Mft {
     return Math.floor((n * this.boot.mftRecordSize) / MFT_BLOCK);
   }
 
-  private block(i: number): Promise<Buffer> {
+  private block(i: number): Promise<Block> {
     const cached = this.blocks.get(i);
     if (cached) return Promise.resolve(cached);
     let p = this.pending.get(i);
     if (!p) {
       const start = i * MFT_BLOCK;
-      p = readStream(this.volume, this.stream, this.boot.clusterSize, start, Math.min(MFT_BLOCK, this.stream.dataSize - start));
+      const size = this.boot.mftRecordSize;
+      p = readStream(this.volume, this.stream, this.boot.clusterSize, start, Math.min(MFT_BLOCK, this.stream.dataSize - start)).then((bytes) => fixedUp(bytes, size));
       const settled = (): boolean => this.pending.delete(i);
       p.then((b) => settled() && this.blocks.set(i, b), settled);
       this.pending.set(i, p);
@@ -56,20 +57,26 @@ export class Mft {
     await Promise.all([...wanted].map((i) => this.block(i).catch(() => undefined)));
   }
 
-  /** Record `n` with fixups applied, in a buffer of its own, from its block. */
-  private bytesIn(block: Buffer, n: number): Buffer {
+  /** Record `n` in its block (a view), its fixups applied; it must be in use. */
+  private viewIn(block: Block, n: number): Buffer {
     const size = this.boot.mftRecordSize;
     const at = (n * size) % MFT_BLOCK;
-    const b = Buffer.allocUnsafe(size);
-    block.copy(b, 0, at, at + size);
-    applyFixups(b, 'FILE');
-    return b;
+    const failed = block.failed[at / size];
+    if (failed !== undefined) throw new NtfsFormatError(failed);
+    const view = block.bytes.subarray(at, at + size);
+    check(isInUse(view), `MFT record ${n} is not in use`);
+    return view;
   }
 
-  private parsed(block: Buffer, n: number): MftRecord {
-    const r = parseMftRecord(this.bytesIn(block, n), this.boot.totalClusters);
-    check((r.flags & RECORD_IN_USE) !== 0, `MFT record ${n} is not in use`);
-    return r;
+  /** Parsed from a copy of the record: an attribute's value is a view of it, and a parsed file may be kept long after its block. */
+  private parsed(block: Block, n: number): MftRecord {
+    return parseMftRecord(Buffer.from(this.viewIn(block, n)), this.boot.totalClusters);
+  }
+
+  /** What a listing shows of record `n` if its block is cached (undefined: read it, or it needs the whole file: summarizeRecord). */
+  summaryNow(n: number): RecordSummary | undefined {
+    const block = this.blocks.get(this.blockOf(n));
+    return block && summarizeRecord(this.viewIn(block, n));
   }
 
   /** Record `n`, parsed, if its block is cached; undefined otherwise. It must be in use. */
@@ -82,4 +89,24 @@ export class Mft {
   async record(n: number): Promise<MftRecord> {
     return this.parsed(await this.block(this.blockOf(n)), n);
   }
+}
+
+/** A block of records with fixups applied in place, and why each record that failed them did. */
+interface Block {
+  readonly bytes: Buffer;
+  readonly failed: readonly (string | undefined)[];
+}
+
+function fixedUp(bytes: Buffer, recordSize: Bytes): Block {
+  const failed: (string | undefined)[] = [];
+  for (let at = 0; at + recordSize <= bytes.length; at += recordSize) {
+    try {
+      applyFixups(bytes.subarray(at, at + recordSize), 'FILE');
+      failed.push(undefined);
+    } catch (e) {
+      if (!(e instanceof NtfsFormatError)) throw e;
+      failed.push(e.message);
+    }
+  }
+  return { bytes, failed };
 }

@@ -9,12 +9,12 @@ import { attributesOf, inodeNow, inodeWeight, loadInode, reparseOf, streamOf, va
 import { compressedStream } from './compressed-stream.js';
 import { findInIndex, readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
-import { NtfsFormatError } from './format-error.js';
+import { check, NtfsFormatError } from './format-error.js';
 import type { IndexEntry } from './index-node.js';
-import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType } from './mft-record.js';
+import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType, RECORD_IS_DIRECTORY, type RecordSummary } from './mft-record.js';
 import { openMft } from './open-mft.js';
 import { IO_REPARSE_TAG_WOF, parseLinkTarget, relativeLinkPath, reparseTag } from './reparse-point.js';
-import { FILE_ATTRIBUTE_ENCRYPTED } from './standard-information.js';
+import { FILE_ATTRIBUTE_ENCRYPTED, type StandardInformation } from './standard-information.js';
 import { streamLayout, type Backing } from './stream-layout.js';
 import { makeUpcase, UPCASE_BYTES } from './upcase.js';
 import { cachedLoad } from './weighed-cache.js';
@@ -123,7 +123,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
     return this.guard(inode.record, async () => {
       const link = await this.linkText(inode, await folderParts());
       if (link === null) return undefined;
-      return link === undefined ? plainNode(inode) : nodeOf(inode, 'symlink', Buffer.byteLength(link));
+      return link === undefined ? plainNode(inode) : nodeOf(inode.record, inode.info, inode.linkCount, 'symlink', Buffer.byteLength(link));
     });
   }
 
@@ -185,11 +185,34 @@ export class NtfsFileSystem implements VolumeFileSystem {
 
   private child(e: IndexEntry, folderParts: FolderParts, keep: boolean): Soon<Child> {
     return then(this.inodeSoon(e.file.record, keep), (inode) => {
-      if (inode.sequence !== e.file.sequence) {
-        throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${inode.sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
-      }
+      this.checkSequence(e, inode.sequence);
       return then(this.node(inode, folderParts), (node) => node && { name: e.key.name, node });
     });
+  }
+
+  private checkSequence(e: IndexEntry, sequence: number): void {
+    if (sequence !== e.file.sequence) {
+      throw new CorruptVolumeError(this.volume, `MFT record ${e.file.record}: sequence ${sequence}, the folder entry '${e.key.name}' says ${e.file.sequence}`);
+    }
+  }
+
+  /**
+   * A listing's entry: from its record's summary when its MFT block is cached and the summary is
+   * all it needs (docs/filesystems-ntfs.md §3), else from the whole file, which is not kept.
+   */
+  private listed(e: IndexEntry, folderParts: FolderParts): Soon<Child> {
+    const n = e.file.record;
+    if (this.inodes.has(n) || this.loading.has(n)) return this.child(e, folderParts, false);
+    let s: RecordSummary | undefined;
+    try {
+      s = this.g.mft.summaryNow(n);
+      check(s === undefined || s.baseRecord === 0, `record ${n} is an extension record of ${s?.baseRecord}`);
+    } catch (err) {
+      throw this.named(n, err);
+    }
+    if (!s) return this.child(e, folderParts, false);
+    this.checkSequence(e, s.sequence);
+    return { name: e.key.name, node: nodeOf(n, s.info, s.linkCount, s.flags & RECORD_IS_DIRECTORY ? 'dir' : 'file', s.size) };
   }
 
   /** Memoized: the folder's path is walked only when one of its entries is a link. */
@@ -210,7 +233,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
     for (const e of folder.entries) {
       let c: Child;
       try {
-        const soon = this.child(e, parts, false);
+        const soon = this.listed(e, parts);
         c = soon instanceof Promise ? await soon : soon;
       } catch (err) {
         c = skipCorrupt(err);
@@ -280,14 +303,14 @@ export class NtfsFileSystem implements VolumeFileSystem {
 }
 
 /** One object literal, not a spread of a common part: a listing makes one per entry. */
-function nodeOf(inode: Inode, type: NodeType, size: Bytes): FsNode {
-  const info = inode.info;
-  return { id: inode.record, type, size, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink: inode.linkCount, dosAttributes: info.dosAttributes };
+function nodeOf(id: number, info: StandardInformation, nlink: number, type: NodeType, size: Bytes): FsNode {
+  return { id, type, size, mtimeMs: info.mtimeMs, atimeMs: info.atimeMs, ctimeMs: info.ctimeMs, birthtimeMs: info.birthtimeMs, nlink, dosAttributes: info.dosAttributes };
 }
 
 /** The node of a file or folder that is no link. */
 function plainNode(inode: Inode): FsNode {
-  return inode.isDirectory ? nodeOf(inode, 'dir', sizeOf(inode, AttrType.indexAllocation, '$I30')) : nodeOf(inode, 'file', sizeOf(inode, AttrType.data, ''));
+  const [type, size] = inode.isDirectory ? (['dir', sizeOf(inode, AttrType.indexAllocation, '$I30')] as const) : (['file', sizeOf(inode, AttrType.data, '')] as const);
+  return nodeOf(inode.record, inode.info, inode.linkCount, type, size);
 }
 
 /** An attribute's size as its value or its first extent says it (its runs are checked when it is read). */

@@ -22,6 +22,9 @@ export function runAt(runs: readonly Run[], vcn: number): number {
 
 /** `length` bytes at `offset` of what `runs` map, sparse runs as zeros; every byte must be mapped. */
 export async function readRuns(volume: Volume, runs: readonly Run[], clusterSize: Bytes, offset: Bytes, length: number): Promise<Buffer> {
+  const one = runs[runAt(runs, Math.floor(offset / clusterSize))];
+  // Within one stored run (an MFT block, an index block): the volume's buffer, not a copy of it.
+  if (one?.lcn != null && offset + length <= (one.vcn + one.length) * clusterSize) return volume.read(one.lcn * clusterSize + (offset - one.vcn * clusterSize), length);
   const out = Buffer.alloc(length);
   const end = offset + length;
   const reads: Promise<void>[] = [];
