@@ -2,10 +2,12 @@
 import { closeSync, openSync } from 'node:fs';
 import { syscall } from '../../src/sys/libc.js';
 
-/** Bytes of `path` in the page cache: cachestat(2) nr_cache (Linux 6.5; struct cachestat_range, struct cachestat). */
-export function cachedBytes(path: string): number {
+/** Bytes of `path` in the page cache, of [offset, +length) or (length 0) to its end: cachestat(2) nr_cache (Linux 6.5; struct cachestat_range, struct cachestat). */
+export function cachedBytes(path: string, offset = 0, length = 0): number {
   const NR_CACHESTAT = 451;
-  const range = Buffer.alloc(16); // off 0, len 0: to the end of the file
+  const range = Buffer.alloc(16);
+  range.writeBigUInt64LE(BigInt(offset), 0);
+  range.writeBigUInt64LE(BigInt(length), 8);
   const stats = Buffer.alloc(40);
   const fd = openSync(path, 'r');
   try {
