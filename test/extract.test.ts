@@ -105,12 +105,17 @@ test('the whole volume from the .raw: every name, type, size, link, mtime and by
   t.true((await lstat(join(out, 'docs/link'))).isSymbolicLink());
 });
 
-test('inspect names the filesystem of the image', async (t) => {
+test('inspect and list name the filesystem of the image', async (t) => {
   const text = await synthvhd(['inspect', image.folder]);
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /^ {2}filesystem of 240520-0143_Image_C: NTFS$/m);
   const json = await synthvhd(['inspect', image.raw, '--json']);
   t.deepEqual(JSON.parse(json.stdout).filesystems, [{ folder: '240520-0143_Image_C', name: 'NTFS', browsable: true }]);
+  const list = await synthvhd(['list', '--storage', storage]);
+  t.is(list.code, 0, list.stderr);
+  t.regex(list.stdout, /^ {2}filesystem of 240520-0143_Image_C: NTFS$/m);
+  const listJson = await synthvhd(['list', '--storage', storage, '--json']);
+  t.deepEqual((JSON.parse(listJson.stdout) as { disks: { filesystems: unknown }[] }).disks.map((d) => d.filesystems), [[{ folder: '240520-0143_Image_C', name: 'NTFS', browsable: true }]]);
 });
 
 test('errors: a path not in the volume, a folder that exists, --reflink always of compressed data; nothing left behind', async (t) => {

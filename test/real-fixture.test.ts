@@ -38,10 +38,10 @@ test.after('the storage is unchanged', async (t) => {
   t.deepEqual(await treeFingerprint(fx.storage), before);
 });
 
-test('list shows one MBR disk per image, with the partition it fills', async (t) => {
+test('list shows one MBR disk per image, with the partition it fills and its filesystem', async (t) => {
   const r = await synthvhd(['list', '--storage', fx.storage, '--json']);
   t.is(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { disks: { folder: string; table: string; identity: string; diskSize: number; partitions: { number: number; imagedFrom: string | null; start: number }[] }[]; warnings: string[] };
+  const j = JSON.parse(r.stdout) as { disks: { folder: string; table: string; identity: string; diskSize: number; partitions: { number: number; imagedFrom: string | null; start: number }[]; filesystems: unknown[] }[]; warnings: string[] };
   t.deepEqual(j.warnings, []);
   t.is(j.disks.length, fx.images.length);
   for (const img of fx.images) {
@@ -50,6 +50,7 @@ test('list shows one MBR disk per image, with the partition it fills', async (t)
     t.is(d.identity, '5eed0b00');
     t.is(d.diskSize, 256 << 20);
     t.deepEqual(d.partitions.filter((p) => p.imagedFrom).map((p) => p.number), [img.partnum]);
+    t.deepEqual(d.filesystems, [{ folder: img.folder, name: 'ext4', browsable: true }]);
   }
 });
 

@@ -71,7 +71,7 @@ const COMMANDS: readonly { readonly name: string; readonly describe: string; loa
   },
   {
     name: 'list',
-    describe: 'list every disk that serve would show for a storage',
+    describe: 'list every disk that serve would show for a storage, with the filesystem each image holds',
     load: lazy(() => import('./list.js'), (m) => m.listCommand, (m, a: ListArgs) => m.runList(a, out, log)),
   },
   {

@@ -2,9 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { type MbrFile, parseMbrFile } from '../urbackup/mbr-file.js';
-import { imageFileSystem } from '../serve/image-volume.js';
+import { diskFileSystems, fileSystemLine } from './disk-filesystems.js';
 import { diskJson } from './disk-json.js';
-import { errorText } from './errors.js';
 import { formatBytes as humanBytes } from '../base/units.js';
 import { loadBackupDisk } from './source.js';
 
@@ -54,10 +53,7 @@ export async function runInspect(a: InspectArgs, out: (s: string) => void): Prom
     ...(s.kind === 'file' && { source: s.source.path, offset: s.offset }),
   }));
   const img = b.images[0]!;
-  // Which filesystem each image's volume holds: what its folder of files shows (docs/browsing.md §2).
-  const whole = b.disk.table === 'whole-disk';
-  const detect = (raw: string) => imageFileSystem(raw).catch((e: unknown) => ({ name: `unknown (${errorText(e)})`, browsable: false }));
-  const filesystems = whole ? [] : await Promise.all(b.images.map(async (i) => ({ folder: i.folder, ...(await detect(i.raw)) })));
+  const filesystems = await diskFileSystems(b);
   const j = { path: a.path, ...diskJson(b), segments, filesystems };
   if (a.json) {
     out(JSON.stringify(j, null, 2));
@@ -66,7 +62,7 @@ export async function runInspect(a: InspectArgs, out: (s: string) => void): Prom
   out(`${img.dir}\n  client ${b.client}, backup time ${b.time.toISOString()}, ${img.complete ? 'complete' : 'INCOMPLETE (no .raw.sync)'}`);
   out(`  disk: ${j.table.toUpperCase()}, ${humanBytes(j.diskSize)} (${j.diskSize} bytes), ${j.sectorSize}-byte sectors, identity ${j.identity || '-'}`);
   out(`  files: ${j.files.map((f) => `${f.name} (${f.size} bytes)`).join(', ')}`);
-  for (const f of filesystems) out(`  filesystem of ${f.folder}: ${f.name}${f.browsable ? '' : ' (its files cannot be browsed)'}`);
+  for (const f of filesystems) out(fileSystemLine(f));
   for (const p of j.partitions) out(`  partition #${p.number}: ${p.start}+${p.length} ${p.description}${p.imagedFrom ? ` ← volume of ${p.volumeLength} bytes from ${p.imagedFrom}` : ''}`);
   out('  segments:');
   for (const s of segments) out(`    ${s.kind.padEnd(5)} [${s.start}, ${s.start + s.length})${'source' in s ? ` ${s.source} @${s.offset}` : ''}`);
