@@ -1,7 +1,7 @@
 // The generic FUSE session over a real mount, with a filesystem of the test's own that counts
 // what the kernel asks: request sizes follow from what INIT answered.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,11 @@ import test from 'ava';
 import { mount } from '../src/fuse/mount.js';
 import type { Attr } from '../src/fuse/protocol.js';
 import { FuseError, type FuseFs } from '../src/fuse/fuse-fs.js';
+import { copyLayout } from '../src/io/shared-layout.js';
+import { cachedBytesOf } from './helpers/page-cache.js';
+
+/** O_ACCMODE, <fcntl.h> (node's constants lack it). */
+const O_ACCMODE = 3;
 
 const SIZE = 64 << 20;
 const MiB = 1 << 20;
@@ -95,6 +100,65 @@ test('READDIRPLUS: a listing brings every entry\'s attributes, so stat(2) of the
     t.is((await readdir(mnt)).length, names.length);
     for (const [i, name] of names.entries()) if (name !== broken) t.is((await stat(join(mnt, name))).size, 1000 + ino(i), name);
     t.deepEqual([...lookups].filter(([name, n]) => n !== 2 && name !== broken), [], 'after FORGET, the listing gave the attributes again');
+  } finally {
+    await m.unmount();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('offered files: a request worker answers their OPENs and RELEASEs (small ones stored in the page cache); the file system only adopts and releases; a withdrawn offer or a write opens as usual', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-session-'));
+  const files = new Map([2, 3, 4].map((ino) => [ino, Buffer.from(`file ${ino} `.repeat(300 + ino))]));
+  const attr = (ino: number): Attr => ({ ino, size: ino === 1 ? 4096 : files.get(ino)!.length, blocks: 0, mtime: new Date(0), mode: ino === 1 ? constants.S_IFDIR | 0o555 : constants.S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, blksize: 4096 });
+  const opened: number[] = [];
+  const adopted: [number, number | undefined][] = [];
+  const released: number[] = [];
+  const fs: FuseFs = {
+    lookup: (parent, name) => (parent === 1 && files.has(Number(name.slice(1))) ? attr(Number(name.slice(1))) : undefined),
+    getattr: (ino) => (ino === 1 || files.has(ino) ? attr(ino) : undefined),
+    list: () => undefined,
+    open: async (ino, flags) => {
+      opened.push(ino);
+      if ((flags & O_ACCMODE) !== constants.O_RDONLY) throw new FuseError(osConstants.errno.EROFS);
+      return { fh: 100 + ino };
+    },
+    read: async (fh, offset, size, into) => files.get(fh - 100)!.copy(into, 0, offset, offset + size),
+    release: (fh) => void released.push(fh),
+    adopt: (ino, fh) => void adopted.push([ino, fh]),
+    statfs: () => ({ blocks: 0, files: 1, bsize: 4096, namelen: 255 }),
+  };
+  const mnt = join(dir, 'mnt');
+  const m = await mount(mnt, fs, { allowOther: false, readOnly: false }, (line) => t.log(line));
+  const offer = (ino: number): void => {
+    const data = files.get(ino)!;
+    t.true(m.offers.offer(ino, copyLayout({ size: data.length, segments: [{ kind: 'bytes', start: 0, length: data.length, data }] }, () => -1)), `f${ino} offered`);
+  };
+  const until = async (ok: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+    t.true(ok(), what);
+  };
+  try {
+    for (const ino of files.keys()) await stat(join(mnt, `f${ino}`)); // the kernel knows the inodes
+    for (const ino of files.keys()) offer(ino);
+    t.true(m.offers.withdraw(3), 'no worker had taken f3');
+    // Opened, never read: the bytes are in the page cache all the same. (Every call into the
+    // mount here is asynchronous: this process serves it.)
+    const f2 = await open(join(mnt, 'f2'), 'r');
+    t.is(cachedBytesOf(f2.fd), 4096, 'stored with the open');
+    await f2.close();
+    t.deepEqual(opened, [], 'the file system was not asked to open f2');
+    m.offers.heard();
+    t.is(adopted.length, 1);
+    const [ino, fh] = adopted[0]!;
+    t.is(ino, 2);
+    t.true(fh !== undefined && fh >= 2 ** 48, `a worker's handle: ${fh}`);
+    await until(() => released.includes(fh!), 'the worker told of its RELEASE once idle');
+    t.deepEqual(await readFile(join(mnt, 'f2')), files.get(2), 'a second open of f2 is the file system\'s, and reads the bytes');
+    t.deepEqual(await readFile(join(mnt, 'f3')), files.get(3));
+    t.deepEqual(opened, [2, 3], 'f2 again (its offer was used) and f3 (withdrawn) opened through the file system');
+    const e = await open(join(mnt, 'f4'), 'r+').catch((x: NodeJS.ErrnoException) => x.code);
+    t.is(e, 'EROFS', 'a write open of an offered file is the file system\'s to answer');
+    t.deepEqual(opened, [2, 3, 4]);
   } finally {
     await m.unmount();
     await rm(dir, { recursive: true, force: true });

@@ -87,4 +87,19 @@ export interface FuseFs {
   statfs(): Statfs;
   /** lseek(2) SEEK_DATA / SEEK_HOLE on an open handle; rejects with FuseError (ENXIO past the data). */
   lseek?(fh: number, offset: number, whence: number): Promise<number>;
+  /**
+   * A request worker opened offered file `ino` as handle `fh` and answered (OpenOffers): keep the
+   * handle as open() would. `fh` undefined: the worker that claimed the offer ended before it could.
+   */
+  adopt?(ino: number, fh: number | undefined): void;
+}
+
+/** Files offered to the request workers, which then answer an OPEN of one themselves (offers.ts). */
+export interface OpenOffers {
+  /** Offers `ino`, read through `layout` (a copy is posted); false when as many offers as can be are out. */
+  offer(ino: number, layout: SharedLayout): boolean;
+  /** Takes the offer of `ino` back: false when a worker opened it already (adopt() is on its way). */
+  withdraw(ino: number): boolean;
+  /** Takes in the opens the workers answered so far (adopt() for each), as every hand-over does first. */
+  heard(): void;
 }

@@ -164,11 +164,18 @@ function setattr(c: OpContext, req: Request): void {
 }
 
 function release(c: OpContext, req: Request): void {
-  const fh = decodeFh(req.body);
-  c.workers.unpublish(fh);
+  releaseHandle(c, decodeFh(req.body));
+  c.out.status(req, 0);
+}
+
+/**
+ * What a RELEASE does but answer it: a request worker answers those of the handles it opened
+ * (`told`: it has forgotten the handle already).
+ */
+export function releaseHandle(c: OpContext, fh: number, told = false): void {
+  if (!told) c.workers.unpublish(fh);
   c.fs.release(fh);
   c.passthrough.released(fh);
-  c.out.status(req, 0);
 }
 
 function opendir(c: OpContext, req: Request): void {

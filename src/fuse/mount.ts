@@ -4,7 +4,7 @@ import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promi
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { lastErrno, mount as mountRaw, umount2 } from '../sys/libc.js';
-import type { FuseFs } from './fuse-fs.js';
+import type { FuseFs, OpenOffers } from './fuse-fs.js';
 import type { Notifier } from './notifier.js';
 import { startSession } from './session.js';
 
@@ -64,6 +64,8 @@ export interface Mounted {
   unmount(): Promise<void>;
   /** Tells the kernel which names, attributes and listings a change of the tree made stale. */
   readonly notifier: Notifier;
+  /** Files the request workers may open themselves (FuseFs.adopt). */
+  readonly offers: OpenOffers;
 }
 
 /** Mounts at a path in this mount namespace, from /proc/self/mountinfo (proc(5)): field 3 is the device, 5 the path, the type follows " - ". */
@@ -216,5 +218,6 @@ export async function mount(mountpoint: string, fs: FuseFs, opts: { allowOther: 
         session.close();
       })()),
     notifier: session.notifier,
+    offers: session.offers,
   };
 }

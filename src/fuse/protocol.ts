@@ -66,7 +66,7 @@ const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
 /** struct fuse_attr_out: attr_valid, attr_valid_nsec, dummy, attr. */
 const ATTR_OUT_SIZE = 16 + ATTR_SIZE;
 /** struct fuse_open_out: fh, open_flags, backing_id. */
-const OPEN_OUT_SIZE = 16;
+export const OPEN_OUT_SIZE = 16;
 /** struct fuse_init_out (fuse.h, 7.23 and later). */
 const INIT_OUT_SIZE = 64;
 /** struct fuse_kstatfs inside fuse_statfs_out. */
@@ -276,12 +276,26 @@ export function attrReply(req: Request, attr: Attr, attrSeconds: number): Buffer
   });
 }
 
+/** struct fuse_open_out at the start of `b`: fh, open_flags, backing_id. */
+function writeOpenOut(b: Buffer, fh: number, openFlags: number, backingId: number): void {
+  u64(b, 0, fh);
+  b.writeUInt32LE(openFlags, 8);
+  b.writeInt32LE(backingId, 12);
+}
+
 export function openReply(req: Request, fh: number, openFlags: number, backingId = 0): Buffer {
-  return reply(req, OPEN_OUT_SIZE, (b) => {
-    u64(b, 0, fh);
-    b.writeUInt32LE(openFlags, 8);
-    b.writeInt32LE(backingId, 12);
-  });
+  return reply(req, OPEN_OUT_SIZE, (b) => writeOpenOut(b, fh, openFlags, backingId));
+}
+
+/** An OPEN's answer to the request in `frame` (a request worker's, which has no Request object): fuse_out_header into `header`, fuse_open_out into `body`. */
+export function writeOpenReplyFor(header: Buffer, body: Buffer, frame: Buffer, fh: number, openFlags: number): void {
+  writeOkHeaderFor(header, frame, OPEN_OUT_SIZE);
+  writeOpenOut(body, fh, openFlags, 0);
+}
+
+/** fuse_in_header.nodeid of a request frame. */
+export function frameNodeid(frame: Buffer): number {
+  return readU64(frame, 16);
 }
 
 export interface Statfs {
@@ -586,10 +600,22 @@ export function invalEntryNotification(parent: number, name: string): Buffer {
  * past the end and every page is marked up to date (fs/fuse/dev.c fuse_notify_store).
  */
 export function storeNotification(ino: number, data: Buffer): Buffer {
-  const b = Buffer.alloc(24 + data.length);
-  u64(b, 0, ino);
-  u64(b, 8, 0);
-  b.writeUInt32LE(data.length, 16);
-  data.copy(b, 24);
-  return notification(FUSE_NOTIFY_STORE, b);
+  const b = Buffer.alloc(STORE_HEADER_SIZE + data.length);
+  writeStoreHeader(b, ino, data.length);
+  data.copy(b, STORE_HEADER_SIZE);
+  return b;
+}
+
+/** fuse_out_header and fuse_notify_store_out (nodeid, offset 0, size, padding): what goes before the bytes of a store notification. */
+export const STORE_HEADER_SIZE = OUT_HEADER_SIZE + 24;
+
+/** A store notification's header for `size` bytes of `ino` from offset 0, into the first STORE_HEADER_SIZE bytes of `b` (a request worker's reused buffer). */
+export function writeStoreHeader(b: Buffer, ino: number, size: number): void {
+  b.writeUInt32LE(STORE_HEADER_SIZE + size, 0);
+  b.writeInt32LE(FUSE_NOTIFY_STORE, 4);
+  u64(b, 8, 0); // unique 0: a notification
+  u64(b, OUT_HEADER_SIZE, ino);
+  u64(b, OUT_HEADER_SIZE + 8, 0);
+  b.writeUInt32LE(size, OUT_HEADER_SIZE + 16);
+  b.writeUInt32LE(0, OUT_HEADER_SIZE + 20);
 }

@@ -1,8 +1,9 @@
 // A worker thread that reads requests from /dev/fuse itself (read(2) blocks this thread only).
 // READs of an open file whose bytes are in memory or in the page cache are answered right here,
-// with one writev; every other request, and every READ that would wait for the storage, goes to
-// the main thread, which owns the namespace and the asynchronous reader. Each read returns one
-// whole request, and any thread may answer any request.
+// with one writev, and so are OPENs of files the main thread offered (offers.ts); every other
+// request, and every READ that would wait for the storage, goes to the main thread, which owns
+// the namespace and the asynchronous reader. Each read returns one whole request, and any thread
+// may answer any request.
 //
 // One worker, the first, always reads the device; the others sleep on a futex and join only while
 // requests queue up. With all of them asleep in read(2) the kernel hands requests out in turn
@@ -13,8 +14,9 @@ import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from '
 import { alignedBuffer } from '../sys/aligned-buffer.js';
 import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, schedYield, writevRaw } from '../sys/libc.js';
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
+import { claim, type OfferId, OpenedRing, type RingMemory, STORE_MAX, WORKER_FH_BASE } from './offers.js';
 import { Control } from './worker-control.js';
-import { frameOpcode, IN_HEADER_SIZE, Op, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, writeOkHeaderFor } from './protocol.js';
+import { FOPEN_KEEP_CACHE, frameNodeid, frameOpcode, IN_HEADER_SIZE, Op, OPEN_IN_SIZE, OPEN_OUT_SIZE, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, STORE_HEADER_SIZE, writeOkHeaderFor, writeOpenReplyFor, writeStoreHeader } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -25,28 +27,51 @@ export interface WorkerData {
   readonly role: 'first' | 'helper';
   /** Shared by all workers of a session: see Control. */
   readonly control: Int32Array;
+  /** Where the first worker tells the main thread of the opens it answered, and the offers' words (offers.ts). */
+  readonly opened: RingMemory;
+  readonly claims: Int32Array;
 }
 
-/** Main thread → worker: a handle the worker may serve reads of, or one that was closed (worker → main thread: RequestMessages). */
-export type HandleMessage = { readonly open: number; readonly layout: SharedLayout } | { readonly release: number };
+/**
+ * Main thread → worker: a handle the worker may serve reads of, or one that was closed; a file
+ * (by inode) the worker may open itself, or its offer taken back (worker → main thread: RequestMessages).
+ */
+export type HandleMessage =
+  | { readonly open: number; readonly layout: SharedLayout }
+  | { readonly release: number }
+  | { readonly offer: number; readonly layout: SharedLayout; readonly id: OfferId }
+  | { readonly withdrawn: number };
 
 /**
  * Worker → main thread, on the worker's port: a request to answer, as its bytes, and its place
  * among every worker's requests (Control.HANDED), so the main thread answers them in the order
  * they were handed over (a RELEASE before the next OPEN of the file), as one queue would.
  */
-export type RequestMessage = { readonly seq: number; readonly frame: Uint8Array };
+export type RequestMessage = { readonly seq: number; readonly frame: Uint8Array } | { readonly seq: number; readonly released: readonly number[] };
 /** Worker → main thread, on its own port: how its connection ended. */
 export type EndMessage = { readonly ended: string };
 
 
-const { dev, handles: port, maxRead, role, control } = workerData as WorkerData;
+const { dev, handles: port, maxRead, role, control, opened, claims } = workerData as WorkerData;
+const openedRing = new OpenedRing(opened);
+/** Handles this worker opened and then released (answered here), to tell the main thread in one message. */
+const released: number[] = [];
+/** Releases told at once, at most. */
+const RELEASES_TOLD = 16;
 const handles = new Map<number, SharedLayout>();
+/** Files offered by inode: an OPEN of one is answered here once (offers.ts). */
+const offers = new Map<number, { readonly layout: SharedLayout; readonly id: OfferId }>();
 /** Any request (a BATCH_FORGET is cut to fit). */
 const request = Buffer.alloc(REQUEST_BUFFER_SIZE);
 /** Page-aligned, like the main thread's reply buffers. */
 const data = alignedBuffer(maxRead);
 const header = Buffer.alloc(OUT_HEADER_SIZE);
+/** An OPEN's fuse_open_out, for the opens answered here. */
+const openOut = Buffer.alloc(OPEN_OUT_SIZE);
+/** A store notification's two struct iovecs: its header, then the file's bytes in `data`. */
+const storeHeader = Buffer.alloc(STORE_HEADER_SIZE);
+const storeIov = Buffer.alloc(2 * IOVEC_SIZE);
+iovecAt(storeIov, 0, storeHeader, 0, STORE_HEADER_SIZE);
 /** The reply's two struct iovecs, header and data: only the data's length changes. */
 const reply = Buffer.alloc(2 * IOVEC_SIZE);
 iovecAt(reply, 0, header, 0, OUT_HEADER_SIZE);
@@ -81,7 +106,9 @@ function catchUp(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as HandleMessage;
     if ('open' in msg) handles.set(msg.open, msg.layout);
-    else handles.delete(msg.release);
+    else if ('release' in msg) handles.delete(msg.release);
+    else if ('offer' in msg) offers.set(msg.offer, msg);
+    else offers.delete(msg.withdrawn);
   }
 }
 
@@ -98,6 +125,73 @@ function readHere(length: number): boolean {
   // -1 with ENOENT: the request was interrupted and is gone; ENODEV: unmounted. The next read says which.
   writevRaw(dev, reply, 2);
   return true;
+}
+
+/** O_ACCMODE and O_RDONLY, <fcntl.h>: only a read-only open of an offered file is answered here. */
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+
+/**
+ * Answers an OPEN of an offered file: claims the offer, numbers the handle, tells the main thread
+ * (numbered among the hand-overs before the answer, so that whatever the kernel sends with the
+ * handle reaches the main thread after it), then answers. False when the main thread must.
+ */
+function openHere(length: number): boolean {
+  if (length < IN_HEADER_SIZE + OPEN_IN_SIZE || frameOpcode(request) !== Op.OPEN) return false;
+  const ino = frameNodeid(request);
+  const offer = offers.get(ino);
+  if (!offer) return false;
+  offers.delete(ino);
+  if ((request.readUInt32LE(IN_HEADER_SIZE) & O_ACCMODE) !== O_RDONLY || !openedRing.hasRoom() || !claim(claims, offer.id)) return false;
+  const fh = WORKER_FH_BASE + (Atomics.add(control, Control.NEXT_FH, 1) >>> 0);
+  handles.set(fh, offer.layout);
+  try {
+    storeHere(ino, offer.layout);
+  } finally {
+    // Claimed means told: the main thread holds back other opens of the file until it reads this.
+    openedRing.push(ino, fh);
+  }
+  writeOpenReplyFor(header, openOut, request, fh, FOPEN_KEEP_CACHE);
+  iovecAt(reply, IOVEC_SIZE, openOut, 0, OPEN_OUT_SIZE);
+  writevRaw(dev, reply, 2);
+  return true;
+}
+
+/**
+ * Answers the RELEASE of a handle this worker opened (the answer never depends on anything), and
+ * keeps it to tell the main thread with others: it frees the handle's descriptors then.
+ */
+function releaseHere(length: number): boolean {
+  if (role !== 'first' || length < IN_HEADER_SIZE + READ_IN_SIZE || frameOpcode(request) !== Op.RELEASE) return false;
+  const fh = readInFh(request, IN_HEADER_SIZE);
+  if (fh < WORKER_FH_BASE) return false;
+  handles.delete(fh);
+  writeOkHeaderFor(header, request, 0);
+  writevRaw(dev, reply, 1);
+  released.push(fh);
+  if (released.length >= RELEASES_TOLD) tellReleased();
+  return true;
+}
+
+/** Tells the main thread of the releases answered here, numbered among the hand-overs. */
+function tellReleased(): void {
+  if (released.length === 0) return;
+  const seq = Atomics.add(control, Control.HANDED, 1);
+  port.postMessage({ seq, released: released.splice(0) } satisfies RequestMessage);
+}
+
+/**
+ * Puts a small file's bytes into the inode's page cache before its open is answered, as the main
+ * thread's opens do (offers.ts STORE_MAX), when its sources' page cache holds them all. No other
+ * handle of the file is open (the main thread offers only such files, and holds back its own
+ * opens of one a worker claimed until it hears), so no READ holds a page this write must lock.
+ */
+function storeHere(ino: number, layout: SharedLayout): void {
+  const size = layout.size;
+  if (size === 0 || size > STORE_MAX || size > data.length || readCachedLayout(layout, 0, data, size) !== size) return;
+  writeStoreHeader(storeHeader, ino, size);
+  iovecAt(storeIov, IOVEC_SIZE, data, 0, size);
+  writevRaw(dev, storeIov, 2);
 }
 
 /** A helper sleeps until the first worker sees requests queue up, then reads while they do. */
@@ -136,18 +230,23 @@ function spin(ms: number): void {
  * whole buffer), transferred, numbered in the order of every worker's hand-overs.
  */
 function handOver(length: number): void {
+  tellReleased();
   const frame = new Uint8Array(request.subarray(0, length));
   const seq = Atomics.add(control, Control.HANDED, 1);
   port.postMessage({ seq, frame } satisfies RequestMessage, [frame.buffer as ArrayBuffer]);
 }
 
+/** What the last request was: answered here (a READ, an OPEN), handed over (not a READ), or a READ handed over. */
+type Last = 'answered' | 'opened' | 'handed' | 'read-handed';
+
 function serve(): string {
-  /** What the last request was: answered here, handed over (not a READ), or a READ handed over. */
-  let last: 'answered' | 'handed' | 'read-handed' = 'read-handed';
+  let last: Last = 'read-handed';
   for (;;) {
     if (role === 'helper') awaitQueue();
     else if (last === 'answered') spin(SPIN_MS);
-    else if (last === 'handed' && HANDED_SPIN_MS > 0) spin(HANDED_SPIN_MS);
+    else if ((last === 'handed' || last === 'opened') && HANDED_SPIN_MS > 0) spin(HANDED_SPIN_MS);
+    // Before it may sleep: the main thread frees released handles only once it hears.
+    if (released.length > 0 && !pending()) tellReleased();
     const length = readRaw(dev, request, request.length);
     if (length < 0) {
       const { code } = lastErrno();
@@ -161,13 +260,13 @@ function serve(): string {
       Atomics.notify(control, Control.WAKE, 1);
     }
     catchUp();
-    let answered = false;
+    let answered: Last | undefined;
     try {
-      answered = readHere(length);
+      answered = readHere(length) ? 'answered' : openHere(length) ? 'opened' : releaseHere(length) ? 'handed' : undefined;
     } catch {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }
-    if (answered) last = 'answered';
+    if (answered) last = answered;
     else {
       last = frameOpcode(request) === Op.READ ? 'read-handed' : 'handed';
       handOver(length);

@@ -8,8 +8,8 @@ import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { AttrsGiven } from './attrs-given.js';
 import { Directories } from './directories.js';
-import { FuseError, type FuseFs } from './fuse-fs.js';
-import { handlerOf, type OpContext } from './handlers.js';
+import { FuseError, type FuseFs, type OpenOffers } from './fuse-fs.js';
+import { handlerOf, releaseHandle, type OpContext } from './handlers.js';
 import { newNotifier, type Notifier } from './notifier.js';
 import { PassthroughIds } from './passthrough.js';
 import { answerTo, decodeRequest, NO_REPLY_OPS, type Request } from './protocol.js';
@@ -27,6 +27,8 @@ export interface Session {
   readonly ended: Promise<void>;
   /** Tells the kernel what of its caches the served tree made stale. */
   readonly notifier: Notifier;
+  /** Files the request workers may open themselves (FuseFs.adopt). */
+  readonly offers: OpenOffers;
   /** Closes /dev/fuse once the connection has ended. */
   close(): void;
 }
@@ -50,7 +52,20 @@ class Connection implements OpContext {
     this.given = new AttrsGiven(o.attrSeconds);
     this.passthrough = new PassthroughIds(dev, o.log);
     this.buffers = new ReadBuffers(o.maxRead);
-    this.workers = new WorkerPool(dev, o.maxRead, o.workers, this.out, o.log, (frame) => this.receive(frame));
+    this.workers = new WorkerPool(dev, o.maxRead, o.workers, this.out, o.log, {
+      receive: (frame) => this.receive(frame),
+      adopted: (ino, fh) => this.adopt(ino, fh),
+      released: (fh) => releaseHandle(this, fh, true),
+    });
+  }
+
+  /** A worker answered an OPEN of an offered file: the handle is the filesystem's now (its answer is sent). */
+  private adopt(ino: number, fh: number | undefined): void {
+    try {
+      this.fs.adopt?.(ino, fh);
+    } catch (e) {
+      this.o.log(`/dev/fuse: the open of inode ${ino} a request worker answered (handle ${fh}) was not kept: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** Answers one request, exactly once (none for FORGET, BATCH_FORGET and INTERRUPT). */
@@ -101,6 +116,7 @@ export function startSession(dev: number, fs: FuseFs, o: SessionOptions): Sessio
     initialized: c.init,
     ended: c.workers.ended,
     notifier: newNotifier(c.out, c.given),
+    offers: { offer: (ino, layout) => c.workers.offer(ino, layout), withdraw: (ino) => c.workers.withdraw(ino), heard: () => c.workers.heard() },
     close: () => void c.workers.ended.then(() => closeSync(dev)),
   };
 }

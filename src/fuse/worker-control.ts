@@ -11,9 +11,11 @@ export const Control = {
   HANDLES: 2,
   /** The next request a worker hands to the main thread takes this number (Atomics.add): the main thread answers in that order. */
   HANDED: 3,
+  /** The next handle a worker opens is WORKER_FH_BASE plus this (offers.ts). */
+  NEXT_FH: 4,
 } as const;
 /** Int32 words in WorkerData.control. */
-export const CONTROL_SIZE = 4;
+export const CONTROL_SIZE = 5;
 
 export function newControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(CONTROL_SIZE * 4));

@@ -1,15 +1,33 @@
 // The request workers of a session (request-worker.ts): started, restarted after a failure, and
-// told which open handles' layouts they may serve reads of.
+// told which open handles' layouts they may serve reads of and which files they may open (offers.ts).
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SharedLayout } from '../io/shared-layout.js';
 import type { ReplyWriter } from './reply-writer.js';
 import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
+import { ClaimSlots, newClaimWords, newRing, type OfferId, OpenedRing, WORKER_FH_BASE } from './offers.js';
 import { Control, newControl } from './worker-control.js';
 
+/**
+ * A worker's young generation, in MiB: small, so that the shared memory of the layouts it was
+ * given and has let go (an offer per file opened ahead, offers.ts) is freed after some hundred
+ * of them, not after tens of thousands (the young generation of a worker is collected only when
+ * it fills, and a worker allocates little).
+ */
+const WORKER_YOUNG_MB = 1;
 /** Pause before starting a request worker again after it failed, so a persistent failure cannot spin. */
 const RESTART_MS = 200;
 /** How a request worker ended: these two mean the connection is gone, anything else is a failure. */
 const CONNECTION_GONE = new Set(['ENODEV', 'ECONNABORTED']);
+
+/** Where the main thread's share of the workers' traffic goes. */
+export interface PoolListener {
+  /** A request to answer. */
+  receive(frame: Buffer): void;
+  /** A worker answered an OPEN of offered file `ino` as handle `fh` (undefined: the worker ended before it said so). */
+  adopted(ino: number, fh: number | undefined): void;
+  /** A worker answered the RELEASE of handle `fh`, which it had opened. */
+  released(fh: number): void;
+}
 
 export class WorkerPool {
   /** Resolves when the kernel has ended the connection and every worker has stopped. */
@@ -24,46 +42,105 @@ export class WorkerPool {
   private done!: () => void;
   /** The number of the next request to answer, and those that came in before it (RequestMessage.seq). */
   private nextSeq = 0;
-  private readonly early = new Map<number, Buffer>();
+  private readonly early = new Map<number, RequestMessage>();
+  /** Files offered to the first worker, by inode: the slot whose word says who took it. */
+  private readonly offered = new Map<number, OfferId>();
+  private readonly claims = new ClaimSlots(newClaimWords());
+  /** The first worker's port: only it reads every request, so only it gets offers. */
+  private firstPort: MessagePort | undefined;
+  /** The opens the first worker answered (offers.ts). */
+  private readonly ringMemory = newRing();
+  private readonly opened = new OpenedRing(this.ringMemory);
 
-  /** Starts `count` workers reading `dev`; every request they do not answer goes to `receive`. */
+  /**
+   * Starts `count` workers reading `dev`; every request they do not answer goes to `to.receive`,
+   * every offered file a worker opened to `to.adopted`, every handle it released to `to.released`.
+   */
   constructor(
     private readonly dev: number,
     private readonly maxRead: number,
     count: number,
     private readonly out: ReplyWriter,
     private readonly log: (line: string) => void,
-    private readonly receive: (frame: Buffer) => void,
+    private readonly to: PoolListener,
   ) {
     this.ended = new Promise<void>((r) => (this.done = r));
     for (let i = 0; i < count; i++) this.start(i === 0 ? 'first' : 'helper');
   }
 
   /** Answers the requests handed over in their order: one that overtook another waits for it. */
-  private inOrder({ seq, frame }: RequestMessage): void {
-    const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-    if (seq !== this.nextSeq) {
-      this.early.set(seq, buf);
+  private inOrder(m: RequestMessage): void {
+    if (m.seq !== this.nextSeq) {
+      this.early.set(m.seq, m);
       return;
     }
-    this.receive(buf);
-    for (;;) {
+    for (let next: RequestMessage | undefined = m; next; next = this.early.get(this.nextSeq)) {
+      this.early.delete(this.nextSeq);
+      this.take(next);
       // Int32 arithmetic, as Atomics.add counts: the numbers wrap after 2^31 requests.
       this.nextSeq = (this.nextSeq + 1) | 0;
-      const next = this.early.get(this.nextSeq);
-      if (!next) return;
-      this.early.delete(this.nextSeq);
-      this.receive(next);
     }
+  }
+
+  /** A hand-over, after the opens the first worker answered before it (which it may name). */
+  private take(m: RequestMessage): void {
+    this.heard();
+    if ('frame' in m) return this.to.receive(Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength));
+    for (const fh of m.released) this.to.released(fh);
+  }
+
+  /** Takes in the opens the first worker answered since the last call. */
+  heard(): void {
+    this.opened.drain((ino, fh) => {
+      const id = this.offered.get(ino);
+      this.offered.delete(ino);
+      if (id) this.claims.heard(id);
+      this.to.adopted(ino, fh);
+    });
+  }
+
+  /** The first worker ended: offers it claimed without saying so are lost; the rest are taken back (the file system's withdraw() then finds them so). */
+  private lostOffers(): void {
+    this.firstPort = undefined;
+    this.heard();
+    for (const [ino, id] of this.offered) {
+      this.offered.delete(ino);
+      if (this.claims.withdraw(id)) continue;
+      this.claims.heard(id);
+      this.to.adopted(ino, undefined);
+    }
+  }
+
+  /** Lets the first worker open `ino` itself, reading `layout` (offers.ts); false when every slot is in use or there is no first worker. */
+  offer(ino: number, layout: SharedLayout): boolean {
+    const id = this.firstPort && this.claims.take();
+    if (!id) return false;
+    this.offered.set(ino, id);
+    this.firstPort!.postMessage({ offer: ino, layout, id } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
+    return true;
+  }
+
+  /** Takes back the offer of `ino`: false when a worker opened it already (adopted() is on its way). */
+  withdraw(ino: number): boolean {
+    const id = this.offered.get(ino);
+    // None: taken back already when the first worker ended (lostOffers).
+    if (!id) return true;
+    if (!this.claims.withdraw(id)) return false;
+    this.offered.delete(ino);
+    this.firstPort?.postMessage({ withdrawn: ino } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
+    return true;
   }
 
   private start(role: WorkerData['role']): void {
     this.running++;
     const { port1, port2 } = new MessageChannel();
-    const data: WorkerData = { dev: this.dev, handles: port2, maxRead: this.maxRead, role, control: this.control };
-    const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
+    const data: WorkerData = { dev: this.dev, handles: port2, maxRead: this.maxRead, role, control: this.control, opened: this.ringMemory, claims: this.claims.words };
+    const worker = new Worker(new URL('./request-worker.js', import.meta.url), { workerData: data, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
     for (const [fh, layout] of this.layouts) port1.postMessage({ open: fh, layout } satisfies HandleMessage);
     port1.on('message', (m: RequestMessage) => this.inOrder(m));
+    if (role === 'first') this.firstPort = port1;
     // Only the worker keeps the session going, not its port.
     port1.unref();
     this.ports.add(port1);
@@ -73,6 +150,7 @@ export class WorkerPool {
     worker.on('exit', () => {
       this.running--;
       this.ports.delete(port1);
+      if (this.firstPort === port1) this.lostOffers();
       port1.close();
       if (CONNECTION_GONE.has(end)) this.out.end();
       if (!this.out.gone) {
@@ -90,7 +168,8 @@ export class WorkerPool {
   }
 
   unpublish(fh: number): void {
-    if (!this.layouts.delete(fh)) return;
+    // A handle the first worker opened is in its map: a helper handed its RELEASE over.
+    if (!this.layouts.delete(fh) && fh < WORKER_FH_BASE) return;
     for (const p of this.ports) p.postMessage({ release: fh } satisfies HandleMessage);
     Atomics.add(this.control, Control.HANDLES, 1);
   }

@@ -32,12 +32,24 @@ export interface SharedLayout {
 
 /** Lays `layout` out in shared memory; `fdOf` gives the descriptor each file segment reads. */
 export function shareLayout(layout: Layout, fdOf: (s: SourceFile) => number): SharedLayout {
+  return layOut(layout, fdOf, (n) => new SharedArrayBuffer(n));
+}
+
+/**
+ * The same table in ordinary memory, to post to one worker as a copy: an offer (fuse/offers.ts)
+ * is made for each file opened ahead, and shared memory per file was what a walk's memory grew by.
+ */
+export function copyLayout(layout: Layout, fdOf: (s: SourceFile) => number): SharedLayout {
+  return layOut(layout, fdOf, (n) => new ArrayBuffer(n));
+}
+
+function layOut(layout: Layout, fdOf: (s: SourceFile) => number, memory: (bytes: number) => ArrayBufferLike): SharedLayout {
   const segs = layout.segments;
   // At least one element (an empty file has no segment): a Float64Array's buffer is whole elements.
-  const table = new Float64Array(new SharedArrayBuffer(Math.max(1, segs.length * FIELDS) * Float64Array.BYTES_PER_ELEMENT));
+  const table = new Float64Array(memory(Math.max(1, segs.length * FIELDS) * Float64Array.BYTES_PER_ELEMENT));
   let byteCount = 0;
   for (const s of segs) if (s.kind === 'bytes') byteCount += s.length;
-  const bytes = new Uint8Array(new SharedArrayBuffer(Math.max(1, byteCount)));
+  const bytes = new Uint8Array(memory(Math.max(1, byteCount)));
   let at = 0;
   segs.forEach((s, i) => {
     const t = i * FIELDS;

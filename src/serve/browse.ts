@@ -6,7 +6,8 @@ import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs.js';
-import { FuseError } from '../fuse/fuse-fs.js';
+import { FuseError, type OpenOffers } from '../fuse/fuse-fs.js';
+import { STORE_MAX } from '../fuse/offers.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
 import { afterRelease, DecodedFile, type ReadableHandle } from './browse-handle.js';
@@ -14,7 +15,7 @@ import { DOSATTRIB_XATTR, dosAttrib } from './dos-attrib.js';
 import type { FdCache } from './fd-cache.js';
 import { type OpenedImage, openImageFiles, unreadableNote } from './image-volume.js';
 import type { ImageNode } from './namespace.js';
-import { openLayout } from './open-file.js';
+import { openLayout, type OpenFile } from './open-file.js';
 
 const errno = osConstants.errno;
 /**
@@ -30,17 +31,26 @@ const NOTE_ID = 0;
 /** Unit of st_blocks and the I/O size shown, as for the disk files (filesystem.ts). */
 const STAT_BLOCK = 512;
 const BLOCK_SIZE = 4096;
-/**
- * Files up to this size are read whole when opened and put into the kernel's page cache with the
- * open's answer (OpenHandle.contents): a small file is then read in one round trip, not two
- * (docs/browsing.md §3).
- */
-const STORE_MAX = 128 * 1024;
 /** Parents walked to name a node in a log line. */
 const MAX_PATH_DEPTH = 4096;
+/**
+ * Files after an opened one in its folder's listing that are offered to the request workers, which
+ * then answer their OPENs themselves (fuse/offers.ts; docs/browsing.md §3): a copy of a folder
+ * opens its files one after another in the listing's order.
+ */
+const OFFER_AHEAD = 64;
+/** Offers at once, at most: each holds its sources' descriptors until it is opened or withdrawn. */
+const MAX_OFFERS = 256;
+/** Folders whose listing order is kept for offering ahead (8 bytes an entry). */
+const LISTINGS_KEPT = 64;
 
 /** A volume's open state: its files, or the note that says why they cannot be shown. */
 type Opened = { readonly kind: 'files'; readonly fs: VolumeFileSystem; close(): Promise<void> } | { readonly kind: 'note'; readonly name: string; readonly text: Buffer };
+
+/** A file offered to the request workers: the handle it becomes when one opens it. */
+interface Offer {
+  readonly handle: OpenFile;
+}
 
 interface Slot {
   readonly index: number;
@@ -77,8 +87,20 @@ export class Browser {
   private readonly held = new Map<number, Held>();
   private readonly openSlots = new LRUCache<number, Slot>({ max: OPEN_VOLUMES, dispose: (slot) => this.evict(slot) });
   private readonly logged = new Set<string>();
-  /** Open handles by inode: a file's bytes are stored at open only where no other handle of it is open (OpenHandle.contents). */
+  /** Open handles by inode, opens under way included: a file's bytes are stored at open only where no other handle of it is open (OpenHandle.contents). */
   private readonly opens = new Map<number, number>();
+  /** The mounted session's offers to its request workers; none before it is mounted. */
+  offers: OpenOffers | undefined;
+  /** Files offered, oldest first. */
+  private readonly offered = new Map<number, Offer>();
+  private readonly preparing = new Set<number>();
+  /** Opens waiting for a worker's open of the same file to reach this thread, by inode. */
+  private readonly adoptions = new Map<number, (() => void)[]>();
+  /**
+   * The inode numbers of recent listings in their order, by folder, and where the last file
+   * offered after lies: numbers, not the entries, which a walk would otherwise keep alive.
+   */
+  private readonly listings = new LRUCache<number, { readonly inos: Float64Array; at: number; ahead: number }>({ max: LISTINGS_KEPT });
 
   constructor(
     private readonly fds: FdCache,
@@ -112,7 +134,9 @@ export class Browser {
     return this.within(slot, this.pathOf(self), async (opened) => {
       const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await opened.fs.list(dir ?? (await opened.fs.root()));
       const access = this.accessOf(slot.image);
-      return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
+      const listed = [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
+      this.listings.set(self, { inos: Float64Array.from(listed, (e) => e.ino), at: 0, ahead: 0 });
+      return listed;
     });
   }
 
@@ -139,23 +163,123 @@ export class Browser {
     return this.within(h.slot, this.pathOf(ino), (opened) => (opened.kind === 'files' ? opened.fs.readlink(h.node) : Promise.reject(new FuseError(errno.EINVAL))));
   }
 
-  /** An open handle of file `ino`, and, for a small file no other handle has open, its bytes (OpenHandle.contents). */
+  /**
+   * An open handle of file `ino`, and, for a small file no other handle has open, its bytes
+   * (OpenHandle.contents); then the files after it are offered ahead.
+   */
   async open(ino: number): Promise<{ handle: ReadableHandle; contents: Buffer | undefined }> {
     const h = this.heldOrFail(ino);
     if (h.node.type === 'dir') throw new FuseError(errno.EISDIR);
-    const key = `${h.slot.image.file.dir}/${h.slot.image.name}${this.pathOf(ino)}`;
-    const data = await this.within(h.slot, this.pathOf(ino), async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
-    let inner: ReadableHandle;
-    if (data.kind === 'layout') inner = await openLayout({ key }, data.layout, this.fds);
-    else {
-      h.slot.busy++;
-      inner = new DecodedFile(key, data, () => this.idle(h.slot));
-    }
+    // A worker's open of it is on its way (and may be putting its bytes into the page cache): after it.
+    if (this.takeBack(ino)) await this.heardOf(ino);
+    // Counted from here: a file offered meanwhile could be opened by a worker beside this open.
     const alone = !this.opens.has(ino);
     this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1);
+    let inner: ReadableHandle;
+    let size: number;
+    try {
+      const data = await this.within(h.slot, this.pathOf(ino), async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
+      size = data.kind === 'layout' ? data.layout.size : data.size;
+      if (data.kind === 'layout') inner = await openLayout({ key: this.keyOf(h.slot, ino) }, data.layout, this.fds);
+      else {
+        h.slot.busy++;
+        inner = new DecodedFile(this.keyOf(h.slot, ino), data, () => this.idle(h.slot));
+      }
+    } catch (e) {
+      this.closed(ino);
+      throw e;
+    }
     const handle = afterRelease(inner, () => this.closed(ino));
-    const size = data.kind === 'layout' ? data.layout.size : data.size;
+    setImmediate(() => this.offerAfter(ino));
     return { handle, contents: alone && size > 0 && size <= STORE_MAX ? await wholeFile(handle, size) : undefined };
+  }
+
+  /**
+   * A request worker opened offered file `ino` (fuse/offers.ts): its handle; undefined when it was
+   * never offered, or, with `opened` false, when the worker that claimed it ended first.
+   */
+  adopt(ino: number, opened: boolean): ReadableHandle | undefined {
+    const offer = this.offered.get(ino);
+    this.offered.delete(ino);
+    if (offer && opened) this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1);
+    else offer?.handle.release();
+    for (const heard of this.adoptions.get(ino) ?? []) heard();
+    this.adoptions.delete(ino);
+    if (!offer || !opened) return undefined;
+    setImmediate(() => this.offerAfter(ino));
+    return afterRelease(offer.handle, () => this.closed(ino));
+  }
+
+  /** Until a worker's open of `ino` reached this thread (adopt()): the ring of opens is read every millisecond. */
+  private async heardOf(ino: number): Promise<void> {
+    const heard = new Promise<void>((done) => this.adoptions.set(ino, [...(this.adoptions.get(ino) ?? []), done]));
+    for (;;) {
+      this.offers?.heard();
+      if (!this.adoptions.has(ino)) return;
+      await Promise.race([heard, new Promise((tick) => setTimeout(tick, 1))]);
+    }
+  }
+
+  /** Withdraws the offer of `ino`; true when a worker opened it already (adopt() is on its way). */
+  private takeBack(ino: number): boolean {
+    const offer = this.offered.get(ino);
+    if (!offer) return false;
+    if (!this.offers?.withdraw(ino)) return true;
+    this.offered.delete(ino);
+    offer.handle.release();
+    return false;
+  }
+
+  /** Offers the files after `ino` in its folder's listing that are not open, offered or being prepared. */
+  private offerAfter(ino: number): void {
+    const parent = this.held.get(ino)?.parent;
+    const listing = parent === undefined ? undefined : this.listings.get(parent);
+    if (!this.offers || !listing) return;
+    // Files are usually opened in the listing's order: look from the last place first.
+    const { inos } = listing;
+    let at = inos.indexOf(ino, listing.at);
+    if (at < 0) at = inos.indexOf(ino);
+    if (at < 0) return;
+    listing.at = at;
+    // Each file once: one that could not be offered (a compressed file, say) is not tried again at every open.
+    const end = Math.min(inos.length, at + 1 + OFFER_AHEAD);
+    const from = Math.max(at + 1, listing.ahead);
+    listing.ahead = Math.max(listing.ahead, end);
+    for (let i = from; i < end; i++) {
+      const next = inos[i]!;
+      const h = this.held.get(next);
+      if (h?.node.type === 'file' && !this.offered.has(next) && !this.preparing.has(next) && !this.opens.has(next)) void this.prepare(next, h);
+    }
+  }
+
+  /** Opens file `ino` as an offer; anything that fails is left to its own open, which reports it. */
+  private async prepare(ino: number, h: Held): Promise<void> {
+    this.preparing.add(ino);
+    try {
+      const opened = await this.opened(h.slot);
+      const data = opened.kind === 'files' ? await opened.fs.data(h.node) : undefined;
+      if (data?.kind !== 'layout') return;
+      const handle = await openLayout({ key: this.keyOf(h.slot, ino) }, data.layout, this.fds);
+      if (!this.offers || this.opens.has(ino) || !this.held.has(ino) || !this.offers.offer(ino, handle.copy())) return handle.release();
+      this.offered.set(ino, { handle });
+      this.trimOffers();
+    } catch {
+      // The file's own open says what is wrong with it.
+    } finally {
+      this.preparing.delete(ino);
+    }
+  }
+
+  /** Withdraws the oldest offers past MAX_OFFERS (one a worker opened stays until adopted). */
+  private trimOffers(): void {
+    for (const ino of [...this.offered.keys()]) {
+      if (this.offered.size <= MAX_OFFERS) return;
+      this.takeBack(ino);
+    }
+  }
+
+  private keyOf(slot: Slot, ino: number): string {
+    return `${slot.image.file.dir}/${slot.image.name}${this.pathOf(ino)}`;
   }
 
   private closed(ino: number): void {
@@ -166,7 +290,10 @@ export class Browser {
 
   forget(ino: number, nlookup: number): void {
     const h = this.held.get(ino);
-    if (h && (h.refs -= nlookup) <= 0) this.held.delete(ino);
+    if (h && (h.refs -= nlookup) <= 0) {
+      this.held.delete(ino);
+      this.takeBack(ino);
+    }
   }
 
   /** The image folder's slot and the folder node inside it (undefined: the volume's root). */

@@ -12,6 +12,7 @@ import { Browser, isBrowseIno } from './browse.js';
 import { type Attr, type Dirent, Fattr, type Statfs } from '../fuse/protocol.js';
 import { type AttrChange, FuseError, type FuseFs, type OpenHandle } from '../fuse/fuse-fs.js';
 import type { Notifier } from '../fuse/notifier.js';
+import type { OpenOffers } from '../fuse/fuse-fs.js';
 import { Handles } from '../fuse/handles.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 import { type AccessPolicy, storageAccess } from './access.js';
@@ -64,6 +65,11 @@ export class VirtualFs implements FuseFs {
   private readonly startTime = new Date();
   /** The mounted session's: a writer's last close drops the size the kernel holds. */
   notifier: Notifier | undefined;
+
+  /** The mounted session's request workers open the files inside backups it offers them (docs/browsing.md §3). */
+  set offers(offers: OpenOffers) {
+    this.browser.offers = offers;
+  }
 
   constructor(
     private readonly opener: FileOpener,
@@ -251,6 +257,13 @@ export class VirtualFs implements FuseFs {
     const at = size === undefined ? h.open.seek(offset, whence) : offset >= size ? undefined : whence === SEEK_DATA ? offset : size;
     if (at === undefined) throw new FuseError(errno.ENXIO);
     return at;
+  }
+
+  adopt(ino: number, fh: number | undefined): void {
+    const handle = this.browser.adopt(ino, fh !== undefined);
+    if (fh === undefined) return;
+    if (!handle) throw new Error(`inode ${ino} was not offered`);
+    this.handles.set(fh, { open: handle });
   }
 
   read(fh: number, offset: number, size: number, into: Buffer): Promise<number> {

@@ -5,7 +5,7 @@ import type { Bytes } from '../base/units.js';
 import { sourcesOf } from '../disk/layout.js';
 import { type BackingFd, readLayout } from '../io/layout-reader.js';
 import { seekLayout } from '../io/layout-seek.js';
-import { type SharedLayout, shareLayout } from '../io/shared-layout.js';
+import { copyLayout, type SharedLayout, shareLayout } from '../io/shared-layout.js';
 import type { SEEK_DATA, SEEK_HOLE } from '../sys/sparse.js';
 import { canReflink } from '../sys/reflink.js';
 import type { DiskCache } from './disk-cache.js';
@@ -53,6 +53,11 @@ export class OpenFile implements ReadableHandle {
   /** The layout with its descriptors, for the FUSE request workers; made on the first call (a stored small file never needs it). */
   share(): SharedLayout {
     return (this.shared ??= sharedFor(this.layout, this.leases, (s) => this.fdOf(s).fd));
+  }
+
+  /** The same as a copy, to post to one worker (an offer, fuse/offers.ts). */
+  copy(): SharedLayout {
+    return copyLayout(this.layout, (s) => this.fdOf(s).fd);
   }
 
   get key(): string {

@@ -138,6 +138,7 @@ export async function serve(opts: ServeOptions): Promise<Server> {
   await queue.first();
   const mounted = await mount(opts.mount, vfs, { allowOther: opts.allowOther, readOnly: overlays === undefined }, log);
   s.notifier = vfs.notifier = mounted.notifier;
+  vfs.offers = mounted.offers;
   log(`serving ${vfs.fileCount} files at ${mounted.mountpoint} (${opts.mode}${cache ? `, cache ${cache.dir}` : ''})`);
   // The sizes of the dynamic disks, ahead of the first listing (io/source-data-warmer.ts).
   const t = Date.now();
