@@ -1,7 +1,6 @@
 // The NTFS reader (src/filesystem/ntfs) against ntfs-3g reading the same volume: every name,
 // type, size, mtime, link count and byte equal (docs/filesystems-ntfs.md).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +15,6 @@ import { CorruptVolumeError, UnsupportedDataError, type FsNode } from '../src/fi
 import { parseBootSector } from '../src/filesystem/ntfs/boot-sector.js';
 import { AttrType } from '../src/filesystem/ntfs/mft-record.js';
 import { openMft } from '../src/filesystem/ntfs/open-mft.js';
-import { loadInode } from '../src/filesystem/ntfs/inode.js';
-import { posixFadvise } from '../src/sys/libc.js';
-import { cachedBytes } from './helpers/page-cache.js';
 import { parseLinkTarget, relativeLinkPath } from '../src/filesystem/ntfs/reparse-point.js';
 import { openFileVolume } from '../src/io/file-volume.js';
 import { RAW_VOLUME_OFFSET } from '../src/urbackup/raw-file.js';
@@ -143,42 +139,6 @@ test('lookups ignore case as NTFS does, in a folder of thousands of entries', as
     await volume.close();
   }
 });
-
-test('listing a folder has the kernel read its subfolders\' index blocks ahead', async (t) => {
-  const image = await populated('ahead', {});
-  const volume = await openFileVolume(image, 0, (await stat(image)).size);
-  try {
-    const { g } = await openMft(volume);
-    const fs = await openNtfs(volume);
-    const big = (await fs.lookup(await fs.root(), 'big'))!.node;
-    const runs = (await loadInode(g, big.id)).attributes.find((a) => a.type === AttrType.indexAllocation)!.nonResident!.runs;
-    const first = runs.find((r) => r.lcn !== null)!;
-    const [at, length] = [first.lcn! * g.clusterSize, Math.min(first.length * g.clusterSize, 256 * 1024)];
-    const fresh = await openNtfs(volume);
-    evict(image);
-    t.is(cachedBytes(image, at, length), 0, 'evicted');
-    await fresh.list(await fresh.root());
-    // WILLNEED starts the reads; they end soon after.
-    for (let i = 0; i < 50 && cachedBytes(image, at, length) < length; i++) await new Promise((r) => setTimeout(r, 20));
-    t.is(cachedBytes(image, at, length), length, `big's first index run, ${length} bytes at ${at}`);
-  } finally {
-    await volume.close();
-  }
-});
-
-/** Drops the clean pages of `path` from the page cache (POSIX_FADV_DONTNEED, 4 on Linux). */
-function evict(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    mustSucceed(posixFadvise(fd, 0, 0, 4) === 0, `posix_fadvise DONTNEED ${path}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function mustSucceed(ok: boolean, what: string): void {
-  if (!ok) throw new Error(`${what} failed`);
-}
 
 /** Whether an INDX block's node header (at 0x18) has the 0x01 "has sub-nodes" flag (docs/filesystems-ntfs.md §9). */
 function hasInnerIndexBlock(image: Buffer): boolean {

@@ -2,11 +2,11 @@
 import { closeSync, openSync } from 'node:fs';
 import { syscall } from '../../src/sys/libc.js';
 
-/** Bytes of `path` in the page cache, of [offset, +length) or (length 0) to its end. */
-export function cachedBytes(path: string, offset = 0, length = 0): number {
+/** Bytes of `path` in the page cache. */
+export function cachedBytes(path: string): number {
   const fd = openSync(path, 'r');
   try {
-    return cachedBytesOf(fd, offset, length, path);
+    return cachedBytesOf(fd, path);
   } finally {
     closeSync(fd);
   }
@@ -15,13 +15,11 @@ export function cachedBytes(path: string, offset = 0, length = 0): number {
 /**
  * The same through an open descriptor: for a file of a FUSE mount served by this very process,
  * whose synchronous open would wait for the main thread it blocks. cachestat(2) nr_cache (Linux
- * 6.5; struct cachestat_range, struct cachestat).
+ * 6.5; struct cachestat_range: offset 0, length 0 for the whole file; struct cachestat).
  */
-export function cachedBytesOf(fd: number, offset = 0, length = 0, what = `descriptor ${fd}`): number {
+export function cachedBytesOf(fd: number, what = `descriptor ${fd}`): number {
   const NR_CACHESTAT = 451;
   const range = Buffer.alloc(16);
-  range.writeBigUInt64LE(BigInt(offset), 0);
-  range.writeBigUInt64LE(BigInt(length), 8);
   const stats = Buffer.alloc(40);
   if (syscall(NR_CACHESTAT, 'uint', fd, 'void *', range, 'void *', stats, 'uint', 0) !== 0) throw new Error(`cachestat ${what} failed`);
   return Number(stats.readBigUInt64LE(0)) * 4096;
