@@ -14,8 +14,6 @@ export interface Volume {
   readonly sourceOffset: Bytes;
   /** `length` bytes at `offset` of the volume, in a buffer the caller owns (the NTFS reader applies fixups in place); rejects a range outside [0, size). */
   read(offset: Bytes, length: number): Promise<Buffer>;
-  /** Asks for `length` bytes at `offset` to be read into the page cache in the background (posix_fadvise WILLNEED); a range outside the volume is ignored. */
-  willNeed?(offset: Bytes, length: Bytes): void;
 }
 
 export type NodeType = 'file' | 'dir' | 'symlink';

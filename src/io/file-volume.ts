@@ -5,7 +5,6 @@ import { promisify } from 'node:util';
 import type { Bytes } from '../base/units.js';
 import type { Volume } from '../filesystem/volume-fs.js';
 import { readCached } from '../sys/cached-read.js';
-import { POSIX_FADV_WILLNEED, posixFadvise } from '../sys/libc.js';
 import { openReadOnlyFd } from '../sys/read-only-open.js';
 
 const pread = promisify(readCb);
@@ -33,8 +32,5 @@ export async function openFileVolume(path: string, sourceOffset: Bytes, size: By
     }
     return done < length ? buf.fill(0, done) : buf;
   };
-  const willNeed = (offset: Bytes, length: Bytes): void => {
-    if (Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length > 0 && offset + length <= size) posixFadvise(fd, sourceOffset + offset, length, POSIX_FADV_WILLNEED);
-  };
-  return { name: path, size, source: { path }, sourceOffset, read, willNeed, close: () => closeFd(fd) };
+  return { name: path, size, source: { path }, sourceOffset, read, close: () => closeFd(fd) };
 }

@@ -27,12 +27,6 @@ const FIRST_USER_RECORD = 24;
 const CACHED_INODES = 16384;
 const CACHED_INODE_WEIGHT = 1_000_000;
 const CACHED_DIR_ENTRIES = 400_000;
-/**
- * Bounds on reading ahead the indexes of a listed folder's subfolders, so that the listing of one
- * of them, which usually follows, finds its index blocks cached: per subfolder, and per listing.
- */
-const READ_AHEAD_PER_FOLDER: Bytes = 256 * 1024;
-const READ_AHEAD_PER_LISTING: Bytes = 4 * 1024 * 1024;
 /** A bound on a folder's depth when its path is computed (for a link's target). */
 const MAX_DEPTH = 1024;
 /** §11: the only compression NTFS writes: LZNT1 in units of 16 clusters of at most 4 KiB. */
@@ -246,42 +240,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
       }
       if (c) out.push(c);
     }
-    this.readAheadIndexes(out);
     return out;
-  }
-
-  /** Asks the kernel to read the index blocks of the listed subfolders whose records are at hand (docs/filesystems-ntfs.md §9). */
-  private readAheadIndexes(entries: readonly DirEntry[]): void {
-    const willNeed = this.volume.willNeed;
-    if (!willNeed) return;
-    const cluster = this.g.clusterSize;
-    let budget = READ_AHEAD_PER_LISTING;
-    for (const e of entries) {
-      if (budget <= 0) return;
-      const inode = e.node.type === 'dir' ? this.inodeAtHand(e.node.id) : undefined;
-      let left = Math.min(READ_AHEAD_PER_FOLDER, budget);
-      for (const a of inode ? attributesOf(inode, AttrType.indexAllocation, '$I30') : []) {
-        for (const r of a.nonResident?.runs ?? []) {
-          if (r.lcn === null || left <= 0) continue;
-          const length = Math.min(r.length * cluster, left);
-          willNeed.call(this.volume, r.lcn * cluster, length);
-          left -= length;
-          budget -= length;
-        }
-      }
-    }
-  }
-
-  /** Inode `n` if it is cached or can be parsed from a cached block at once; undefined otherwise, or when it is corrupt (its own lookup says so). */
-  private inodeAtHand(n: number): Inode | undefined {
-    try {
-      const now = this.inodes.get(n) ?? inodeNow(this.g, n);
-      if (!(now instanceof Promise)) return now;
-      now.catch(() => undefined); // extension records: not at hand; a failure is its lookup's to report
-      return undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   /** By the folder's map once it was read whole (a listing), else by descending its B-tree. */
