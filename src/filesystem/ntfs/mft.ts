@@ -1,7 +1,8 @@
 // The MFT, read on demand: record numbers mapped through $MFT's own data runs, records read in
-// blocks into a bounded cache, fixups applied to each record of a block once it is read
-// (docs/filesystems-ntfs.md §3). A record whose block is cached is parsed without a promise: a
-// listing reads its blocks first, then summarizes its files on the spot (docs/performance.md §9).
+// blocks into a bounded cache, each record's fixups applied in its block the first time it is
+// asked for (docs/filesystems-ntfs.md §3). A record whose block is cached is parsed without a
+// promise: a listing reads its blocks first, then summarizes its files on the spot
+// (docs/performance.md §9).
 import { LRUCache } from 'lru-cache';
 import type { Bytes } from '../../base/units.js';
 import type { Volume } from '../volume-fs.js';
@@ -41,8 +42,7 @@ export class Mft {
     let p = this.pending.get(i);
     if (!p) {
       const start = i * MFT_BLOCK;
-      const size = this.boot.mftRecordSize;
-      p = readStream(this.volume, this.stream, this.boot.clusterSize, start, Math.min(MFT_BLOCK, this.stream.dataSize - start)).then((bytes) => fixedUp(bytes, size));
+      p = readStream(this.volume, this.stream, this.boot.clusterSize, start, Math.min(MFT_BLOCK, this.stream.dataSize - start)).then((bytes) => ({ bytes, fixed: [] }));
       const settled = (): boolean => this.pending.delete(i);
       p.then((b) => settled() && this.blocks.set(i, b), settled);
       this.pending.set(i, p);
@@ -61,9 +61,8 @@ export class Mft {
   private viewIn(block: Block, n: number): Buffer {
     const size = this.boot.mftRecordSize;
     const at = (n * size) % MFT_BLOCK;
-    const failed = block.failed[at / size];
-    if (failed !== undefined) throw new NtfsFormatError(failed);
     const view = block.bytes.subarray(at, at + size);
+    fixUp(block, at / size, view);
     check(isInUse(view), `MFT record ${n} is not in use`);
     return view;
   }
@@ -91,22 +90,29 @@ export class Mft {
   }
 }
 
-/** A block of records with fixups applied in place, and why each record that failed them did. */
+/**
+ * A block of records whose fixups are applied in place, each the first time it is asked for (a
+ * listing of a root's folders needs one record of each of hundreds of blocks), and why each
+ * record that failed them did.
+ */
 interface Block {
   readonly bytes: Buffer;
-  readonly failed: readonly (string | undefined)[];
+  /** Per record: undefined until asked for, then '' when its fixups were applied, else why they failed. */
+  readonly fixed: (string | undefined)[];
 }
 
-function fixedUp(bytes: Buffer, recordSize: Bytes): Block {
-  const failed: (string | undefined)[] = [];
-  for (let at = 0; at + recordSize <= bytes.length; at += recordSize) {
+/** Applies record `i`'s fixups once (`view` is its bytes in the block); throws what failed, every time it is asked for. */
+function fixUp(block: Block, i: number, view: Buffer): void {
+  let failed = block.fixed[i];
+  if (failed === undefined) {
     try {
-      applyFixups(bytes.subarray(at, at + recordSize), 'FILE');
-      failed.push(undefined);
+      applyFixups(view, 'FILE');
+      failed = '';
     } catch (e) {
       if (!(e instanceof NtfsFormatError)) throw e;
-      failed.push(e.message);
+      failed = e.message;
     }
+    block.fixed[i] = failed;
   }
-  return { bytes, failed };
+  if (failed !== '') throw new NtfsFormatError(failed);
 }
