@@ -20,8 +20,8 @@ export interface BrowseResults {
   readonly walkPeakRssFiles: number;
   /** The first READDIR of an image folder no request had opened, caches dropped. */
   readonly firstListingMs: Series;
-  /** The large file read whole through the mount, and its extents read from the `.raw`, cold, 1 MiB reads. */
-  readonly largeFile: { readonly bytes: number; readonly extents: number; readonly synthvhdSeconds: Series; readonly rawSeconds: Series };
+  /** The large file read whole through a passthrough-mode and a reflink-mode mount, and its extents read from the `.raw`, cold, 1 MiB reads. */
+  readonly largeFile: { readonly bytes: number; readonly extents: number; readonly passthroughSeconds: Series; readonly reflinkSeconds: Series; readonly rawSeconds: Series };
   /** `extract --reflink always` of the large file, and `cp --reflink=always` of a copy sharing its extents, each then `sync`. */
   readonly extract: { readonly bytes: number; readonly extractSeconds: Series; readonly cpSeconds: Series; readonly nodeStartSeconds: Series; readonly extractExclusiveBytes: number };
 }
@@ -40,7 +40,9 @@ export function browseChecks(b: BrowseResults): Check[] {
     check(`ext4 ${b.ext4.files} files, cold walk reading every file / kernel ext4`, speedup(b.ext4.readSeconds), '>=', 0.5, '×'),
     check(`ext4 ${b.ext4.files} files, cold walk, names and stat / kernel ext4`, speedup(b.ext4.statSeconds), '>=', 0.5, '×'),
     check('first listing of a never-opened image folder, cold', b.firstListingMs.median, '<', 100, 'ms'),
-    check(`${(b.largeFile.bytes / MiB).toFixed(0)} MiB file cold / the same .raw bytes`, b.largeFile.rawSeconds.median / b.largeFile.synthvhdSeconds.median, '>=', 0.9, '×'),
+    check(`${(b.largeFile.bytes / MiB).toFixed(0)} MiB file cold, reflink mode / the same .raw bytes`, b.largeFile.rawSeconds.median / b.largeFile.reflinkSeconds.median, '>=', 0.9, '×'),
+    // Through the server, as the disks' sequential cold passthrough row (docs/browsing.md §3 says why).
+    check(`${(b.largeFile.bytes / MiB).toFixed(0)} MiB file cold, passthrough mode / the same .raw bytes`, b.largeFile.rawSeconds.median / b.largeFile.passthroughSeconds.median, '>=', 0.7, '×'),
     check(`serve peak RSS, walk of ${b.walkPeakRssFiles} files`, b.walkPeakRssBytes / MiB, '<', 250, 'MiB'),
     check('extract --reflink always − (cp --reflink + sync)', b.extract.extractSeconds.median - b.extract.cpSeconds.median, '<=', EXTRACT_ALLOWANCE_SECONDS, 's'),
     check('extract --reflink always exclusive space', b.extract.extractExclusiveBytes / MiB, '<', 1, 'MiB'),
@@ -63,7 +65,8 @@ export function browseTable(b: BrowseResults, cs: readonly Check[] = []): string
         ...walkRows('NTFS', 'ntfs-3g', b.ntfs),
         ...walkRows('ext4', 'kernel', b.ext4),
         ['first listing of an image folder, ms', num(b.firstListingMs.median, 1), '-'],
-        [`${mib} MiB file (${b.largeFile.extents} extents)`, s(b.largeFile.synthvhdSeconds), `.raw ${s(b.largeFile.rawSeconds)}`],
+        [`${mib} MiB file (${b.largeFile.extents} extents), passthrough mode`, s(b.largeFile.passthroughSeconds), `.raw ${s(b.largeFile.rawSeconds)}`],
+        [`${mib} MiB file, reflink mode (cloned at open)`, s(b.largeFile.reflinkSeconds), '-'],
         [`extract --reflink always ${mib} MiB, then sync`, s(b.extract.extractSeconds), `cp --reflink + sync ${s(b.extract.cpSeconds)}`],
         ['  node -e 0 (Node start-up alone)', '-', s(b.extract.nodeStartSeconds)],
         ['extract exclusive KiB', num(b.extract.extractExclusiveBytes / 1024), '-'],

@@ -33,8 +33,9 @@ interface View {
   stop(): Promise<void>;
 }
 
-async function synthvhdView(fx: BrowseFixture, v: BrowseVolume, n: number): Promise<View> {
-  const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, `mnt-browse-${n}`), mode: 'passthrough' });
+async function synthvhdView(fx: BrowseFixture, v: BrowseVolume, n: number, cacheDir?: string): Promise<View> {
+  const mode = cacheDir ? 'reflink' : 'passthrough';
+  const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, `mnt-browse-${n}`), mode, ...(cacheDir && { cacheDir }) });
   return { dir: join(served.mountpoint, v.mountPath), pid: served.pid, stop: served.stop };
 }
 
@@ -153,18 +154,21 @@ async function firstListing(fx: BrowseFixture, runs: number, sideBySide: SideByS
   return r.synthvhd;
 }
 
+/** The large file read through a passthrough-mode and a reflink-mode mount (which clones it at open, docs/browsing.md §3), against its extents in the `.raw`. */
 async function largeFile(fx: BrowseFixture, runs: number, sideBySide: SideBySide): Promise<BrowseResults['largeFile']> {
   const ranges = await rawRanges(fx.large, LARGE_FILE);
-  const view = await synthvhdView(fx, fx.large, 200);
+  const cacheDir = join(fx.scratch, 'cache');
+  const views = { passthrough: await synthvhdView(fx, fx.large, 200), reflink: await synthvhdView(fx, fx.large, 201, cacheDir) };
   try {
     const whole = [{ offset: 0, length: fx.largeBytes }];
-    const got = await sideBySide(['synthvhd', 'raw'] as const, runs, (side) => {
+    const got = await sideBySide(['passthrough', 'reflink', 'raw'] as const, runs, (side) => {
       dropCaches();
-      return side === 'raw' ? readRanges(fx.large.raw, ranges) : readRanges(join(view.dir, LARGE_FILE), whole);
+      return side === 'raw' ? readRanges(fx.large.raw, ranges) : readRanges(join(views[side].dir, LARGE_FILE), whole);
     });
-    return { bytes: fx.largeBytes, extents: ranges.length, synthvhdSeconds: got.synthvhd, rawSeconds: got.raw };
+    return { bytes: fx.largeBytes, extents: ranges.length, passthroughSeconds: got.passthrough, reflinkSeconds: got.reflink, rawSeconds: got.raw };
   } finally {
-    await view.stop();
+    for (const v of Object.values(views)) await v.stop();
+    await rm(cacheDir, { recursive: true, force: true });
   }
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readLayout } from '../src/io/layout-reader.js';
+import { heldReader, type HeldReader } from './helpers/held-reader.js';
 import { makeLoopFs } from './helpers/loopfs.js';
 import { requireTool, run } from './helpers/run.js';
 import { type FileSpec, type FixtureSpec, layoutOf } from './helpers/serve-fixture.js';
@@ -148,28 +149,6 @@ async function cmpMounted(f: Fixture, path: string): Promise<void> {
   await writeFile(want, await expected(f.byPath.get(path)!));
   await run('cmp', [join(f.spec.mount, path), want]);
   await unlink(want);
-}
-
-interface HeldReader {
-  /** Resolves once the file is open. */
-  readonly opened: Promise<void>;
-  /** Reads through the held descriptor and compares; resolves with the output ("same" on success). */
-  go(): Promise<string>;
-}
-
-/** A child that opens `path` first and reads it only when told to, through the descriptor it holds. */
-function heldReader(t: ExecutionContext, path: string, want: string): HeldReader {
-  const child = spawn('bash', ['-c', 'exec 3<"$1" && echo opened && read go && cmp - "$2" <&3 && echo same', 'reader', path, want], { stdio: ['pipe', 'pipe', 'pipe'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<string>((done) => child.on('exit', () => done(out)));
-  const opened = new Promise<void>((done, fail) => {
-    child.stdout.on('data', () => out.includes('opened') && done());
-    void exited.then(() => fail(new Error(`the reader could not open ${path}: ${out}`)));
-  });
-  return { opened, go: () => (child.stdin.end('go\n'), exited) };
 }
 
 test.before(() => {

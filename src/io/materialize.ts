@@ -233,6 +233,20 @@ class Job {
 }
 
 /**
+ * Writes `layout` into the empty file `out` (`name` says which in errors), cloning, copying and
+ * leaving holes as materialize() does; no sync.
+ */
+export async function fillFile(layout: Layout, out: FileHandle, name: string, opts: MaterializeOptions): Promise<MaterializeResult> {
+  await out.truncate(layout.size);
+  const job = new Job(layout, name, out, fstatfs(out.fd).blockSize, opts);
+  try {
+    return await job.run();
+  } finally {
+    await job.close();
+  }
+}
+
+/**
  * Writes `layout` to `dest` atomically: builds a hidden temp file next to it, fsyncs it and
  * renames it over dest. On any error or abort the temp file is removed and dest is untouched.
  * With reflink `always`, a file segment whose whole blocks cannot be cloned is a ReflinkError.
@@ -246,13 +260,7 @@ export async function materialize(layout: Layout, dest: string, opts: Materializ
     let result: MaterializeResult;
     try {
       await out.chmod(0o644); // whatever the umask
-      await out.truncate(layout.size);
-      const job = new Job(layout, dest, out, fstatfs(out.fd).blockSize, opts);
-      try {
-        result = await job.run();
-      } finally {
-        await job.close();
-      }
+      result = await fillFile(layout, out, dest, opts);
       await out.sync();
     } finally {
       await out.close();

@@ -12,10 +12,10 @@ import type { Attr, Dirent } from '../fuse/protocol.js';
 import type { Access } from './access.js';
 import { afterRelease, DecodedFile, type ReadableHandle } from './browse-handle.js';
 import { DOSATTRIB_XATTR, dosAttrib } from './dos-attrib.js';
-import type { FdCache } from './fd-cache.js';
 import { type OpenedImage, openImageFiles, unreadableNote } from './image-volume.js';
 import type { ImageNode } from './namespace.js';
-import { openLayout, type OpenFile } from './open-file.js';
+import { worthCloning } from './file-clone.js';
+import { type FileOpener, openLayout, type OpenFile } from './open-file.js';
 
 const errno = osConstants.errno;
 /**
@@ -103,7 +103,7 @@ export class Browser {
   private readonly listings = new LRUCache<number, { readonly inos: Float64Array; at: number; ahead: number }>({ max: LISTINGS_KEPT });
 
   constructor(
-    private readonly fds: FdCache,
+    private readonly opener: FileOpener,
     private readonly accessOf: (image: ImageNode) => Access,
     private readonly log: (line: string) => void,
   ) {}
@@ -180,7 +180,7 @@ export class Browser {
     try {
       const data = await this.within(h.slot, this.pathOf(ino), async (opened): Promise<FileData> => (opened.kind === 'note' ? noteData(opened.text) : opened.fs.data(h.node)));
       size = data.kind === 'layout' ? data.layout.size : data.size;
-      if (data.kind === 'layout') inner = await openLayout({ key: this.keyOf(h.slot, ino) }, data.layout, this.fds);
+      if (data.kind === 'layout') inner = await this.opener.openInner(this.keyOf(h.slot, ino), this.keyOf(h.slot, undefined), data.layout);
       else {
         h.slot.busy++;
         inner = new DecodedFile(this.keyOf(h.slot, ino), data, () => this.idle(h.slot));
@@ -258,8 +258,9 @@ export class Browser {
     try {
       const opened = await this.opened(h.slot);
       const data = opened.kind === 'files' ? await opened.fs.data(h.node) : undefined;
-      if (data?.kind !== 'layout') return;
-      const handle = await openLayout({ key: this.keyOf(h.slot, ino) }, data.layout, this.fds);
+      // A large file's open is a small part of reading it, and in reflink mode it is cloned (file-clone.ts).
+      if (data?.kind !== 'layout' || worthCloning(data.layout)) return;
+      const handle = await openLayout({ key: this.keyOf(h.slot, ino) }, data.layout, this.opener.fds);
       if (!this.offers || this.opens.has(ino) || !this.held.has(ino) || !this.offers.offer(ino, handle.copy())) return handle.release();
       this.offered.set(ino, { handle });
       this.trimOffers();
@@ -278,8 +279,9 @@ export class Browser {
     }
   }
 
-  private keyOf(slot: Slot, ino: number): string {
-    return `${slot.image.file.dir}/${slot.image.name}${this.pathOf(ino)}`;
+  /** Names file `ino` of the slot's volume, or with none the volume itself. */
+  private keyOf(slot: Slot, ino: number | undefined): string {
+    return `${slot.image.file.dir}/${slot.image.name}${ino === undefined ? '' : this.pathOf(ino)}`;
   }
 
   private closed(ino: number): void {

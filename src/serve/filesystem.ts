@@ -82,7 +82,7 @@ export class VirtualFs implements FuseFs {
     dosAttributes = false,
   ) {
     this.ns = new Namespace(this.startTime);
-    this.browser = new Browser(opener.fds, (image) => this.access.disk(image.file), log);
+    this.browser = new Browser(opener, (image) => this.access.disk(image.file), log);
     if (!dosAttributes) this.getxattr = undefined;
   }
 

@@ -12,6 +12,7 @@ import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 import type { ReadableHandle } from './browse-handle.js';
+import { cloneLayout, worthCloning } from './file-clone.js';
 
 export type ServeMode = 'passthrough' | 'reflink' | 'auto';
 
@@ -139,16 +140,38 @@ export class FileOpener {
       .finally(() => this.building.delete(file.key));
   }
 
+  /**
+   * A file inside a backup's volume: in reflink mode a large one is cloned into the cache folder
+   * for the kernel to read (file-clone.ts); every other, or one whose clone fails (logged once a
+   * volume), is read from its layout.
+   */
+  async openInner(key: string, volumeKey: string, layout: Layout): Promise<ReadableHandle> {
+    const first = sourcesOf(layout)[0];
+    if (this.cache && worthCloning(layout) && !this.fellBack.has(volumeKey) && first && (await this.clones(first.path))) {
+      try {
+        return await cloneLayout(key, layout, this.cache.dir);
+      } catch (e) {
+        this.fellBack.add(volumeKey);
+        this.log(`${volumeKey}: cannot clone its files into ${this.cache.dir}, reading them through the server: ${(e as Error).message}`);
+      }
+    }
+    return openLayout({ key }, layout, this.fds);
+  }
+
   private async wantsReflink(file: VirtualFile): Promise<boolean> {
     if (this.fellBack.has(file.key)) return false;
-    if (this.mode !== 'auto') return this.mode === 'reflink';
     const first = file.sources[0];
-    if (!first) return false;
-    const { dev } = await stat(first.path);
+    return first !== undefined && this.clones(first.path);
+  }
+
+  /** Whether files of `source`'s filesystem are to be cloned into the cache. */
+  private async clones(source: string): Promise<boolean> {
+    if (this.mode !== 'auto') return this.mode === 'reflink';
+    const { dev } = await stat(source);
     let probe = this.cloneable.get(dev);
     if (!probe) {
-      probe = canReflink(first.path, this.cache!.dir).then((ok) => {
-        if (!ok) this.log(`auto mode: ${this.cache!.dir} cannot share extents with ${first.path}: serving that filesystem in passthrough`);
+      probe = canReflink(source, this.cache!.dir).then((ok) => {
+        if (!ok) this.log(`auto mode: ${this.cache!.dir} cannot share extents with ${source}: serving that filesystem in passthrough`);
         return ok;
       });
       // A failed probe (source gone) is not an answer: ask again next time.
