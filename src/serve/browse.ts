@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import type { FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs.js';
+import type { DirEntry, FileData, FsNode, VolumeFileSystem } from '../filesystem/volume-fs.js';
 import { FuseError, type OpenOffers } from '../fuse/fuse-fs.js';
 import { STORE_MAX } from '../fuse/offers.js';
 import type { Attr, Dirent } from '../fuse/protocol.js';
@@ -43,6 +43,11 @@ const OFFER_AHEAD = 64;
 const MAX_OFFERS = 256;
 /** Folders whose listing order is kept for offering ahead (8 bytes an entry). */
 const LISTINGS_KEPT = 64;
+/**
+ * Listings read ahead and not asked for yet: a walk (find, cp -r, robocopy) opens a folder's first
+ * subfolder next, or else the folder after it (docs/browsing.md §3).
+ */
+const LISTINGS_AHEAD = 2;
 
 /** A volume's open state: its files, or the note that says why they cannot be shown. */
 type Opened = { readonly kind: 'files'; readonly fs: VolumeFileSystem; close(): Promise<void> } | { readonly kind: 'note'; readonly name: string; readonly text: Buffer };
@@ -100,7 +105,9 @@ export class Browser {
    * The inode numbers of recent listings in their order, by folder, and where the last file
    * offered after lies: numbers, not the entries, which a walk would otherwise keep alive.
    */
-  private readonly listings = new LRUCache<number, { readonly inos: Float64Array; at: number; ahead: number }>({ max: LISTINGS_KEPT });
+  private readonly listings = new LRUCache<number, { readonly inos: Float64Array; at: number; ahead: number; folderAt: number }>({ max: LISTINGS_KEPT });
+  /** The listings of folders a walk is expected to open next, by folder; undefined when reading one failed (its own listing says why). */
+  private readonly readAhead = new LRUCache<number, Promise<readonly DirEntry[] | undefined>>({ max: LISTINGS_AHEAD });
 
   constructor(
     private readonly opener: FileOpener,
@@ -132,12 +139,49 @@ export class Browser {
       { ino: self, name: '..', mode: constants.S_IFDIR },
     ];
     return this.within(slot, this.pathOf(self), async (opened) => {
-      const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await opened.fs.list(dir ?? (await opened.fs.root()));
+      const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await this.entriesOf(opened.fs, self, dir);
       const access = this.accessOf(slot.image);
       const listed = [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
-      this.listings.set(self, { inos: Float64Array.from(listed, (e) => e.ino), at: 0, ahead: 0 });
+      this.listings.set(self, { inos: Float64Array.from(listed, (e) => e.ino), at: 0, ahead: 0, folderAt: 0 });
+      const next = listed.find((e): e is ListedEntry => e instanceof ListedEntry && e.node.type === 'dir') ?? this.folderAfter(self);
+      if (next) this.listAhead(slot, next.ino, next.node);
       return listed;
     });
+  }
+
+  /** The entries of folder `self` (`dir`; undefined: the volume's root), read ahead or now. */
+  private async entriesOf(fs: VolumeFileSystem, self: number, dir: FsNode | undefined): Promise<readonly DirEntry[]> {
+    const early = this.readAhead.get(self);
+    this.readAhead.delete(self);
+    return (early && (await early)) ?? fs.list(dir ?? (await fs.root()));
+  }
+
+  /** The first folder after folder `ino` in its parent's listing (the kernel holds the parent's entries). */
+  private folderAfter(ino: number): { ino: number; node: FsNode } | undefined {
+    const parent = this.held.get(ino)?.parent;
+    const listing = parent === undefined ? undefined : this.listings.get(parent);
+    if (!listing) return undefined;
+    const { inos } = listing;
+    let at = inos.indexOf(ino, listing.folderAt);
+    if (at < 0) at = inos.indexOf(ino);
+    if (at < 0) return undefined;
+    listing.folderAt = at;
+    for (let i = at + 1; i < inos.length; i++) {
+      const node = this.held.get(inos[i]!)?.node;
+      if (node?.type === 'dir') return { ino: inos[i]!, node };
+    }
+    return undefined;
+  }
+
+  /** Starts reading the listing of folder `ino` of the slot's volume, unless it is read ahead already. */
+  private listAhead(slot: Slot, ino: number, node: FsNode): void {
+    if (this.readAhead.has(ino)) return;
+    slot.busy++;
+    const entries = this.opened(slot)
+      .then((o) => (o.kind === 'files' ? o.fs.list(node) : undefined))
+      .catch(() => undefined)
+      .finally(() => this.idle(slot));
+    this.readAhead.set(ino, entries);
   }
 
   /** READDIRPLUS gave the kernel `entry` of a listing: one more lookup of it. */
