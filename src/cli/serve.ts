@@ -34,9 +34,9 @@ export function serveCommand(y: Argv): Argv<ServeArgs> {
     .option('mode', {
       choices: ['passthrough', 'reflink', 'auto'] as const,
       default: 'auto' as const,
-      describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open, which the kernel then reads itself (Linux 6.9+); auto: reflink when --cache-dir can clone from the storage',
+      describe: 'passthrough: read the .raw files directly; reflink: build a cloned disk file in --cache-dir on first open, which the kernel then reads itself (Linux 6.9+), and clone each file of 8 MiB or more inside a backup at its open the same way (a file with no name, gone at its last close); auto: reflink when --cache-dir can clone from the storage',
     })
-    .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files (same btrfs/XFS/ZFS filesystem as the storage)' })
+    .option('cache-dir', { type: 'string', describe: 'folder for reflinked disk files and the unnamed clones of large files inside backups (same btrfs/XFS/ZFS filesystem as the storage)' })
     .option('formats', {
       type: 'string',
       default: DEFAULT_KINDS.join(','),
