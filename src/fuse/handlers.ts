@@ -16,6 +16,7 @@ import {
 import type { ReadBuffers } from './read-buffers.js';
 import type { ReplyWriter } from './reply-writer.js';
 import type { SessionOptions } from './session-options.js';
+import { shareListing } from './shared-listing.js';
 import type { WorkerPool } from './workers.js';
 
 const E = osConstants.errno;
@@ -184,7 +185,10 @@ function opendir(c: OpContext, req: Request): void {
     if (!list) return c.out.status(req, E.ENOTDIR);
     // The kernel keeps the listing (docs/fuse-protocol.md §5, OPENDIR); a rescan that changes the
     // folder drops it (Notifier.invalidateDirectory).
-    c.out.send(openReply(req, c.dirs.opened({ ino: req.nodeid, list }), FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
+    const dir = { ino: req.nodeid, list };
+    const fh = c.dirs.opened(dir);
+    if (answerableByWorker(c, list)) c.workers.publishListing(fh, shareListing(c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds)));
+    c.out.send(openReply(req, fh, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
   };
   if (listed instanceof Promise) c.later(req, () => listed, answer);
   else answer(listed);
@@ -233,8 +237,31 @@ function readdirplus(c: OpContext, req: Request): void {
   c.out.send(direntsPlusReply(req, plus, offset, size, uncached || given ? withoutAttrs : held));
 }
 
+/**
+ * Whether the first request worker can answer a listing's READDIRPLUS: every entry but `.` and
+ * `..` carries its attributes, the same for every caller (docs/fuse-protocol.md §6).
+ */
+function answerableByWorker(c: OpContext, list: readonly Dirent[]): boolean {
+  const uncached = c.fs.uncached?.bind(c.fs);
+  return c.fs.given !== undefined && list.every((e) => e.name === '.' || e.name === '..' || (e.attr !== undefined && !uncached?.(e.ino)));
+}
+
+/** The first request worker answered a READDIRPLUS of folder handle `fh` with entries [from, to), attributes and all: each is a lookup, as readdirplus() counts them. */
+export function givenByWorker(c: OpContext, fh: number, from: number, to: number): void {
+  const dir = c.dirs.get(fh);
+  if (!dir) return;
+  for (let i = from; i < to && i < dir.list.length; i++) {
+    const e = dir.list[i]!;
+    if (e.name === '.' || e.name === '..') continue;
+    c.given.given(e.ino);
+    c.fs.given!(dir.ino, e);
+  }
+}
+
 function releasedir(c: OpContext, req: Request): void {
-  c.dirs.released(decodeFh(req.body));
+  const fh = decodeFh(req.body);
+  c.workers.unpublishListing(fh);
+  c.dirs.released(fh);
   c.out.status(req, 0);
 }
 

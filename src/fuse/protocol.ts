@@ -479,11 +479,19 @@ export function encodeDirentsPlus(entries: readonly Dirent[], attrOf: (e: Dirent
  * them (node id 0), so a listing the kernel has seen costs it no update per entry; false means
  * this reply gives them.
  */
-export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number, held: (ino: number) => boolean): Buffer {
-  const start = from === 0 ? 0 : plus.ends[from - 1] ?? plus.bytes.length;
+/**
+ * The entries from index `from` on that fit `size` bytes of a READDIRPLUS answer: bytes
+ * [start, end) of the encoding, entries [from, last). `ends`: each entry's end, as encoded.
+ */
+export function plusSlice(ends: ArrayLike<number>, total: number, from: number, size: number): { start: number; end: number; last: number } {
+  const start = from === 0 ? 0 : from <= ends.length ? ends[from - 1]! : total;
   let last = from;
-  while (last < plus.ends.length && plus.ends[last]! - start <= size) last++;
-  const end = last === from ? start : plus.ends[last - 1]!;
+  while (last < ends.length && ends[last]! - start <= size) last++;
+  return { start, end: last === from ? start : ends[last - 1]!, last };
+}
+
+export function direntsPlusReply(req: Request, plus: DirentsPlus, from: number, size: number, held: (ino: number) => boolean): Buffer {
+  const { start, end, last } = plusSlice(plus.ends, plus.bytes.length, from, size);
   return reply(req, end - start, (b) => {
     plus.bytes.copy(b, 0, start, end);
     for (let i = from, at = 0; i < last; at = plus.ends[i]! - start, i++) {

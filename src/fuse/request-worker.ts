@@ -16,7 +16,8 @@ import { IOVEC_SIZE, iovecAt, lastErrno, poll, readRaw, schedYield, writevRaw } 
 import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { claim, type OfferId, OpenedRing, type RingMemory, STORE_MAX, WORKER_FH_BASE } from './offers.js';
 import { Control } from './worker-control.js';
-import { FOPEN_KEEP_CACHE, frameNodeid, frameOpcode, IN_HEADER_SIZE, Op, OPEN_IN_SIZE, OPEN_OUT_SIZE, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, STORE_HEADER_SIZE, writeOkHeaderFor, writeOpenReplyFor, writeStoreHeader } from './protocol.js';
+import type { SharedListing } from './shared-listing.js';
+import { FOPEN_KEEP_CACHE, frameNodeid, plusSlice, frameOpcode, IN_HEADER_SIZE, Op, OPEN_IN_SIZE, OPEN_OUT_SIZE, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, STORE_HEADER_SIZE, writeOkHeaderFor, writeOpenReplyFor, writeStoreHeader } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -38,6 +39,7 @@ export interface WorkerData {
  */
 export type HandleMessage =
   | { readonly open: number; readonly layout: SharedLayout }
+  | { readonly dir: number; readonly listing: SharedListing }
   | { readonly release: number }
   | { readonly offer: number; readonly layout: SharedLayout; readonly id: OfferId }
   | { readonly withdrawn: number };
@@ -47,7 +49,10 @@ export type HandleMessage =
  * among every worker's requests (Control.HANDED), so the main thread answers them in the order
  * they were handed over (a RELEASE before the next OPEN of the file), as one queue would.
  */
-export type RequestMessage = { readonly seq: number; readonly frame: Uint8Array } | { readonly seq: number; readonly released: readonly number[] };
+export type RequestMessage =
+  | { readonly seq: number; readonly frame: Uint8Array }
+  | { readonly seq: number; readonly released: readonly number[] }
+  | { readonly seq: number; readonly given: readonly [fh: number, from: number, to: number] };
 /** Worker → main thread, on its own port: how its connection ended. */
 export type EndMessage = { readonly ended: string };
 
@@ -59,6 +64,8 @@ const released: number[] = [];
 /** Releases told at once, at most. */
 const RELEASES_TOLD = 16;
 const handles = new Map<number, SharedLayout>();
+/** Open folders' encoded entries (the first worker only), by handle. */
+const listings = new Map<number, { readonly bytes: Buffer; readonly ends: Uint32Array }>();
 /** Files offered by inode: an OPEN of one is answered here once (offers.ts). */
 const offers = new Map<number, { readonly layout: SharedLayout; readonly id: OfferId }>();
 /** Any request (a BATCH_FORGET is cut to fit). */
@@ -106,7 +113,8 @@ function catchUp(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as HandleMessage;
     if ('open' in msg) handles.set(msg.open, msg.layout);
-    else if ('release' in msg) handles.delete(msg.release);
+    else if ('dir' in msg) listings.set(msg.dir, { bytes: Buffer.from(msg.listing.bytes.buffer, msg.listing.bytes.byteOffset, msg.listing.bytes.byteLength), ends: msg.listing.ends });
+    else if ('release' in msg) handles.delete(msg.release) || listings.delete(msg.release);
     else if ('offer' in msg) offers.set(msg.offer, msg);
     else offers.delete(msg.withdrawn);
   }
@@ -123,6 +131,28 @@ function readHere(length: number): boolean {
   writeOkHeaderFor(header, request, n);
   iovecAt(reply, IOVEC_SIZE, data, 0, n);
   // -1 with ENOENT: the request was interrupted and is gone; ENODEV: unmounted. The next read says which.
+  writevRaw(dev, reply, 2);
+  return true;
+}
+
+/**
+ * Answers a READDIRPLUS of an open folder whose entries the main thread encoded (every one with
+ * its attributes: each counts as a lookup). The main thread is told which entries went before
+ * the answer, so that whatever the kernel sends about them later (a FORGET) reaches it after.
+ */
+function listedHere(length: number): boolean {
+  if (role !== 'first' || length < IN_HEADER_SIZE + READ_IN_SIZE || frameOpcode(request) !== Op.READDIRPLUS) return false;
+  const fh = readInFh(request, IN_HEADER_SIZE);
+  const listing = listings.get(fh);
+  if (!listing) return false;
+  const from = readInOffset(request, IN_HEADER_SIZE);
+  const { start, end, last } = plusSlice(listing.ends, listing.bytes.length, from, readInSize(request, IN_HEADER_SIZE));
+  if (last > from) {
+    tellReleased();
+    port.postMessage({ seq: Atomics.add(control, Control.HANDED, 1), given: [fh, from, last] } satisfies RequestMessage);
+  }
+  writeOkHeaderFor(header, request, end - start);
+  iovecAt(reply, IOVEC_SIZE, listing.bytes, start, end - start);
   writevRaw(dev, reply, 2);
   return true;
 }
@@ -262,7 +292,7 @@ function serve(): string {
     catchUp();
     let answered: Last | undefined;
     try {
-      answered = readHere(length) ? 'answered' : openHere(length) ? 'opened' : releaseHere(length) ? 'handed' : undefined;
+      answered = readHere(length) ? 'answered' : listedHere(length) || releaseHere(length) ? 'handed' : openHere(length) ? 'opened' : undefined;
     } catch {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }

@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { AttrsGiven } from './attrs-given.js';
 import { Directories } from './directories.js';
 import { FuseError, type FuseFs, type OpenOffers } from './fuse-fs.js';
-import { handlerOf, releaseHandle, type OpContext } from './handlers.js';
+import { givenByWorker, handlerOf, releaseHandle, type OpContext } from './handlers.js';
 import { newNotifier, type Notifier } from './notifier.js';
 import { PassthroughIds } from './passthrough.js';
 import { answerTo, decodeRequest, NO_REPLY_OPS, type Request } from './protocol.js';
@@ -56,6 +56,7 @@ class Connection implements OpContext {
       receive: (frame) => this.receive(frame),
       adopted: (ino, fh) => this.adopt(ino, fh),
       released: (fh) => releaseHandle(this, fh, true),
+      given: (fh, from, to) => givenByWorker(this, fh, from, to),
     });
   }
 

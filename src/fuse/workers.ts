@@ -4,6 +4,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { SharedLayout } from '../io/shared-layout.js';
 import type { ReplyWriter } from './reply-writer.js';
 import type { EndMessage, HandleMessage, RequestMessage, WorkerData } from './request-worker.js';
+import type { SharedListing } from './shared-listing.js';
 import { ClaimSlots, newClaimWords, newRing, type OfferId, OpenedRing, WORKER_FH_BASE } from './offers.js';
 import { Control, newControl } from './worker-control.js';
 
@@ -27,6 +28,8 @@ export interface PoolListener {
   adopted(ino: number, fh: number | undefined): void;
   /** A worker answered the RELEASE of handle `fh`, which it had opened. */
   released(fh: number): void;
+  /** The first worker answered a READDIRPLUS of folder handle `fh` with its entries [from, to) (publishListing). */
+  given(fh: number, from: number, to: number): void;
 }
 
 export class WorkerPool {
@@ -36,6 +39,8 @@ export class WorkerPool {
   private readonly ports = new Set<MessagePort>();
   /** Layouts the workers were given, by handle, so that a restarted worker gets them too. */
   private readonly layouts = new Map<number, SharedLayout>();
+  /** Folder handles whose listing the first worker was given (a restarted first worker is not: the main thread answers those). */
+  private readonly listings = new Set<number>();
   /** Shared with the request workers (worker-control.ts). */
   private readonly control = newControl();
   private running = 0;
@@ -86,6 +91,7 @@ export class WorkerPool {
   private take(m: RequestMessage): void {
     this.heard();
     if ('frame' in m) return this.to.receive(Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength));
+    if ('given' in m) return this.to.given(...m.given);
     for (const fh of m.released) this.to.released(fh);
   }
 
@@ -150,7 +156,10 @@ export class WorkerPool {
     worker.on('exit', () => {
       this.running--;
       this.ports.delete(port1);
-      if (this.firstPort === port1) this.lostOffers();
+      if (this.firstPort === port1) {
+        this.lostOffers();
+        this.listings.clear();
+      }
       port1.close();
       if (CONNECTION_GONE.has(end)) this.out.end();
       if (!this.out.gone) {
@@ -164,6 +173,23 @@ export class WorkerPool {
   publish(fh: number, layout: SharedLayout): void {
     this.layouts.set(fh, layout);
     for (const p of this.ports) p.postMessage({ open: fh, layout } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
+  }
+
+  /**
+   * Lets the first worker answer the READDIRPLUS of folder handle `fh` from `listing` (it tells
+   * to.given which entries it gave); call before the OPENDIR's reply.
+   */
+  publishListing(fh: number, listing: SharedListing): void {
+    if (!this.firstPort) return;
+    this.listings.add(fh);
+    this.firstPort.postMessage({ dir: fh, listing } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
+  }
+
+  unpublishListing(fh: number): void {
+    if (!this.listings.delete(fh) || !this.firstPort) return;
+    this.firstPort.postMessage({ release: fh } satisfies HandleMessage);
     Atomics.add(this.control, Control.HANDLES, 1);
   }
 
