@@ -1,9 +1,9 @@
 // Reflink mode for the files inside a backup (docs/browsing.md §3): a large file is cloned into
-// the cache folder at its open and the kernel reads the clone itself (FUSE passthrough), so its
-// reads go on while the server is stopped; without passthrough the server reads the clone; a
+// the cache folder at its open, shared by the opens of the file, and the kernel reads the clone
+// itself (FUSE passthrough), so its reads go on while the server is stopped; without passthrough the server reads the clone; a
 // cache folder that cannot clone from the storage means reads through the server, said once.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,7 +12,7 @@ import { heldReader, readWhileStopped } from './helpers/held-reader.js';
 import { type LoopFs, makeLoopFs } from './helpers/loopfs.js';
 import { makeNtfsImage, withNtfs3g } from './helpers/ntfs-volume.js';
 import { run } from './helpers/run.js';
-import { type ServeProcess, ServeTracker } from './helpers/serve-process.js';
+import { eventually, type ServeProcess, ServeTracker } from './helpers/serve-process.js';
 import { guardStorage } from './helpers/storage-guard.js';
 import { treeFingerprint } from './helpers/tree-hash.js';
 import { imageFolderName, writeImageBackup } from './helpers/urbackup-storage.js';
@@ -57,6 +57,13 @@ async function serve(name: string, cacheDir: string, env: NodeJS.ProcessEnv = pr
   return { dir: join(mount, CLIENT, imageFolderName(TIME, 'C')), server };
 }
 
+/** The clones serve holds open: its descriptors of unnamed files in the cache folder. */
+async function clonesHeld(pid: number): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir(`/proc/${pid}/fd`)) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')).startsWith(`${cache}/#`)) n++;
+  return n;
+}
+
 async function sameBytes(dir: string): Promise<string[]> {
   const differ: string[] = [];
   for (const [name, bytes] of Object.entries(FILES)) if (!(await readFile(join(dir, name))).equals(bytes)) differ.push(name);
@@ -70,7 +77,12 @@ test.serial('a large file is cloned at its open and read by the kernel itself, e
   t.deepEqual(await readFile(join(dir, 'small.txt')), FILES['small.txt']);
   // The first open of the file; read after the stop (a read before would make the reader's fstat
   // ask the server: the kernel drops a passthrough file's atime after each read).
-  t.regex(await readWhileStopped(t, server.proc, heldReader(t, join(dir, 'big.bin'), join(work, 'big.bin'))), /same/, server.log());
+  const [first, second] = [0, 1].map(() => heldReader(t, join(dir, 'big.bin'), join(work, 'big.bin')));
+  await Promise.all([first!.opened, second!.opened]);
+  t.is(await clonesHeld(server.proc.pid!), 1, 'two opens of the file share its clone');
+  t.regex(await readWhileStopped(t, server.proc, first!), /same/, server.log());
+  t.regex(await second!.go(), /same/);
+  t.true(await eventually(async () => (await clonesHeld(server.proc.pid!)) === 0, 5000), 'the clone is closed with its last open');
   t.deepEqual(await sameBytes(dir), []);
   // The clone has no name: nothing of it stays in the cache folder.
   t.deepEqual((await readdir(cache, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name), []);

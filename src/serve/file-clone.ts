@@ -27,10 +27,30 @@ export function worthCloning(layout: Layout): boolean {
 }
 
 /**
- * A clone of `layout` in `dir`, with no name: every whole block of its file pieces shares the
- * source's extents (FICLONERANGE); throws (ReflinkError) when one cannot. `key` names it.
+ * The clones of the files open now, one per file: every open of a file shares it (the kernel
+ * backs an inode with one file anyway), and the last release closes it.
  */
-export async function cloneLayout(key: string, layout: Layout, dir: string): Promise<ReadableHandle> {
+export class OpenClones {
+  private readonly open = new Map<string, Promise<ClonedFile>>();
+
+  constructor(private readonly dir: string) {}
+
+  /**
+   * The clone of file `key` (`layout`) in the cache folder, with no name: every whole block of
+   * its file pieces shares the source's extents (FICLONERANGE); throws (ReflinkError) when one cannot.
+   */
+  async clone(key: string, layout: Layout): Promise<ReadableHandle> {
+    const pending = this.open.get(key);
+    // Retained in the microtask that follows the clone's making: no release can come between.
+    if (pending) return (await pending).retain();
+    const made = cloneLayout(key, layout, this.dir, () => this.open.get(key) === made && this.open.delete(key));
+    this.open.set(key, made);
+    made.catch(() => this.open.get(key) === made && this.open.delete(key));
+    return made;
+  }
+}
+
+async function cloneLayout(key: string, layout: Layout, dir: string, closed: () => void): Promise<ClonedFile> {
   const out = await open(dir, O_TMPFILE_RDWR, 0o600);
   try {
     await fillFile(layout, out, `${dir} (a clone of ${key})`, { reflink: 'always' });
@@ -38,7 +58,7 @@ export async function cloneLayout(key: string, layout: Layout, dir: string): Pro
     await out.close();
     throw e;
   }
-  return new ClonedFile(key, out, layout.size, dir);
+  return new ClonedFile(key, out, layout.size, dir, closed);
 }
 
 /** An open clone: one descriptor holding the file's exact bytes, the kernel's backing file. */
@@ -47,12 +67,19 @@ class ClonedFile implements ReadableHandle {
   private shared: SharedLayout | undefined;
   private readonly backing: { readonly fd: number };
   readonly wholeFileFd: number;
+  /** Opens holding it. */
+  private refs = 1;
 
-  /** Holds `file` (a FileHandle left to the collector would close its descriptor) until release. */
-  constructor(readonly key: string, private readonly file: FileHandle, size: Bytes, dir: string) {
+  /** Holds `file` (a FileHandle left to the collector would close its descriptor) until the last release. */
+  constructor(readonly key: string, private readonly file: FileHandle, size: Bytes, dir: string, private readonly closed: () => void) {
     this.wholeFileFd = file.fd;
     this.whole = { size, segments: size > 0 ? [{ kind: 'file', start: 0, length: size, source: { path: `${dir} (a clone of ${key})` }, offset: 0 }] : [] };
     this.backing = { fd: file.fd };
+  }
+
+  retain(): this {
+    this.refs++;
+    return this;
   }
 
   /** Reads that still come to the server (a kernel without passthrough) go to the request workers. */
@@ -70,6 +97,8 @@ class ClonedFile implements ReadableHandle {
 
   /** The kernel holds its own reference to a backing file: closing ours frees the clone only once it lets go. */
   release(): void {
+    if (--this.refs > 0) return;
+    this.closed();
     void this.file.close();
   }
 }

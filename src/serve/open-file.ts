@@ -12,7 +12,7 @@ import type { DiskCache } from './disk-cache.js';
 import type { FdCache, FdLease } from './fd-cache.js';
 import type { VirtualFile } from '../catalog/virtual-file.js';
 import type { ReadableHandle } from './browse-handle.js';
-import { cloneLayout, worthCloning } from './file-clone.js';
+import { OpenClones, worthCloning } from './file-clone.js';
 
 export type ServeMode = 'passthrough' | 'reflink' | 'auto';
 
@@ -104,6 +104,8 @@ export class FileOpener {
   private readonly building = new Set<string>();
   /** auto mode: whether the cache can clone from a source filesystem, by st_dev. */
   private readonly cloneable = new Map<number, Promise<boolean>>();
+  /** The clones of large files inside backups open now (reflink mode). */
+  private openClones: OpenClones | undefined;
 
   constructor(
     private readonly mode: ServeMode,
@@ -149,7 +151,7 @@ export class FileOpener {
     const first = sourcesOf(layout)[0];
     if (this.cache && worthCloning(layout) && !this.fellBack.has(volumeKey) && first && (await this.clones(first.path))) {
       try {
-        return await cloneLayout(key, layout, this.cache.dir);
+        return await (this.openClones ??= new OpenClones(this.cache.dir)).clone(key, layout);
       } catch (e) {
         this.fellBack.add(volumeKey);
         this.log(`${volumeKey}: cannot clone its files into ${this.cache.dir}, reading them through the server: ${(e as Error).message}`);
