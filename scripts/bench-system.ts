@@ -1,5 +1,5 @@
 // What the benchmark drives: synthvhd serve and xmount mounts, fio, the page cache, processes.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -49,8 +49,13 @@ export class BenchError extends Error {
   override name = 'BenchError';
 }
 
-/** Empties the page cache, dentries and inodes (proc(5) /proc/sys/vm/drop_caches). */
+/**
+ * Writes back what is dirty, then empties the page cache, dentries and inodes (proc(5)
+ * /proc/sys/vm/drop_caches drops only clean pages): what a fixture or an earlier run wrote is
+ * then neither left cached nor written back during the next measurement.
+ */
 export function dropCaches(): void {
+  execFileSync('sync');
   writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 
