@@ -9,13 +9,21 @@ import { constants, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import test from 'ava';
 import { mount } from '../src/fuse/mount.js';
-import type { Attr } from '../src/fuse/protocol.js';
+import type { Attr, Dirent } from '../src/fuse/protocol.js';
 import { FuseError, type FuseFs } from '../src/fuse/fuse-fs.js';
 import { copyLayout } from '../src/io/shared-layout.js';
 import { cachedBytesOf } from './helpers/page-cache.js';
 
 /** O_ACCMODE, <fcntl.h> (node's constants lack it). */
 const O_ACCMODE = 3;
+
+/** The calls of a FuseFs that serves no file's bytes. */
+const noFiles = {
+  open: async () => ({ fh: 1 }),
+  read: async () => 0,
+  release: () => undefined,
+  statfs: () => ({ blocks: 0, files: 1, bsize: 4096, namelen: 255 }),
+} satisfies Partial<FuseFs>;
 
 const SIZE = 64 << 20;
 const MiB = 1 << 20;
@@ -71,10 +79,7 @@ test('READDIRPLUS: a listing brings every entry\'s attributes, so stat(2) of the
     },
     getattr: (n) => (n === 1 ? attr(1) : undefined),
     list: (n) => (n === 1 ? [{ ino: 1, name: '.', mode: constants.S_IFDIR }, { ino: 1, name: '..', mode: constants.S_IFDIR }, ...names.map((name, i) => ({ ino: ino(i), name, mode: constants.S_IFREG }))] : undefined),
-    open: async () => ({ fh: 1 }),
-    read: async () => 0,
-    release: () => undefined,
-    statfs: () => ({ blocks: 0, files: 1, bsize: 4096, namelen: 255 }),
+    ...noFiles,
   };
   const mnt = join(dir, 'mnt');
   const m = await mount(mnt, fs, { allowOther: false, readOnly: true }, (line) => t.log(line));
@@ -159,6 +164,52 @@ test('offered files: a request worker answers their OPENs and RELEASEs (small on
     const e = await open(join(mnt, 'f4'), 'r+').catch((x: NodeJS.ErrnoException) => x.code);
     t.is(e, 'EROFS', 'a write open of an offered file is the file system\'s to answer');
     t.deepEqual(opened, [2, 3, 4]);
+  } finally {
+    await m.unmount();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('offered folders: a request worker answers their OPENDIR and READDIRPLUS; the file system adopts the listing and counts each entry given; a withdrawn offer is listed as usual', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'synthvhd-session-'));
+  const folders = [10, 11];
+  const attr = (ino: number): Attr => ({ ino, size: 4096, blocks: 0, mtime: new Date(0), mode: ino === 1 || folders.includes(ino) ? constants.S_IFDIR | 0o555 : constants.S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, blksize: 4096 });
+  const file = (ino: number): Dirent => ({ ino, name: `f${ino}`, mode: constants.S_IFREG, attr: attr(ino) });
+  const listOf = (d: number): Dirent[] => [{ ino: d, name: '.', mode: constants.S_IFDIR }, { ino: d, name: '..', mode: constants.S_IFDIR }, ...Array.from({ length: 50 }, (_, i) => file(d * 100 + i))];
+  const listed: number[] = [];
+  const given = new Map<number, number>();
+  const adopted: [number, number][] = [];
+  const fs: FuseFs = {
+    lookup: (parent, name) => (parent === 1 && folders.includes(Number(name.slice(1))) ? attr(Number(name.slice(1))) : undefined),
+    getattr: (ino) => attr(ino),
+    list: (ino) => {
+      listed.push(ino);
+      return folders.includes(ino) ? listOf(ino) : undefined;
+    },
+    given: (_dir, e) => void given.set(e.ino, (given.get(e.ino) ?? 0) + 1),
+    adoptDir: (ino, list) => void adopted.push([ino, list.length]),
+    ...noFiles,
+  };
+  const mnt = join(dir, 'mnt');
+  const m = await mount(mnt, fs, { allowOther: false, readOnly: true }, (line) => t.log(line));
+  try {
+    for (const d of folders) await stat(join(mnt, `d${d}`)); // the kernel knows the folders
+    for (const d of folders) t.true(m.offers.offerListing(d, listOf(d)), `d${d} offered`);
+    t.false(m.offers.offerListing(10, listOf(10)), 'a folder is offered once at a time');
+    t.true(m.offers.withdrawListing(11), 'no worker had taken d11');
+    const names = listOf(10).slice(2).map((e) => e.name).sort();
+    t.deepEqual((await readdir(join(mnt, 'd10'))).sort(), names);
+    t.deepEqual(listed, [], 'the file system was not asked to list d10');
+    m.offers.heard();
+    t.deepEqual(adopted, [[10, 52]], 'the file system adopted the listing it offered');
+    t.deepEqual([...given.keys()].sort(), listOf(10).slice(2).map((e) => e.ino).sort(), 'every entry the worker gave was counted as a lookup (the worker told the main thread of its open before its first READDIRPLUS)');
+    t.true([...given.values()].every((n) => n === 1));
+    for (const e of listOf(10).slice(2)) t.is((await stat(join(mnt, 'd10', e.name))).size, 4096, 'its attributes came with the listing');
+    t.deepEqual(listed, [], 'nothing was looked up or listed for them');
+    t.is((await readdir(join(mnt, 'd11'))).length, 50);
+    t.deepEqual(listed, [11], 'd11, withdrawn, was listed by the file system');
+    t.is((await readdir(join(mnt, 'd10'))).length, 50);
+    t.deepEqual(listed, [11, 10], 'an offer answers one OPENDIR: the next is the file system\'s');
   } finally {
     await m.unmount();
     await rm(dir, { recursive: true, force: true });

@@ -19,8 +19,27 @@ export class Directories {
   /** The entries of a snapshot by inode number, for telling the filesystem which were given. */
   private readonly byIno = new WeakMap<readonly Dirent[], ReadonlyMap<number, Dirent>>();
 
+  /** Folders whose OPENDIR the first request worker may answer (offers.ts), by inode: their snapshot. */
+  private readonly offered = new Map<number, OpenDir>();
+
   opened(dir: OpenDir): number {
     return this.open.add(dir);
+  }
+
+  offer(dir: OpenDir): void {
+    this.offered.set(dir.ino, dir);
+  }
+
+  withdraw(ino: number): void {
+    this.offered.delete(ino);
+  }
+
+  /** A request worker answered an OPENDIR of offered folder `ino` as handle `fh`: its snapshot, now open. */
+  adopted(ino: number, fh: number): OpenDir | undefined {
+    const dir = this.offered.get(ino);
+    this.offered.delete(ino);
+    if (dir) this.open.set(fh, dir);
+    return dir;
   }
 
   get(fh: number): OpenDir | undefined {

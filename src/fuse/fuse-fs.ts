@@ -92,9 +92,11 @@ export interface FuseFs {
    * handle as open() would. `fh` undefined: the worker that claimed the offer ended before it could.
    */
   adopt?(ino: number, fh: number | undefined): void;
+  /** A request worker answered an OPENDIR of folder `ino` with `list`, offered (OpenOffers.offerListing): what list() does at an open, but the listing. */
+  adoptDir?(ino: number, list: readonly Dirent[]): void;
 }
 
-/** Files offered to the request workers, which then answer an OPEN of one themselves (offers.ts). */
+/** Files and folders offered to the request workers, which then answer an OPEN (OPENDIR) of one themselves (offers.ts). */
 export interface OpenOffers {
   /** Offers `ino`, read through `layout` (a copy is posted); false when as many offers as can be are out. */
   offer(ino: number, layout: SharedLayout): boolean;
@@ -102,4 +104,11 @@ export interface OpenOffers {
   withdraw(ino: number): boolean;
   /** Takes in the opens the workers answered so far (adopt() for each), as every hand-over does first. */
   heard(): void;
+  /**
+   * Offers the OPENDIR of folder `ino`, whose listing `list` (what list(ino) gives) was read
+   * ahead; false when it cannot be (an entry without its own attributes, no slot free).
+   */
+  offerListing(ino: number, list: readonly Dirent[]): boolean;
+  /** Takes the offer of folder `ino` back: false when a worker opened it already (adoptDir() is on its way). */
+  withdrawListing(ino: number): boolean;
 }

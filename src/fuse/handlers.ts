@@ -3,12 +3,12 @@
 // go-fuse's operationHandlers). docs/fuse-protocol.md §5 says how each opcode is answered.
 import { constants as osConstants } from 'node:os';
 import type { AttrsGiven } from './attrs-given.js';
-import type { Directories } from './directories.js';
+import type { Directories, OpenDir } from './directories.js';
 import { FuseError, type FuseFs } from './fuse-fs.js';
 import { type PassthroughIds, REFUSED } from './passthrough.js';
 import {
   type Attr, attrReply, BATCH_FORGET_IN_SIZE, decodeFh, decodeForgotten, decodeGetattrFh, decodeGetxattr, decodeInit, decodeLseek, decodeName,
-  decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
+  decodeOpenFlags, decodeRead, decodeSetattr, decodeWrite, type Dirent, type DirentsPlus, direntsPlusReply, direntsReply, entryReply, FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_KERNEL_VERSION, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, getxattrReply, Init, INIT_IN_SIZE, initReply,
   LSEEK_IN_SIZE, lseekReply, MAX_WRITE, negativeEntryReply, Op, OPEN_IN_SIZE, openReply, READ_IN_SIZE, readInFh, readInOffset, readInSize, readlinkReply,
   RELEASE_IN_SIZE, type Request, SETATTR_IN_SIZE, statfsReply, storeNotification, WRITE_IN_SIZE, WRITE_OPS, writeOutHeader, writeReply,
@@ -187,7 +187,7 @@ function opendir(c: OpContext, req: Request): void {
     // folder drops it (Notifier.invalidateDirectory).
     const dir = { ino: req.nodeid, list };
     const fh = c.dirs.opened(dir);
-    if (answerableByWorker(c, list)) c.workers.publishListing(fh, shareListing(c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds)));
+    if (answerableByWorker(c, list)) c.workers.publishListing(fh, shareListing(plusOf(c, dir)));
     c.out.send(openReply(req, fh, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE));
   };
   if (listed instanceof Promise) c.later(req, () => listed, answer);
@@ -222,7 +222,7 @@ function readdirplus(c: OpContext, req: Request): void {
   const { fh, offset, size } = decodeRead(req.body);
   const dir = c.dirs.get(fh);
   if (!dir) return c.out.status(req, E.EBADF);
-  const plus = c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds);
+  const plus = plusOf(c, dir);
   const held = c.given.heldTest();
   // An entry whose attributes differ by caller goes without them (the kernel looks it up); one that
   // carries its attributes and goes with them is a lookup the filesystem counts.
@@ -235,6 +235,30 @@ function readdirplus(c: OpContext, req: Request): void {
     return false;
   };
   c.out.send(direntsPlusReply(req, plus, offset, size, uncached || given ? withoutAttrs : held));
+}
+
+/** A snapshot's READDIRPLUS entries, encoded once. */
+function plusOf(c: OpContext, dir: OpenDir): DirentsPlus {
+  return c.dirs.plusOf(dir, (e) => entryOf(c, dir.ino, e), c.o.entrySeconds, c.o.attrSeconds);
+}
+
+/**
+ * Lets the first request worker answer the next OPENDIR of folder `ino` with `list`, read ahead,
+ * and then its READDIRPLUS (docs/fuse-protocol.md §6); false when it cannot.
+ */
+export function offerListing(c: OpContext, ino: number, list: readonly Dirent[]): boolean {
+  if (!answerableByWorker(c, list)) return false;
+  const dir = { ino, list };
+  if (!c.workers.offerListing(ino, shareListing(plusOf(c, dir)))) return false;
+  c.dirs.offer(dir);
+  return true;
+}
+
+/** Takes the offer of folder `ino` back: false when the worker answered its OPENDIR already. */
+export function withdrawListing(c: OpContext, ino: number): boolean {
+  if (!c.workers.withdrawListing(ino)) return false;
+  c.dirs.withdraw(ino);
+  return true;
 }
 
 /**

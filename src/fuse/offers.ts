@@ -1,7 +1,8 @@
 // Opens a request worker answers itself (docs/fuse-protocol.md §6, "Opens answered by a worker").
 // The main thread offers a file it expects to be opened soon (the next ones in its folder's
-// listing) with a copy of its layout; a worker that reads an OPEN of it claims the offer and
-// answers, or the main thread withdraws it first. One shared word decides which: whoever moves it
+// listing) with a copy of its layout, or a folder whose listing it read ahead with that listing;
+// a worker that reads an OPEN (OPENDIR) of it claims the offer and answers, or the main thread
+// withdraws it first. One shared word decides which: whoever moves it
 // from OFFERED first.
 
 /** A slot's word is its generation (which offer it holds) times 4, plus one of these states. */
@@ -79,15 +80,20 @@ const RING_SLOTS = 4096;
 const WRITTEN = 0;
 const READ = 1;
 
+/** What a worker opened: an offered file (OPEN) or an offered folder (OPENDIR). */
+export type Opened = 'file' | 'dir';
+const OPENED_KINDS: readonly Opened[] = ['file', 'dir'];
+/** Numbers per slot: inode, handle, kind (an index into OPENED_KINDS). */
+const SLOT_NUMBERS = 3;
+
 /** The ring's memory, for WorkerData. */
 export interface RingMemory {
   readonly counts: Int32Array;
-  /** Two numbers per slot: inode, handle. */
   readonly slots: Float64Array;
 }
 
 export function newRing(): RingMemory {
-  return { counts: new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)), slots: new Float64Array(new SharedArrayBuffer(2 * RING_SLOTS * Float64Array.BYTES_PER_ELEMENT)) };
+  return { counts: new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)), slots: new Float64Array(new SharedArrayBuffer(SLOT_NUMBERS * RING_SLOTS * Float64Array.BYTES_PER_ELEMENT)) };
 }
 
 /**
@@ -105,26 +111,28 @@ export class OpenedRing {
   }
 
   /** Writer: false when full. */
-  push(ino: number, fh: number): boolean {
+  push(ino: number, fh: number, kind: Opened): boolean {
     if (!this.hasRoom()) return false;
     const written = Atomics.load(this.m.counts, WRITTEN);
-    const at = 2 * ((written >>> 0) % RING_SLOTS);
+    const at = SLOT_NUMBERS * ((written >>> 0) % RING_SLOTS);
     this.m.slots[at] = ino;
     this.m.slots[at + 1] = fh;
+    this.m.slots[at + 2] = OPENED_KINDS.indexOf(kind);
     // The store of the count comes after the slot's (Atomics are sequentially consistent).
     Atomics.store(this.m.counts, WRITTEN, (written + 1) | 0);
     return true;
   }
 
   /** Reader: calls `f` with each entry written since the last drain, in order. */
-  drain(f: (ino: number, fh: number) => void): void {
+  drain(f: (ino: number, fh: number, kind: Opened) => void): void {
     const written = Atomics.load(this.m.counts, WRITTEN);
     for (let read = Atomics.load(this.m.counts, READ); read !== written; read = (read + 1) | 0) {
-      const at = 2 * ((read >>> 0) % RING_SLOTS);
+      const at = SLOT_NUMBERS * ((read >>> 0) % RING_SLOTS);
       const ino = this.m.slots[at]!;
       const fh = this.m.slots[at + 1]!;
+      const kind = OPENED_KINDS[this.m.slots[at + 2]!]!;
       Atomics.store(this.m.counts, READ, (read + 1) | 0);
-      f(ino, fh);
+      f(ino, fh, kind);
     }
   }
 }

@@ -1,6 +1,8 @@
 // A worker thread that reads requests from /dev/fuse itself (read(2) blocks this thread only).
 // READs of an open file whose bytes are in memory or in the page cache are answered right here,
-// with one writev, and so are OPENs of files the main thread offered (offers.ts); every other
+// with one writev, and so are OPENs of files and OPENDIRs of folders the main thread offered
+// (offers.ts), their RELEASEs, and the READDIRPLUS and RELEASEDIR of folders whose listing it
+// was given; every other
 // request, and every READ that would wait for the storage, goes to the main thread, which owns
 // the namespace and the asynchronous reader. Each read returns one whole request, and any thread
 // may answer any request.
@@ -17,7 +19,7 @@ import { readCachedLayout, type SharedLayout } from '../io/shared-layout.js';
 import { claim, type OfferId, OpenedRing, type RingMemory, STORE_MAX, WORKER_FH_BASE } from './offers.js';
 import { Control } from './worker-control.js';
 import type { SharedListing } from './shared-listing.js';
-import { FOPEN_KEEP_CACHE, frameNodeid, plusSlice, frameOpcode, IN_HEADER_SIZE, Op, OPEN_IN_SIZE, OPEN_OUT_SIZE, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, STORE_HEADER_SIZE, writeOkHeaderFor, writeOpenReplyFor, writeStoreHeader } from './protocol.js';
+import { FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, frameNodeid, plusSlice, frameOpcode, IN_HEADER_SIZE, Op, OPEN_IN_SIZE, OPEN_OUT_SIZE, OUT_HEADER_SIZE, READ_IN_SIZE, readInFh, readInOffset, readInSize, REQUEST_BUFFER_SIZE, STORE_HEADER_SIZE, writeOkHeaderFor, writeOpenReplyFor, writeStoreHeader } from './protocol.js';
 
 export interface WorkerData {
   readonly dev: number;
@@ -42,6 +44,7 @@ export type HandleMessage =
   | { readonly dir: number; readonly listing: SharedListing }
   | { readonly release: number }
   | { readonly offer: number; readonly layout: SharedLayout; readonly id: OfferId }
+  | { readonly dirOffer: number; readonly listing: SharedListing; readonly id: OfferId }
   | { readonly withdrawn: number };
 
 /**
@@ -51,7 +54,7 @@ export type HandleMessage =
  */
 export type RequestMessage =
   | { readonly seq: number; readonly frame: Uint8Array }
-  | { readonly seq: number; readonly released: readonly number[] }
+  | { readonly seq: number; readonly released: readonly number[]; readonly dirs: readonly number[] }
   | { readonly seq: number; readonly given: readonly [fh: number, from: number, to: number] };
 /** Worker → main thread, on its own port: how its connection ended. */
 export type EndMessage = { readonly ended: string };
@@ -59,15 +62,22 @@ export type EndMessage = { readonly ended: string };
 
 const { dev, handles: port, maxRead, role, control, opened, claims } = workerData as WorkerData;
 const openedRing = new OpenedRing(opened);
-/** Handles this worker opened and then released (answered here), to tell the main thread in one message. */
-const released: number[] = [];
+/** Handles this worker opened and then released, and folder handles it released (answered here), to tell the main thread in one message. */
+const released = { files: [] as number[], dirs: [] as number[] };
 /** Releases told at once, at most. */
 const RELEASES_TOLD = 16;
 const handles = new Map<number, SharedLayout>();
+/** A folder's READDIRPLUS entries, encoded: the bytes, and each entry's end in them. */
+interface Listing {
+  readonly bytes: Buffer;
+  readonly ends: Uint32Array;
+}
 /** Open folders' encoded entries (the first worker only), by handle. */
-const listings = new Map<number, { readonly bytes: Buffer; readonly ends: Uint32Array }>();
+const listings = new Map<number, Listing>();
 /** Files offered by inode: an OPEN of one is answered here once (offers.ts). */
 const offers = new Map<number, { readonly layout: SharedLayout; readonly id: OfferId }>();
+/** Folders offered by inode: an OPENDIR of one is answered here once, its READDIRPLUS from the listing. */
+const dirOffers = new Map<number, { readonly listing: Listing; readonly id: OfferId }>();
 /** Any request (a BATCH_FORGET is cut to fit). */
 const request = Buffer.alloc(REQUEST_BUFFER_SIZE);
 /** Page-aligned, like the main thread's reply buffers. */
@@ -113,12 +123,15 @@ function catchUp(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as HandleMessage;
     if ('open' in msg) handles.set(msg.open, msg.layout);
-    else if ('dir' in msg) listings.set(msg.dir, { bytes: Buffer.from(msg.listing.bytes.buffer, msg.listing.bytes.byteOffset, msg.listing.bytes.byteLength), ends: msg.listing.ends });
+    else if ('dir' in msg) listings.set(msg.dir, listingOf(msg.listing));
     else if ('release' in msg) handles.delete(msg.release) || listings.delete(msg.release);
     else if ('offer' in msg) offers.set(msg.offer, msg);
-    else offers.delete(msg.withdrawn);
+    else if ('dirOffer' in msg) dirOffers.set(msg.dirOffer, { listing: listingOf(msg.listing), id: msg.id });
+    else offers.delete(msg.withdrawn) || dirOffers.delete(msg.withdrawn);
   }
 }
+
+const listingOf = (l: SharedListing): Listing => ({ bytes: Buffer.from(l.bytes.buffer, l.bytes.byteOffset, l.bytes.byteLength), ends: l.ends });
 
 /** Answers a READ from the page cache; false when the main thread must answer it (a short body too: it says why). */
 function readHere(length: number): boolean {
@@ -161,53 +174,88 @@ function listedHere(length: number): boolean {
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
+/** The offer the OPEN or OPENDIR (`op`) just read names, taken out of `from`; undefined when there is none. */
+function offerFor<T>(length: number, op: number, from: Map<number, T>): { readonly ino: number; readonly offer: T } | undefined {
+  if (length < IN_HEADER_SIZE + OPEN_IN_SIZE || frameOpcode(request) !== op) return undefined;
+  const ino = frameNodeid(request);
+  const offer = from.get(ino);
+  if (offer === undefined) return undefined;
+  from.delete(ino);
+  return { ino, offer };
+}
+
+/** A handle numbered here: from WORKER_FH_BASE up, shared by all workers (offers.ts). */
+const nextFh = (): number => WORKER_FH_BASE + (Atomics.add(control, Control.NEXT_FH, 1) >>> 0);
+
+/** Answers the OPEN or OPENDIR just read with handle `fh`. */
+function answerOpen(fh: number, flags: number): void {
+  writeOpenReplyFor(header, openOut, request, fh, flags);
+  iovecAt(reply, IOVEC_SIZE, openOut, 0, OPEN_OUT_SIZE);
+  writevRaw(dev, reply, 2);
+}
+
 /**
  * Answers an OPEN of an offered file: claims the offer, numbers the handle, tells the main thread
  * (numbered among the hand-overs before the answer, so that whatever the kernel sends with the
  * handle reaches the main thread after it), then answers. False when the main thread must.
  */
 function openHere(length: number): boolean {
-  if (length < IN_HEADER_SIZE + OPEN_IN_SIZE || frameOpcode(request) !== Op.OPEN) return false;
-  const ino = frameNodeid(request);
-  const offer = offers.get(ino);
-  if (!offer) return false;
-  offers.delete(ino);
+  const taken = offerFor(length, Op.OPEN, offers);
+  if (!taken) return false;
+  const { ino, offer } = taken;
   if ((request.readUInt32LE(IN_HEADER_SIZE) & O_ACCMODE) !== O_RDONLY || !openedRing.hasRoom() || !claim(claims, offer.id)) return false;
-  const fh = WORKER_FH_BASE + (Atomics.add(control, Control.NEXT_FH, 1) >>> 0);
+  const fh = nextFh();
   handles.set(fh, offer.layout);
   try {
     storeHere(ino, offer.layout);
   } finally {
     // Claimed means told: the main thread holds back other opens of the file until it reads this.
-    openedRing.push(ino, fh);
+    openedRing.push(ino, fh, 'file');
   }
-  writeOpenReplyFor(header, openOut, request, fh, FOPEN_KEEP_CACHE);
-  iovecAt(reply, IOVEC_SIZE, openOut, 0, OPEN_OUT_SIZE);
-  writevRaw(dev, reply, 2);
+  answerOpen(fh, FOPEN_KEEP_CACHE);
   return true;
 }
 
 /**
- * Answers the RELEASE of a handle this worker opened (the answer never depends on anything), and
- * keeps it to tell the main thread with others: it frees the handle's descriptors then.
+ * Answers an OPENDIR of an offered folder, as openHere() an OPEN: claims the offer, numbers the
+ * handle, tells the main thread through the ring, answers; its READDIRPLUS then come to
+ * listedHere(), its RELEASEDIR to releaseHere().
+ */
+function openDirHere(length: number): boolean {
+  const taken = offerFor(length, Op.OPENDIR, dirOffers);
+  if (!taken || !openedRing.hasRoom() || !claim(claims, taken.offer.id)) return false;
+  const fh = nextFh();
+  listings.set(fh, taken.offer.listing);
+  openedRing.push(taken.ino, fh, 'dir');
+  answerOpen(fh, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
+  return true;
+}
+
+/**
+ * Answers the RELEASE of a handle this worker opened, or the RELEASEDIR of a folder whose
+ * listing it was given (the answer never depends on anything), and keeps the handle to tell the
+ * main thread with others: it frees the handle's descriptors, or the folder's snapshot, then.
  */
 function releaseHere(length: number): boolean {
-  if (role !== 'first' || length < IN_HEADER_SIZE + READ_IN_SIZE || frameOpcode(request) !== Op.RELEASE) return false;
+  if (role !== 'first' || length < IN_HEADER_SIZE + READ_IN_SIZE) return false;
+  const op = frameOpcode(request);
   const fh = readInFh(request, IN_HEADER_SIZE);
-  if (fh < WORKER_FH_BASE) return false;
-  handles.delete(fh);
+  if (op === Op.RELEASE && fh >= WORKER_FH_BASE) {
+    handles.delete(fh);
+    released.files.push(fh);
+  } else if (op === Op.RELEASEDIR && listings.delete(fh)) released.dirs.push(fh);
+  else return false;
   writeOkHeaderFor(header, request, 0);
   writevRaw(dev, reply, 1);
-  released.push(fh);
-  if (released.length >= RELEASES_TOLD) tellReleased();
+  if (released.files.length + released.dirs.length >= RELEASES_TOLD) tellReleased();
   return true;
 }
 
 /** Tells the main thread of the releases answered here, numbered among the hand-overs. */
 function tellReleased(): void {
-  if (released.length === 0) return;
+  if (released.files.length + released.dirs.length === 0) return;
   const seq = Atomics.add(control, Control.HANDED, 1);
-  port.postMessage({ seq, released: released.splice(0) } satisfies RequestMessage);
+  port.postMessage({ seq, released: released.files.splice(0), dirs: released.dirs.splice(0) } satisfies RequestMessage);
 }
 
 /**
@@ -276,7 +324,7 @@ function serve(): string {
     else if (last === 'answered') spin(SPIN_MS);
     else if ((last === 'handed' || last === 'opened') && HANDED_SPIN_MS > 0) spin(HANDED_SPIN_MS);
     // Before it may sleep: the main thread frees released handles only once it hears.
-    if (released.length > 0 && !pending()) tellReleased();
+    if (released.files.length + released.dirs.length > 0 && !pending()) tellReleased();
     const length = readRaw(dev, request, request.length);
     if (length < 0) {
       const { code } = lastErrno();
@@ -292,7 +340,7 @@ function serve(): string {
     catchUp();
     let answered: Last | undefined;
     try {
-      answered = readHere(length) ? 'answered' : listedHere(length) || releaseHere(length) ? 'handed' : openHere(length) ? 'opened' : undefined;
+      answered = readHere(length) ? 'answered' : listedHere(length) || releaseHere(length) ? 'handed' : openHere(length) || openDirHere(length) ? 'opened' : undefined;
     } catch {
       // A failed fast path is not an answer: the main thread reads it again and answers.
     }

@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { AttrsGiven } from './attrs-given.js';
 import { Directories } from './directories.js';
 import { FuseError, type FuseFs, type OpenOffers } from './fuse-fs.js';
-import { givenByWorker, handlerOf, releaseHandle, type OpContext } from './handlers.js';
+import { givenByWorker, handlerOf, offerListing, releaseHandle, withdrawListing, type OpContext } from './handlers.js';
 import { newNotifier, type Notifier } from './notifier.js';
 import { PassthroughIds } from './passthrough.js';
 import { answerTo, decodeRequest, NO_REPLY_OPS, type Request } from './protocol.js';
@@ -56,8 +56,21 @@ class Connection implements OpContext {
       receive: (frame) => this.receive(frame),
       adopted: (ino, fh) => this.adopt(ino, fh),
       released: (fh) => releaseHandle(this, fh, true),
+      releasedDir: (fh) => this.dirs.released(fh),
       given: (fh, from, to) => givenByWorker(this, fh, from, to),
+      adoptedDir: (ino, fh) => this.adoptDir(ino, fh),
     });
+  }
+
+  /** A worker answered an OPENDIR of an offered folder: the snapshot is open under its handle. */
+  private adoptDir(ino: number, fh: number): void {
+    const dir = this.dirs.adopted(ino, fh);
+    if (!dir) return;
+    try {
+      this.fs.adoptDir?.(ino, dir.list);
+    } catch (e) {
+      this.o.log(`/dev/fuse: the OPENDIR of inode ${ino} a request worker answered was not followed up: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** A worker answered an OPEN of an offered file: the handle is the filesystem's now (its answer is sent). */
@@ -117,7 +130,13 @@ export function startSession(dev: number, fs: FuseFs, o: SessionOptions): Sessio
     initialized: c.init,
     ended: c.workers.ended,
     notifier: newNotifier(c.out, c.given),
-    offers: { offer: (ino, layout) => c.workers.offer(ino, layout), withdraw: (ino) => c.workers.withdraw(ino), heard: () => c.workers.heard() },
+    offers: {
+      offer: (ino, layout) => c.workers.offer(ino, layout),
+      withdraw: (ino) => c.workers.withdraw(ino),
+      heard: () => c.workers.heard(),
+      offerListing: (ino, list) => offerListing(c, ino, list),
+      withdrawListing: (ino) => withdrawListing(c, ino),
+    },
     close: () => void c.workers.ended.then(() => closeSync(dev)),
   };
 }

@@ -28,8 +28,12 @@ export interface PoolListener {
   adopted(ino: number, fh: number | undefined): void;
   /** A worker answered the RELEASE of handle `fh`, which it had opened. */
   released(fh: number): void;
+  /** The first worker answered the RELEASEDIR of folder handle `fh`, whose listing it was given. */
+  releasedDir(fh: number): void;
   /** The first worker answered a READDIRPLUS of folder handle `fh` with its entries [from, to) (publishListing). */
   given(fh: number, from: number, to: number): void;
+  /** The first worker answered an OPENDIR of offered folder `ino` as handle `fh` (offerListing). */
+  adoptedDir(ino: number, fh: number): void;
 }
 
 export class WorkerPool {
@@ -50,6 +54,8 @@ export class WorkerPool {
   private readonly early = new Map<number, RequestMessage>();
   /** Files offered to the first worker, by inode: the slot whose word says who took it. */
   private readonly offered = new Map<number, OfferId>();
+  /** Folders offered to the first worker (offerListing), likewise. */
+  private readonly dirsOffered = new Map<number, OfferId>();
   private readonly claims = new ClaimSlots(newClaimWords());
   /** The first worker's port: only it reads every request, so only it gets offers. */
   private firstPort: MessagePort | undefined;
@@ -93,15 +99,23 @@ export class WorkerPool {
     if ('frame' in m) return this.to.receive(Buffer.from(m.frame.buffer, m.frame.byteOffset, m.frame.byteLength));
     if ('given' in m) return this.to.given(...m.given);
     for (const fh of m.released) this.to.released(fh);
+    for (const fh of m.dirs) {
+      this.listings.delete(fh);
+      this.to.releasedDir(fh);
+    }
   }
 
   /** Takes in the opens the first worker answered since the last call. */
   heard(): void {
-    this.opened.drain((ino, fh) => {
-      const id = this.offered.get(ino);
-      this.offered.delete(ino);
+    this.opened.drain((ino, fh, kind) => {
+      const offers = kind === 'dir' ? this.dirsOffered : this.offered;
+      const id = offers.get(ino);
+      offers.delete(ino);
       if (id) this.claims.heard(id);
-      this.to.adopted(ino, fh);
+      if (kind === 'file') return this.to.adopted(ino, fh);
+      // Its listing is the first worker's now, as one published (publishListing).
+      this.listings.add(fh);
+      this.to.adoptedDir(ino, fh);
     });
   }
 
@@ -115,28 +129,52 @@ export class WorkerPool {
       this.claims.heard(id);
       this.to.adopted(ino, undefined);
     }
+    for (const [ino, id] of this.dirsOffered) {
+      this.dirsOffered.delete(ino);
+      if (!this.claims.withdraw(id)) this.claims.heard(id);
+    }
   }
 
-  /** Lets the first worker open `ino` itself, reading `layout` (offers.ts); false when every slot is in use or there is no first worker. */
-  offer(ino: number, layout: SharedLayout): boolean {
-    const id = this.firstPort && this.claims.take();
+  /** Posts an offer of `ino` to the first worker; false when every slot is in use, there is no first worker, or `ino` is offered already. */
+  private offerTo(offers: Map<number, OfferId>, ino: number, message: (id: OfferId) => HandleMessage): boolean {
+    const id = !offers.has(ino) && this.firstPort && this.claims.take();
     if (!id) return false;
-    this.offered.set(ino, id);
-    this.firstPort!.postMessage({ offer: ino, layout, id } satisfies HandleMessage);
+    offers.set(ino, id);
+    this.firstPort!.postMessage(message(id));
     Atomics.add(this.control, Control.HANDLES, 1);
     return true;
+  }
+
+  /** Takes back the offer of `ino`: false when a worker opened it already. */
+  private withdrawFrom(offers: Map<number, OfferId>, ino: number): boolean {
+    const id = offers.get(ino);
+    // None: taken back already when the first worker ended (lostOffers).
+    if (!id) return true;
+    if (!this.claims.withdraw(id)) return false;
+    offers.delete(ino);
+    this.firstPort?.postMessage({ withdrawn: ino } satisfies HandleMessage);
+    Atomics.add(this.control, Control.HANDLES, 1);
+    return true;
+  }
+
+  /** Lets the first worker open `ino` itself, reading `layout` (offers.ts). */
+  offer(ino: number, layout: SharedLayout): boolean {
+    return this.offerTo(this.offered, ino, (id) => ({ offer: ino, layout, id }));
   }
 
   /** Takes back the offer of `ino`: false when a worker opened it already (adopted() is on its way). */
   withdraw(ino: number): boolean {
-    const id = this.offered.get(ino);
-    // None: taken back already when the first worker ended (lostOffers).
-    if (!id) return true;
-    if (!this.claims.withdraw(id)) return false;
-    this.offered.delete(ino);
-    this.firstPort?.postMessage({ withdrawn: ino } satisfies HandleMessage);
-    Atomics.add(this.control, Control.HANDLES, 1);
-    return true;
+    return this.withdrawFrom(this.offered, ino);
+  }
+
+  /** Lets the first worker answer an OPENDIR of folder `ino`, and then its READDIRPLUS from `listing` (offers.ts). */
+  offerListing(ino: number, listing: SharedListing): boolean {
+    return this.offerTo(this.dirsOffered, ino, (id) => ({ dirOffer: ino, listing, id }));
+  }
+
+  /** Takes back the offer of folder `ino`: false when a worker opened it already (adoptedDir() is on its way). */
+  withdrawListing(ino: number): boolean {
+    return this.withdrawFrom(this.dirsOffered, ino);
   }
 
   private start(role: WorkerData['role']): void {

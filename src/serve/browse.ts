@@ -44,13 +44,21 @@ const MAX_OFFERS = 256;
 /** Folders whose listing order is kept for offering ahead (8 bytes an entry). */
 const LISTINGS_KEPT = 64;
 /**
- * Listings read ahead and not asked for yet: a walk (find, cp -r, robocopy) opens a folder's first
- * subfolder next, or else the folder after it (docs/browsing.md §3).
+ * Listings read ahead and not asked for yet: a walk (find, cp -r, robocopy) opens a folder's
+ * subfolders next, or else the folders after it (docs/browsing.md §3). Each one ready before its
+ * OPENDIR is answered by a request worker; more of them in flight hide more of the storage's
+ * latency (docs/performance.md §9).
  */
-const LISTINGS_AHEAD = 2;
+const LISTINGS_AHEAD = 4;
 
 /** A volume's open state: its files, or the note that says why they cannot be shown. */
 type Opened = { readonly kind: 'files'; readonly fs: VolumeFileSystem; close(): Promise<void> } | { readonly kind: 'note'; readonly name: string; readonly text: Buffer };
+
+/** A listing read ahead: what list() will give (undefined: reading it failed, and list() then says why), and whether its OPENDIR was offered to a request worker. */
+interface Ahead {
+  readonly listed: Promise<readonly Dirent[] | undefined>;
+  offered: boolean;
+}
 
 /** A file offered to the request workers: the handle it becomes when one opens it. */
 interface Offer {
@@ -106,8 +114,8 @@ export class Browser {
    * offered after lies: numbers, not the entries, which a walk would otherwise keep alive.
    */
   private readonly listings = new LRUCache<number, { readonly inos: Float64Array; at: number; ahead: number; folderAt: number }>({ max: LISTINGS_KEPT });
-  /** The listings of folders a walk is expected to open next, by folder; undefined when reading one failed (its own listing says why). */
-  private readonly readAhead = new LRUCache<number, Promise<readonly DirEntry[] | undefined>>({ max: LISTINGS_AHEAD });
+  /** The listings of folders a walk is expected to open next, by folder (a folder pushed out has its offer taken back). */
+  private readonly readAhead = new LRUCache<number, Ahead>({ max: LISTINGS_AHEAD, dispose: (a, ino, reason) => reason === 'evict' && this.withdrawAhead(ino, a) });
 
   constructor(
     private readonly opener: FileOpener,
@@ -134,54 +142,91 @@ export class Browser {
   async list(parent: ImageNode | number): Promise<readonly Dirent[]> {
     const { slot, dir } = this.folder(parent);
     const self = parentIno(parent);
-    const head: Dirent[] = [
-      { ino: self, name: '.', mode: constants.S_IFDIR },
-      { ino: self, name: '..', mode: constants.S_IFDIR },
-    ];
     return this.within(slot, this.pathOf(self), async (opened) => {
-      const entries = opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : await this.entriesOf(opened.fs, self, dir);
-      const access = this.accessOf(slot.image);
-      const listed = [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
-      this.listings.set(self, { inos: Float64Array.from(listed, (e) => e.ino), at: 0, ahead: 0, folderAt: 0 });
-      const next = listed.find((e): e is ListedEntry => e instanceof ListedEntry && e.node.type === 'dir') ?? this.folderAfter(self);
-      if (next) this.listAhead(slot, next.ino, next.node);
+      const entries = async (): Promise<readonly DirEntry[]> => (opened.kind === 'note' ? [{ name: opened.name, node: this.noteNode(opened) }] : opened.fs.list(dir ?? (await opened.fs.root())));
+      const listed = (await this.takeAhead(self)) ?? this.listedOf(slot, self, await entries());
+      this.openedAt(slot, self, listed);
       return listed;
     });
   }
 
-  /** The entries of folder `self` (`dir`; undefined: the volume's root), read ahead or now. */
-  private async entriesOf(fs: VolumeFileSystem, self: number, dir: FsNode | undefined): Promise<readonly DirEntry[]> {
-    const early = this.readAhead.get(self);
+  /** What list() gives for folder `self` of the slot's volume, whose entries are `entries`. */
+  private listedOf(slot: Slot, self: number, entries: readonly DirEntry[]): readonly Dirent[] {
+    const access = this.accessOf(slot.image);
+    const head: Dirent[] = [
+      { ino: self, name: '.', mode: constants.S_IFDIR },
+      { ino: self, name: '..', mode: constants.S_IFDIR },
+    ];
+    return [...head, ...entries.filter((e) => e.node.id < SLOT_SPAN).map((e) => new ListedEntry(this.attr(slot, e.node, access), e.name, slot, e.node, self))];
+  }
+
+  /** Folder `self` was opened with `listed`: keeps its order (offerAfter) and reads ahead the listing a walk opens next. */
+  private openedAt(slot: Slot, self: number, listed: readonly Dirent[]): void {
+    this.listings.set(self, { inos: Float64Array.from(listed, (e) => e.ino), at: 0, ahead: 0, folderAt: 0 });
+    for (const next of this.foldersNext(self, listed)) this.listAhead(slot, next.ino, next.node);
+  }
+
+  /** The listing of folder `self` if it was read ahead (undefined: read it now), its offer taken back. */
+  private async takeAhead(self: number): Promise<readonly Dirent[] | undefined> {
+    const ahead = this.readAhead.peek(self);
+    if (!ahead) return undefined;
     this.readAhead.delete(self);
-    return (early && (await early)) ?? fs.list(dir ?? (await fs.root()));
+    this.withdrawAhead(self, ahead);
+    return ahead.listed;
   }
 
-  /** The first folder after folder `ino` in its parent's listing (the kernel holds the parent's entries). */
-  private folderAfter(ino: number): { ino: number; node: FsNode } | undefined {
-    const parent = this.held.get(ino)?.parent;
+  /** Takes back the offer of a listing read ahead; a worker that answered its OPENDIR already is heard of in adoptDir(). */
+  private withdrawAhead(ino: number, ahead: Ahead): void {
+    if (ahead.offered) this.offers?.withdrawListing(ino);
+    ahead.offered = false;
+  }
+
+  /** A request worker answered the OPENDIR of folder `ino` with `listed`, offered when it was read ahead. */
+  adoptDir(ino: number, listed: readonly Dirent[]): void {
+    const slot = this.held.get(ino)?.slot;
+    this.readAhead.delete(ino);
+    if (slot) this.openedAt(slot, ino, listed);
+  }
+
+  /**
+   * The folders a walk opens after folder `self` (just opened with `listed`), at most
+   * LISTINGS_AHEAD: its subfolders, then the folders after it in its parent's listing (the kernel
+   * holds the parent's entries).
+   */
+  private foldersNext(self: number, listed: readonly Dirent[]): { ino: number; node: FsNode }[] {
+    const out: { ino: number; node: FsNode }[] = [];
+    for (const e of listed) if (out.length < LISTINGS_AHEAD && e instanceof ListedEntry && e.node.type === 'dir') out.push(e);
+    const parent = this.held.get(self)?.parent;
     const listing = parent === undefined ? undefined : this.listings.get(parent);
-    if (!listing) return undefined;
+    if (!listing || out.length === LISTINGS_AHEAD) return out;
     const { inos } = listing;
-    let at = inos.indexOf(ino, listing.folderAt);
-    if (at < 0) at = inos.indexOf(ino);
-    if (at < 0) return undefined;
+    let at = inos.indexOf(self, listing.folderAt);
+    if (at < 0) at = inos.indexOf(self);
+    if (at < 0) return out;
     listing.folderAt = at;
-    for (let i = at + 1; i < inos.length; i++) {
+    for (let i = at + 1; i < inos.length && out.length < LISTINGS_AHEAD; i++) {
       const node = this.held.get(inos[i]!)?.node;
-      if (node?.type === 'dir') return { ino: inos[i]!, node };
+      if (node?.type === 'dir') out.push({ ino: inos[i]!, node });
     }
-    return undefined;
+    return out;
   }
 
-  /** Starts reading the listing of folder `ino` of the slot's volume, unless it is read ahead already. */
+  /**
+   * Starts reading the listing of folder `ino` of the slot's volume, unless it is read ahead
+   * already; once read, a request worker may answer the folder's OPENDIR with it (fuse/offers.ts).
+   */
   private listAhead(slot: Slot, ino: number, node: FsNode): void {
     if (this.readAhead.has(ino)) return;
     slot.busy++;
-    const entries = this.opened(slot)
-      .then((o) => (o.kind === 'files' ? o.fs.list(node) : undefined))
+    const listed = this.opened(slot)
+      .then(async (o) => (o.kind === 'files' ? this.listedOf(slot, ino, await o.fs.list(node)) : undefined))
       .catch(() => undefined)
       .finally(() => this.idle(slot));
-    this.readAhead.set(ino, entries);
+    const ahead: Ahead = { listed, offered: false };
+    this.readAhead.set(ino, ahead);
+    void listed.then((l) => {
+      if (l && this.readAhead.peek(ino) === ahead) ahead.offered = this.offers?.offerListing(ino, l) ?? false;
+    });
   }
 
   /** READDIRPLUS gave the kernel `entry` of a listing: one more lookup of it. */

@@ -259,6 +259,10 @@ export class VirtualFs implements FuseFs {
     return at;
   }
 
+  adoptDir(ino: number, list: readonly Dirent[]): void {
+    if (isBrowseIno(ino)) this.browser.adoptDir(ino, list);
+  }
+
   adopt(ino: number, fh: number | undefined): void {
     const handle = this.browser.adopt(ino, fh !== undefined);
     if (fh === undefined) return;
