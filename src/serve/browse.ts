@@ -51,6 +51,15 @@ const LISTINGS_KEPT = 64;
  */
 const LISTINGS_AHEAD = 4;
 
+/**
+ * A listing read ahead is offered to a request worker only up to this many entries; a larger one
+ * waits for its OPENDIR on the main thread. An offer holds the entries encoded, in this thread
+ * and in shared memory, until the folder is released or the offer taken back: offering the ext4
+ * walk's folders of 1000 entries raised serve's peak RSS over it from 221-230 to 244-252 MiB
+ * (docs/performance.md §9).
+ */
+const OFFERED_ENTRIES = 512;
+
 /** A volume's open state: its files, or the note that says why they cannot be shown. */
 type Opened = { readonly kind: 'files'; readonly fs: VolumeFileSystem; close(): Promise<void> } | { readonly kind: 'note'; readonly name: string; readonly text: Buffer };
 
@@ -225,7 +234,7 @@ export class Browser {
     const ahead: Ahead = { listed, offered: false };
     this.readAhead.set(ino, ahead);
     void listed.then((l) => {
-      if (l && this.readAhead.peek(ino) === ahead) ahead.offered = this.offers?.offerListing(ino, l) ?? false;
+      if (l && l.length <= OFFERED_ENTRIES && this.readAhead.peek(ino) === ahead) ahead.offered = this.offers?.offerListing(ino, l) ?? false;
     });
   }
 
