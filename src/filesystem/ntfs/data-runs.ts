@@ -1,5 +1,5 @@
 // Mapping pairs: the data runs of a non-resident attribute (docs/filesystems-ntfs.md §5).
-import { check } from './format-error.js';
+import { check, NtfsFormatError } from './format-error.js';
 
 /** `length` clusters from virtual cluster `vcn`; at logical cluster `lcn`, or sparse (null). */
 export interface Run {
@@ -14,7 +14,7 @@ function readInt(b: Buffer, at: number, size: number, signed: boolean): number {
   // Two halves, as in base/int64.ts: exact, and past 2^53 whenever the high half is too large.
   const high = signed ? b.readIntLE(at + 4, size - 4) : b.readUIntLE(at + 4, size - 4);
   const v = high * 2 ** 32 + b.readUInt32LE(at);
-  check(Number.isSafeInteger(v), `data run field of ${size} bytes at ${at} is too large`);
+  if (!(Number.isSafeInteger(v))) throw new NtfsFormatError(`data run field of ${size} bytes at ${at} is too large`);
   return v;
 }
 
@@ -30,21 +30,21 @@ export function decodeRuns(b: Buffer, at: number, startVcn: number, lastVcn: num
   while (pos < b.length && b[pos] !== 0) {
     const lengthSize = b[pos]! & 0x0f;
     const offsetSize = b[pos]! >> 4;
-    check(lengthSize >= 1 && lengthSize <= 8 && offsetSize <= 8, `data run header 0x${b[pos]!.toString(16)} at ${pos}`);
-    check(pos + 1 + lengthSize + offsetSize <= b.length, `data run at ${pos} runs past its attribute`);
+    if (!(lengthSize >= 1 && lengthSize <= 8 && offsetSize <= 8)) throw new NtfsFormatError(`data run header 0x${b[pos]!.toString(16)} at ${pos}`);
+    if (!(pos + 1 + lengthSize + offsetSize <= b.length)) throw new NtfsFormatError(`data run at ${pos} runs past its attribute`);
     const length = readInt(b, pos + 1, lengthSize, true);
-    check(length > 0 && vcn + length <= lastVcn + 1, `data run of ${length} clusters at VCN ${vcn} is outside VCNs ${startVcn}-${lastVcn}`);
+    if (!(length > 0 && vcn + length <= lastVcn + 1)) throw new NtfsFormatError(`data run of ${length} clusters at VCN ${vcn} is outside VCNs ${startVcn}-${lastVcn}`);
     if (offsetSize === 0) {
       runs.push({ vcn, length, lcn: null });
     } else {
       lcn += readInt(b, pos + 1 + lengthSize, offsetSize, true);
-      check(lcn >= 0 && lcn + length <= totalClusters, `data run at LCN ${lcn} of ${length} clusters lies outside the volume's ${totalClusters} clusters`);
+      if (!(lcn >= 0 && lcn + length <= totalClusters)) throw new NtfsFormatError(`data run at LCN ${lcn} of ${length} clusters lies outside the volume's ${totalClusters} clusters`);
       runs.push({ vcn, length, lcn });
     }
     vcn += length;
     pos += 1 + lengthSize + offsetSize;
   }
   check(pos < b.length, 'data runs have no end marker');
-  check(vcn === lastVcn + 1 || (runs.length === 0 && lastVcn === startVcn - 1), `data runs end at VCN ${vcn}, not after last VCN ${lastVcn}`);
+  if (!(vcn === lastVcn + 1 || (runs.length === 0 && lastVcn === startVcn - 1))) throw new NtfsFormatError(`data runs end at VCN ${vcn}, not after last VCN ${lastVcn}`);
   return runs;
 }

@@ -1,6 +1,6 @@
 // $FILE_NAME: a name of a file in a folder, as an attribute and as an index key
 // (docs/filesystems-ntfs.md §8).
-import { check } from './format-error.js';
+import { check, NtfsFormatError } from './format-error.js';
 import { readRef, type FileRef } from './mft-record.js';
 
 const NAME_LENGTH_FIELD = 0x40;
@@ -16,9 +16,9 @@ export interface FileName {
 }
 
 export function parseFileName(b: Buffer): FileName {
-  check(b.length >= NAME_FIELD, `$FILE_NAME of ${b.length} bytes`);
+  if (!(b.length >= NAME_FIELD)) throw new NtfsFormatError(`$FILE_NAME of ${b.length} bytes`);
   const length = b[NAME_LENGTH_FIELD]!;
-  check(NAME_FIELD + 2 * length <= b.length, `$FILE_NAME's name of ${length} characters runs past it`);
+  if (!(NAME_FIELD + 2 * length <= b.length)) throw new NtfsFormatError(`$FILE_NAME's name of ${length} characters runs past it`);
   check(length > 0, 'empty $FILE_NAME');
   return { parent: readRef(b, 0), name: b.toString('utf16le', NAME_FIELD, NAME_FIELD + 2 * length), namespace: b[NAMESPACE_FIELD]! };
 }

@@ -1,7 +1,7 @@
 // Update sequence fixups of MFT records and index blocks (docs/filesystems-ntfs.md §2): the last
 // two bytes of every 512-byte block were moved to the update sequence array and replaced by the
 // update sequence number, so a torn write shows.
-import { check } from './format-error.js';
+import { NtfsFormatError } from './format-error.js';
 
 /** §2: the stride of the fixups, whatever the sector size. */
 export const FIXUP_BLOCK = 512;
@@ -19,16 +19,16 @@ function hasMagic(b: Buffer, magic: string): boolean {
  * caller owns); throws on a wrong magic, a bad array or a block whose last bytes do not match.
  */
 export function applyFixups(record: Buffer, magic: string): void {
-  check(hasMagic(record, magic), `no ${magic} magic`);
+  if (!(hasMagic(record, magic))) throw new NtfsFormatError(`no ${magic} magic`);
   const blocks = record.length / FIXUP_BLOCK;
   const usaOffset = record.readUInt16LE(USA_OFFSET_FIELD);
   const usaCount = record.readUInt16LE(USA_COUNT_FIELD);
-  check(usaCount === blocks + 1, `update sequence array has ${usaCount} entries for ${blocks} blocks`);
-  check(usaOffset >= 8 && usaOffset % 2 === 0 && usaOffset + 2 * usaCount <= FIXUP_BLOCK - 2, `update sequence array at ${usaOffset} does not fit the first block`);
+  if (!(usaCount === blocks + 1)) throw new NtfsFormatError(`update sequence array has ${usaCount} entries for ${blocks} blocks`);
+  if (!(usaOffset >= 8 && usaOffset % 2 === 0 && usaOffset + 2 * usaCount <= FIXUP_BLOCK - 2)) throw new NtfsFormatError(`update sequence array at ${usaOffset} does not fit the first block`);
   const usn = record.readUInt16LE(usaOffset);
   for (let i = 0; i < blocks; i++) {
     const end = (i + 1) * FIXUP_BLOCK - 2;
-    check(record.readUInt16LE(end) === usn, `block ${i} fails its update sequence check`);
+    if (!(record.readUInt16LE(end) === usn)) throw new NtfsFormatError(`block ${i} fails its update sequence check`);
     record.writeUInt16LE(record.readUInt16LE(usaOffset + 2 + 2 * i), end);
   }
 }

@@ -1,7 +1,7 @@
 // The entries of a $I30 index node, in $INDEX_ROOT or in an INDX block of $INDEX_ALLOCATION
 // (docs/filesystems-ntfs.md §9).
 import { parseFileName, type FileName } from './file-name.js';
-import { check, safe64 } from './format-error.js';
+import { check, safe64, NtfsFormatError } from './format-error.js';
 import { readRef, type FileRef } from './mft-record.js';
 
 /** §9 index entry flags. */
@@ -29,7 +29,7 @@ export interface IndexNode {
 
 /** Index block size from $INDEX_ROOT (checked against the boot sector's by the caller). */
 export function indexRootBlockSize(root: Buffer): number {
-  check(root.length >= INDEX_ROOT_HEADER + 16, `$INDEX_ROOT of ${root.length} bytes`);
+  if (!(root.length >= INDEX_ROOT_HEADER + 16)) throw new NtfsFormatError(`$INDEX_ROOT of ${root.length} bytes`);
   return root.readUInt32LE(8);
 }
 
@@ -44,7 +44,7 @@ function nodeEntries(b: Buffer, at: number): IndexNode {
   check(at + 16 <= b.length, 'index node header runs past its block');
   const first = at + b.readUInt32LE(at);
   const end = at + b.readUInt32LE(at + 4);
-  check(first >= at + 16 && end <= b.length && first <= end, `index node entries [${first}, ${end}) outside its ${b.length} bytes`);
+  if (!(first >= at + 16 && end <= b.length && first <= end)) throw new NtfsFormatError(`index node entries [${first}, ${end}) outside its ${b.length} bytes`);
   const entries: IndexEntry[] = [];
   // Each entry is at least 16 bytes, so the node's length bounds the loop.
   for (let pos = first; ; ) {
@@ -52,8 +52,8 @@ function nodeEntries(b: Buffer, at: number): IndexNode {
     const length = b.readUInt16LE(pos + 8);
     const keyLength = b.readUInt16LE(pos + 10);
     const flags = b.readUInt16LE(pos + 12);
-    check(length >= ENTRY_HEADER && length % 8 === 0 && pos + length <= end, `index entry at ${pos} has length ${length}`);
-    check(ENTRY_HEADER + (flags & ENTRY_LAST ? 0 : keyLength) + (flags & ENTRY_HAS_SUBNODE ? 8 : 0) <= length, `index entry at ${pos}: key of ${keyLength} bytes runs past it`);
+    if (!(length >= ENTRY_HEADER && length % 8 === 0 && pos + length <= end)) throw new NtfsFormatError(`index entry at ${pos} has length ${length}`);
+    if (!(ENTRY_HEADER + (flags & ENTRY_LAST ? 0 : keyLength) + (flags & ENTRY_HAS_SUBNODE ? 8 : 0) <= length)) throw new NtfsFormatError(`index entry at ${pos}: key of ${keyLength} bytes runs past it`);
     const subnode = subnodeOf(b, pos, length, flags);
     if (flags & ENTRY_LAST) return { entries, tail: subnode };
     entries.push({ file: readRef(b, pos), key: parseFileName(b.subarray(pos + ENTRY_HEADER, pos + ENTRY_HEADER + keyLength)), subnode });
@@ -62,13 +62,13 @@ function nodeEntries(b: Buffer, at: number): IndexNode {
 }
 
 export function indexRootNode(root: Buffer): IndexNode {
-  check(root.length >= INDEX_ROOT_HEADER + 16, `$INDEX_ROOT of ${root.length} bytes`);
+  if (!(root.length >= INDEX_ROOT_HEADER + 16)) throw new NtfsFormatError(`$INDEX_ROOT of ${root.length} bytes`);
   return nodeEntries(root, INDEX_ROOT_HEADER);
 }
 
 /** The node of an INDX block whose fixups were applied; its VCN field must be `vcn`. */
 export function indexBlockNode(block: Buffer, vcn: number): IndexNode {
   const own = safe64(block, INDX_VCN_FIELD, `index block at VCN ${vcn}: its VCN`);
-  check(own === vcn, `index block at VCN ${vcn} says it is VCN ${own}`);
+  if (!(own === vcn)) throw new NtfsFormatError(`index block at VCN ${vcn} says it is VCN ${own}`);
   return nodeEntries(block, INDX_NODE_HEADER);
 }

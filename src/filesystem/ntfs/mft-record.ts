@@ -2,7 +2,7 @@
 // record's bytes, with fixups applied, in; its attributes out.
 import type { Bytes } from '../../base/units.js';
 import { decodeRuns, type Run } from './data-runs.js';
-import { check, safe64 } from './format-error.js';
+import { check, safe64, NtfsFormatError } from './format-error.js';
 import { parseStandardInformation, type StandardInformation } from './standard-information.js';
 
 /** §3 FILE record header fields. */
@@ -77,7 +77,7 @@ export interface MftRecord {
 
 
 function parseNonResident(b: Buffer, at: number, length: number, totalClusters: number): NonResident {
-  check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
+  if (!(length >= NON_RESIDENT_HEADER)) throw new NtfsFormatError(`non-resident attribute of ${length} bytes`);
   const startVcn = safe64(b, at + 0x10, 'start VCN', true);
   const lastVcn = safe64(b, at + 0x18, 'last VCN', true);
   const runsOffset = b.readUInt16LE(at + 0x20);
@@ -85,10 +85,10 @@ function parseNonResident(b: Buffer, at: number, length: number, totalClusters: 
   const allocatedSize = safe64(b, at + 0x28, 'allocated size', true);
   const dataSize = safe64(b, at + 0x30, 'data size', true);
   const initializedSize = safe64(b, at + 0x38, 'initialized size', true);
-  check(startVcn >= 0 && lastVcn >= startVcn - 1, `VCNs ${startVcn}-${lastVcn}`);
+  if (!(startVcn >= 0 && lastVcn >= startVcn - 1)) throw new NtfsFormatError(`VCNs ${startVcn}-${lastVcn}`);
   check(dataSize >= 0 && initializedSize >= 0 && allocatedSize >= 0, 'negative attribute size');
-  check(compressionUnit <= 16, `compression unit 2^${compressionUnit} clusters`);
-  check(runsOffset >= NON_RESIDENT_HEADER && runsOffset < length, `mapping pairs at ${runsOffset} of a ${length}-byte attribute`);
+  if (!(compressionUnit <= 16)) throw new NtfsFormatError(`compression unit 2^${compressionUnit} clusters`);
+  if (!(runsOffset >= NON_RESIDENT_HEADER && runsOffset < length)) throw new NtfsFormatError(`mapping pairs at ${runsOffset} of a ${length}-byte attribute`);
   const runs = decodeRuns(b.subarray(at, at + length), runsOffset, startVcn, lastVcn, totalClusters);
   return { startVcn, lastVcn, compressionUnit, allocatedSize, dataSize, initializedSize, runs };
 }
@@ -97,15 +97,15 @@ function parseAttribute(b: Buffer, at: number, length: number, totalClusters: nu
   const type = b.readUInt32LE(at);
   const nameLength = b[at + 9]!;
   const nameOffset = b.readUInt16LE(at + 10);
-  check(nameLength === 0 || nameOffset + 2 * nameLength <= length, `attribute 0x${type.toString(16)}'s name runs past it`);
+  if (!(nameLength === 0 || nameOffset + 2 * nameLength <= length)) throw new NtfsFormatError(`attribute 0x${type.toString(16)}'s name runs past it`);
   const name = nameLength === 0 ? '' : b.toString('utf16le', at + nameOffset, at + nameOffset + 2 * nameLength);
   const flags = b.readUInt16LE(at + 12);
   const id = b.readUInt16LE(at + 14);
   if (b[at + 8] !== 0) return { type, name, flags, id, nonResident: parseNonResident(b, at, length, totalClusters) };
-  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
+  if (!(length >= RESIDENT_HEADER)) throw new NtfsFormatError(`resident attribute of ${length} bytes`);
   const valueLength = b.readUInt32LE(at + 0x10);
   const valueOffset = b.readUInt16LE(at + 0x14);
-  check(valueOffset + valueLength <= length, `attribute 0x${type.toString(16)}'s value runs past it`);
+  if (!(valueOffset + valueLength <= length)) throw new NtfsFormatError(`attribute 0x${type.toString(16)}'s value runs past it`);
   return { type, name, flags, id, value: b.subarray(at + valueOffset, at + valueOffset + valueLength) };
 }
 
@@ -116,15 +116,15 @@ function parseAttribute(b: Buffer, at: number, length: number, totalClusters: nu
  */
 function eachAttribute(b: Buffer, visit: (at: number, length: number) => void): void {
   const bytesInUse = b.readUInt32LE(BYTES_IN_USE_FIELD);
-  check(bytesInUse <= b.length, `${bytesInUse} bytes in use in a ${b.length}-byte record`);
+  if (!(bytesInUse <= b.length)) throw new NtfsFormatError(`${bytesInUse} bytes in use in a ${b.length}-byte record`);
   let at = b.readUInt16LE(FIRST_ATTRIBUTE_FIELD);
-  check(at % 8 === 0 && at >= 0x30, `first attribute at ${at}`);
+  if (!(at % 8 === 0 && at >= 0x30)) throw new NtfsFormatError(`first attribute at ${at}`);
   for (;;) {
     check(at + 4 <= bytesInUse, 'attributes run past the bytes in use without an end marker');
     if (b.readUInt32LE(at) === END_OF_ATTRIBUTES) return;
-    check(at + 16 <= bytesInUse, `attribute at ${at} runs past the bytes in use`);
+    if (!(at + 16 <= bytesInUse)) throw new NtfsFormatError(`attribute at ${at} runs past the bytes in use`);
     const length = b.readUInt32LE(at + 4);
-    check(length >= 16 && length % 8 === 0 && at + length <= bytesInUse, `attribute at ${at} has length ${length}`);
+    if (!(length >= 16 && length % 8 === 0 && at + length <= bytesInUse)) throw new NtfsFormatError(`attribute at ${at} has length ${length}`);
     visit(at, length);
     at += length;
   }
@@ -163,17 +163,17 @@ export interface RecordSummary {
 function named(b: Buffer, at: number, length: number, name: string): boolean {
   if (b[at + 9] !== name.length) return false;
   const nameAt = at + b.readUInt16LE(at + 10);
-  check(name.length === 0 || nameAt + 2 * name.length <= at + length, `attribute at ${at}: its name runs past it`);
+  if (!(name.length === 0 || nameAt + 2 * name.length <= at + length)) throw new NtfsFormatError(`attribute at ${at}: its name runs past it`);
   for (let i = 0; i < name.length; i++) if (b.readUInt16LE(nameAt + 2 * i) !== name.charCodeAt(i)) return false;
   return true;
 }
 
 /** A resident attribute's value, checked to lie inside it. */
 function residentValue(b: Buffer, at: number, length: number): Buffer {
-  check(length >= RESIDENT_HEADER, `resident attribute of ${length} bytes`);
+  if (!(length >= RESIDENT_HEADER)) throw new NtfsFormatError(`resident attribute of ${length} bytes`);
   const valueLength = b.readUInt32LE(at + 0x10);
   const valueOffset = b.readUInt16LE(at + 0x14);
-  check(valueOffset + valueLength <= length, `attribute at ${at}: its value runs past it`);
+  if (!(valueOffset + valueLength <= length)) throw new NtfsFormatError(`attribute at ${at}: its value runs past it`);
   return b.subarray(at + valueOffset, at + valueOffset + valueLength);
 }
 
@@ -201,7 +201,7 @@ export function summarizeRecord(b: Buffer): RecordSummary | undefined {
     } else if (type === sizeType && size === undefined && named(b, at, length, sizeName)) {
       if (resident && !sizeSeen) size = residentValue(b, at, length).length;
       else if (!resident) {
-        check(length >= NON_RESIDENT_HEADER, `non-resident attribute of ${length} bytes`);
+        if (!(length >= NON_RESIDENT_HEADER)) throw new NtfsFormatError(`non-resident attribute of ${length} bytes`);
         if (safe64(b, at + 0x10, 'start VCN', true) === 0) size = safe64(b, at + 0x30, 'data size', true);
       }
       sizeSeen = true;

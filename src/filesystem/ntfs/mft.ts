@@ -9,7 +9,7 @@ import type { Volume } from '../volume-fs.js';
 import type { Stream } from './attribute-runs.js';
 import type { BootSector } from './boot-sector.js';
 import { applyFixups } from './fixups.js';
-import { check, NtfsFormatError } from './format-error.js';
+import { NtfsFormatError } from './format-error.js';
 import { isInUse, parseMftRecord, summarizeRecord, type MftRecord, type RecordSummary } from './mft-record.js';
 import { readStream } from './stream-read.js';
 
@@ -32,7 +32,7 @@ export class Mft {
   }
 
   private blockOf(n: number): number {
-    check(Number.isSafeInteger(n) && n >= 0 && n < this.recordCount, `MFT record ${n} is not in the ${this.recordCount}-record MFT`);
+    if (!(Number.isSafeInteger(n) && n >= 0 && n < this.recordCount)) throw new NtfsFormatError(`MFT record ${n} is not in the ${this.recordCount}-record MFT`);
     return Math.floor((n * this.boot.mftRecordSize) / MFT_BLOCK);
   }
 
@@ -63,7 +63,7 @@ export class Mft {
     const at = (n * size) % MFT_BLOCK;
     const view = block.bytes.subarray(at, at + size);
     fixUp(block, at / size, view);
-    check(isInUse(view), `MFT record ${n} is not in use`);
+    if (!(isInUse(view))) throw new NtfsFormatError(`MFT record ${n} is not in use`);
     return view;
   }
 

@@ -9,7 +9,7 @@ import { attributesOf, inodeNow, inodeWeight, loadInode, reparseOf, streamOf, va
 import { compressedStream } from './compressed-stream.js';
 import { findInIndex, readDirectoryIndex } from './directory-index.js';
 import { NAMESPACE_DOS } from './file-name.js';
-import { check, NtfsFormatError } from './format-error.js';
+import { NtfsFormatError } from './format-error.js';
 import type { IndexEntry } from './index-node.js';
 import { ATTR_COMPRESSED, ATTR_ENCRYPTED, AttrType, RECORD_IS_DIRECTORY, type RecordSummary } from './mft-record.js';
 import { openMft } from './open-mft.js';
@@ -206,7 +206,7 @@ export class NtfsFileSystem implements VolumeFileSystem {
     let s: RecordSummary | undefined;
     try {
       s = this.g.mft.summaryNow(n);
-      check(s === undefined || s.baseRecord === 0, `record ${n} is an extension record of ${s?.baseRecord}`);
+      if (!(s === undefined || s.baseRecord === 0)) throw new NtfsFormatError(`record ${n} is an extension record of ${s?.baseRecord}`);
     } catch (err) {
       throw this.named(n, err);
     }

@@ -1,5 +1,5 @@
 // $STANDARD_INFORMATION: a file's times and FILE_ATTRIBUTE_* flags (docs/filesystems-ntfs.md §7).
-import { check } from './format-error.js';
+import { NtfsFormatError } from './format-error.js';
 import { ntTimeToMs } from './nt-time.js';
 
 /** §7: the NTFS 1.2 value; NTFS 3 appends owner, security and quota fields. */
@@ -16,7 +16,7 @@ export interface StandardInformation {
 }
 
 export function parseStandardInformation(b: Buffer): StandardInformation {
-  check(b.length >= MIN_LENGTH, `$STANDARD_INFORMATION of ${b.length} bytes`);
+  if (!(b.length >= MIN_LENGTH)) throw new NtfsFormatError(`$STANDARD_INFORMATION of ${b.length} bytes`);
   return {
     birthtimeMs: ntTimeToMs(b, 0x00),
     mtimeMs: ntTimeToMs(b, 0x08),
