@@ -4,9 +4,9 @@
 // loop filesystem as an UrBackup image backup of its own client.
 import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Bytes } from '../src/base/units.js';
 import { buildDisk, MiB } from '../test/helpers/disk-builder.js';
 import { makeExt4Image } from '../test/helpers/ext4-volume.js';
@@ -51,6 +51,8 @@ export const LARGE_FILE = '/big/large.bin';
 const FILL_VERSION = 1;
 const WRITE_CHUNK: Bytes = 8 * MiB;
 const TIME = '240301-1200';
+/** The time of each walk volume's twin backup. */
+const TWIN_TIME = '240302-1200';
 /** Room on the loop filesystem beyond the two volumes' `.raw` files: the disk images written on the way, extracts. */
 const LOOP_SLACK_MIB = 2048;
 
@@ -70,6 +72,8 @@ export interface BrowseFixture {
   readonly scratch: string;
   readonly ntfs: BrowseVolume;
   readonly ext4: BrowseVolume;
+  /** A second image backup of each walk volume, its files reflinked: what a running server walks before (bench-browse.ts). */
+  readonly twins: { readonly ntfs: BrowseVolume; readonly ext4: BrowseVolume };
   /** The NTFS volume holding LARGE_FILE alone. */
   readonly large: BrowseVolume;
   readonly largeBytes: Bytes;
@@ -140,6 +144,15 @@ async function backupOf(img: string, client: string, r: VolumeRecipe, storage: s
   }
 }
 
+/** A second image backup of `v`'s client with the same volume, its files reflinked (no space, pages of their own). */
+async function twinOf(v: BrowseVolume, storage: string): Promise<BrowseVolume> {
+  const name = imageFolderName(TWIN_TIME, 'C');
+  const folder = join(storage, v.client, name);
+  await mkdir(folder);
+  for (const f of await readdir(v.folder)) await run('cp', ['--reflink=always', join(v.folder, f), join(folder, f.replace(TIME, TWIN_TIME))]);
+  return { ...v, folder, mountPath: `${v.client}/${name}`, raw: join(folder, basename(v.raw).replace(TIME, TWIN_TIME)) };
+}
+
 export async function makeBrowseFixture(size: BrowseSize, log: (line: string) => void): Promise<BrowseFixture> {
   const work = await mkdtemp(join(tmpdir(), 'synthvhd-bench-browse-'));
   const images = { ntfs: await cachedVolume(size.ntfs, work, log), ext4: await cachedVolume(size.ext4, work, log), large: await cachedVolume(size.large, work, log) };
@@ -158,8 +171,9 @@ export async function makeBrowseFixture(size: BrowseSize, log: (line: string) =>
     const ntfs = await backupOf(images.ntfs, 'ntfs', size.ntfs, storage, diskWork);
     const ext4 = await backupOf(images.ext4, 'ext4', size.ext4, storage, diskWork);
     const large = await backupOf(images.large, 'large', size.large, storage, diskWork);
+    const twins = { ntfs: await twinOf(ntfs, storage), ext4: await twinOf(ext4, storage) };
     await run('sync', ['-f', storage]);
-    return { fs, storage, scratch, ntfs, ext4, large, largeBytes: size.large.largeMiB * MiB, cleanup };
+    return { fs, storage, scratch, ntfs, ext4, twins, large, largeBytes: size.large.largeMiB * MiB, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

@@ -68,15 +68,38 @@ async function fileCount(dir: string): Promise<number> {
 }
 
 /**
- * Cold walks of one volume, synthvhd against `other`, alternating, each run on a fresh view with
- * every cache dropped; both sides must see the volume's every file. Also serve's highest VmHWM.
+ * A passthrough `serve` that walked `twin` (another backup of the same volume) with `walk` first:
+ * a running server, its code compiled, that never opened `v` (docs/performance.md §2).
  */
-async function walks(fx: BrowseFixture, v: BrowseVolume, other: (n: number) => Promise<View>, runs: number, sideBySide: SideBySide): Promise<Walks & { peakRssBytes: number }> {
+async function runningView(fx: BrowseFixture, v: BrowseVolume, twin: BrowseVolume, n: number, walk: Walk): Promise<View> {
+  const served = await startServe({ storage: fx.storage, mount: join(fx.scratch, `mnt-browse-${n}`), mode: 'passthrough' });
+  try {
+    await run('bash', ['-c', WALKS[walk](join(served.mountpoint, twin.mountPath))]);
+  } catch (e) {
+    await served.stop();
+    throw e;
+  }
+  return { dir: join(served.mountpoint, v.mountPath), pid: served.pid, stop: served.stop };
+}
+
+const SIDES = ['running', 'fresh', 'other'] as const;
+type Side = (typeof SIDES)[number];
+
+/**
+ * Cold walks of one volume: synthvhd, on a running server and on one started for the walk,
+ * against `other`, alternating, every cache dropped before each; every side must see the
+ * volume's every file first. Also the highest VmHWM of the servers started for a walk.
+ */
+async function walks(fx: BrowseFixture, v: BrowseVolume, twin: BrowseVolume, other: (n: number) => Promise<View>, runs: number, sideBySide: SideBySide): Promise<Walks & { peakRssBytes: number }> {
   let n = 0;
   let rss = 0;
-  const views = { synthvhd: (k: number) => synthvhdView(fx, v, k), other };
-  for (const side of ['synthvhd', 'other'] as const) {
-    const view = await views[side](n++);
+  const views: Record<Side, (k: number, walk: Walk) => Promise<View>> = {
+    running: (k, walk) => runningView(fx, v, twin, k, walk),
+    fresh: (k) => synthvhdView(fx, v, k),
+    other,
+  };
+  for (const side of SIDES) {
+    const view = await views[side](n++, 'stat');
     try {
       const files = await fileCount(view.dir);
       if (files !== v.files) throw new BenchError(`${view.dir}: ${files} files, expected ${v.files}`);
@@ -84,19 +107,19 @@ async function walks(fx: BrowseFixture, v: BrowseVolume, other: (n: number) => P
       await view.stop();
     }
   }
-  const one = (walk: Walk) => async (side: 'synthvhd' | 'other'): Promise<number> => {
-    const view = await views[side](n++);
+  const one = (walk: Walk) => async (side: Side): Promise<number> => {
+    const view = await views[side](n++, walk);
     try {
       dropCaches();
       const s = await timed(() => run('bash', ['-c', WALKS[walk](view.dir)]));
-      if (view.pid !== undefined) rss = Math.max(rss, await peakRss(view.pid));
+      if (side === 'fresh') rss = Math.max(rss, await peakRss(view.pid!));
       return s;
     } finally {
       await view.stop();
     }
   };
-  const read = await sideBySide(['synthvhd', 'other'] as const, runs, one('read'));
-  const stat = await sideBySide(['synthvhd', 'other'] as const, runs, one('stat'));
+  const read = await sideBySide(SIDES, runs, one('read'));
+  const stat = await sideBySide(SIDES, runs, one('stat'));
   return { files: v.files, readSeconds: read, statSeconds: stat, peakRssBytes: rss };
 }
 
@@ -208,9 +231,9 @@ async function extract(fx: BrowseFixture, runs: number, sideBySide: SideBySide):
 
 export async function browseSection(fx: BrowseFixture, runs: number, sideBySide: SideBySide, log: (line: string) => void): Promise<BrowseResults> {
   log(`9. browse: NTFS walks, ${fx.ntfs.files} files, synthvhd against ntfs-3g`);
-  const ntfs = await walks(fx, fx.ntfs, (n) => ntfs3gView(fx.ntfs, join(fx.scratch, `mnt-ntfs3g-${n}`)), runs, sideBySide);
+  const ntfs = await walks(fx, fx.ntfs, fx.twins.ntfs, (n) => ntfs3gView(fx.ntfs, join(fx.scratch, `mnt-ntfs3g-${n}`)), runs, sideBySide);
   log(`9. browse: ext4 walks, ${fx.ext4.files} files, synthvhd against the kernel`);
-  const ext4 = await walks(fx, fx.ext4, () => kernelView(fx.ext4), runs, sideBySide);
+  const ext4 = await walks(fx, fx.ext4, fx.twins.ext4, () => kernelView(fx.ext4), runs, sideBySide);
   log('9. browse: first listing of an image folder, cold');
   const firstListingMs = await firstListing(fx, runs, sideBySide);
   log(`9. browse: a ${fx.largeBytes / 2 ** 20} MiB file cold, against its bytes in the .raw`);
