@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { constants, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { mount } from '../src/fuse/mount.js';
 import type { Attr, Dirent } from '../src/fuse/protocol.js';
 import { FuseError, type FuseFs } from '../src/fuse/fuse-fs.js';
@@ -27,6 +28,12 @@ const noFiles = {
 
 const SIZE = 64 << 20;
 const MiB = 1 << 20;
+
+/** Waits up to a second for what another thread tells by message. */
+async function until(t: ExecutionContext, ok: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(ok(), what);
+}
 
 test('a sequential read reaches the server as 1 MiB requests: INIT asks for the mount\'s whole readahead window', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'synthvhd-session-'));
@@ -138,10 +145,6 @@ test('offered files: a request worker answers their OPENs and RELEASEs (small on
     const data = files.get(ino)!;
     t.true(m.offers.offer(ino, copyLayout({ size: data.length, segments: [{ kind: 'bytes', start: 0, length: data.length, data }] }, () => -1)), `f${ino} offered`);
   };
-  const until = async (ok: () => boolean, what: string): Promise<void> => {
-    for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-    t.true(ok(), what);
-  };
   try {
     for (const ino of files.keys()) await stat(join(mnt, `f${ino}`)); // the kernel knows the inodes
     for (const ino of files.keys()) offer(ino);
@@ -157,7 +160,7 @@ test('offered files: a request worker answers their OPENs and RELEASEs (small on
     const [ino, fh] = adopted[0]!;
     t.is(ino, 2);
     t.true(fh !== undefined && fh >= 2 ** 48, `a worker's handle: ${fh}`);
-    await until(() => released.includes(fh!), 'the worker told of its RELEASE once idle');
+    await until(t, () => released.includes(fh!), 'the worker told of its RELEASE once idle');
     t.deepEqual(await readFile(join(mnt, 'f2')), files.get(2), 'a second open of f2 is the file system\'s, and reads the bytes');
     t.deepEqual(await readFile(join(mnt, 'f3')), files.get(3));
     t.deepEqual(opened, [2, 3], 'f2 again (its offer was used) and f3 (withdrawn) opened through the file system');
@@ -202,6 +205,8 @@ test('offered folders: a request worker answers their OPENDIR and READDIRPLUS; t
     t.deepEqual(listed, [], 'the file system was not asked to list d10');
     m.offers.heard();
     t.deepEqual(adopted, [[10, 52]], 'the file system adopted the listing it offered');
+    // The worker tells which entries it gave by message, which may come after the readdir's answer.
+    await until(t, () => given.size === 50, 'the worker told of the entries it gave');
     t.deepEqual([...given.keys()].sort(), listOf(10).slice(2).map((e) => e.ino).sort(), 'every entry the worker gave was counted as a lookup (the worker told the main thread of its open before its first READDIRPLUS)');
     t.true([...given.values()].every((n) => n === 1));
     for (const e of listOf(10).slice(2)) t.is((await stat(join(mnt, 'd10', e.name))).size, 4096, 'its attributes came with the listing');
